@@ -1,0 +1,9 @@
+import { defineConfig } from 'drizzle-kit';
+
+// Migrations are generated once and applied by both adapters (PGlite and PostgreSQL).
+export default defineConfig({
+  dialect: 'postgresql',
+  schema: './src/storage/schema.ts',
+  out: './migrations',
+  strict: true,
+});

@@ -1,0 +1,53 @@
+/**
+ * The one catalog of errors CanaDuck reports. Every failure a client can see is a
+ * `CanaDuckError` with a stable machine `code`; the HTTP layer turns it into
+ * `application/problem+json` with the status listed here.
+ */
+export const problemCatalog = {
+  invalid_nick: { status: 400, title: 'Invalid nick' },
+  invalid_channel: { status: 400, title: 'Invalid channel name' },
+  validation_failed: { status: 400, title: 'Validation failed' },
+  invalid_cursor: { status: 400, title: 'Invalid cursor' },
+  unauthenticated: { status: 401, title: 'Authentication required' },
+  not_member: { status: 403, title: 'Not a member of this channel' },
+  banned: { status: 403, title: 'Banned from this channel' },
+  invite_only: { status: 403, title: 'Channel is invite-only' },
+  not_operator: { status: 403, title: 'Channel operator privileges required' },
+  forbidden: { status: 403, title: 'Forbidden' },
+  not_found: { status: 404, title: 'Not found' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  nick_in_use: { status: 409, title: 'Nick already in use' },
+  payload_too_large: { status: 413, title: 'Payload too large' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  too_many_streams: { status: 429, title: 'Too many open streams' },
+  unavailable: { status: 503, title: 'Service unavailable' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ProblemCode = keyof typeof problemCatalog;
+
+export class CanaDuckError extends Error {
+  readonly status: number;
+  /** Seconds, for 429 and 503 answers. */
+  readonly retryAfter?: number;
+
+  constructor(
+    readonly code: ProblemCode,
+    readonly detail: string,
+    options: { retryAfter?: number; cause?: unknown; extra?: Record<string, unknown> } = {},
+  ) {
+    super(detail, { cause: options.cause });
+    this.name = 'CanaDuckError';
+    this.status = problemCatalog[code].status;
+    this.retryAfter = options.retryAfter;
+    this.extra = options.extra;
+  }
+
+  readonly extra?: Record<string, unknown>;
+}
+
+export const isCanaDuckError = (err: unknown): err is CanaDuckError => err instanceof CanaDuckError;
+
+/** A backing service (PostgreSQL, Redis) could not serve the request; the client should retry. */
+export const unavailable = (what: string, cause?: unknown): CanaDuckError =>
+  new CanaDuckError('unavailable', `${what} is unavailable, retry shortly`, { retryAfter: 2, cause });

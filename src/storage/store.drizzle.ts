@@ -1,0 +1,406 @@
+import { and, asc, count, desc, eq, exists, gt, inArray, lt, not, or, sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { CanaDuckError, unavailable } from '../errors.js';
+import * as schema from './schema.js';
+import type {
+  ChannelRecord,
+  ChannelSummary,
+  EventRef,
+  MemberRecord,
+  MembershipRecord,
+  SessionRecord,
+  Store,
+  StoredEvent,
+  UserRecord,
+} from './store.js';
+
+const { users, sessions, channels, memberships, events, idempotencyKeys } = schema;
+
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+const UNIQUE_VIOLATION = '23505';
+
+/** The `code`s along an error's `cause` chain (Drizzle wraps driver errors). */
+function errorCodes(err: unknown): string[] {
+  const codes: string[] = [];
+  for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') codes.push(code);
+  }
+  return codes;
+}
+
+/** SQLSTATE of a driver error, e.g. 23505 for a unique violation (both drivers). */
+export function sqlState(err: unknown): string | undefined {
+  return errorCodes(err).find((code) => /^[0-9A-Z]{5}$/.test(code));
+}
+
+const CONNECTION_FAILURES = /^(E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|NOTFOUND|AI_AGAIN|HOSTUNREACH)|CONNECTION_\w+|CONNECT_TIMEOUT)$/;
+
+/** Failures of the database itself (as opposed to bugs in a query) become 503s. */
+function isOutage(err: unknown): boolean {
+  return errorCodes(err).some((code) => CONNECTION_FAILURES.test(code) || /^(08|53|57P|58)/.test(code));
+}
+
+const userColumns = {
+  id: users.id,
+  nick: users.nick,
+  nickKey: users.nickKey,
+  role: users.role,
+  registered: sql<boolean>`${users.passwordHash} is not null`.mapWith(Boolean),
+  createdAt: users.createdAt,
+  lastActiveAt: users.lastActiveAt,
+};
+
+const sessionColumns = {
+  id: sessions.id,
+  userId: sessions.userId,
+  lastSeenAt: sessions.lastSeenAt,
+  expiresAt: sessions.expiresAt,
+};
+
+const eventColumns = {
+  log: events.log,
+  seq: events.seq,
+  type: events.type,
+  nick: events.nick,
+  text: events.text,
+  data: events.data,
+  ts: events.ts,
+};
+
+const toEvent = (row: { text: string | null } & Omit<StoredEvent, 'text'>): StoredEvent => ({ ...row, text: row.text ?? '' });
+
+// Raw `sql` parameters bypass column mapping: postgres-js needs the Date as text.
+const liveSession = (userId: typeof users.id, now: Date) =>
+  sql<boolean>`exists (select 1 from ${sessions} where ${sessions.userId} = ${userId} and ${sessions.expiresAt} > ${now.toISOString()})`.mapWith(
+    Boolean,
+  );
+
+/** The Store over any Drizzle PostgreSQL database: postgres-js and PGlite share this code. */
+export class DrizzleStore implements Store {
+  constructor(
+    private readonly db: Database,
+    private readonly closeDriver: () => Promise<void> = async () => {},
+  ) {}
+
+  /** Runs a query, turning database outages into `unavailable`. */
+  private async run<T>(query: () => Promise<T>): Promise<T> {
+    try {
+      return await query();
+    } catch (err) {
+      if (err instanceof CanaDuckError) throw err;
+      if (isOutage(err)) throw unavailable('the database', err);
+      throw err;
+    }
+  }
+
+  transaction<T>(work: (tx: Store) => Promise<T>): Promise<T> {
+    return this.run(() => this.db.transaction((tx) => work(new DrizzleStore(tx as unknown as Database))));
+  }
+
+  ping(): Promise<void> {
+    return this.run(async () => {
+      await this.db.execute(sql`select 1`);
+    });
+  }
+
+  close(): Promise<void> {
+    return this.closeDriver();
+  }
+
+  createUserWithSession(user: { nick: string; nickKey: string }, session: { tokenHash: string; expiresAt: Date }) {
+    return this.run(async () => {
+      try {
+        return await this.db.transaction(async (tx) => {
+          const [created] = await tx.insert(users).values(user).returning(userColumns);
+          if (!created) throw new Error('insert returned no user');
+          const [opened] = await tx
+            .insert(sessions)
+            .values({ userId: created.id, tokenHash: session.tokenHash, expiresAt: session.expiresAt })
+            .returning(sessionColumns);
+          if (!opened) throw new Error('insert returned no session');
+          return { user: created, session: opened };
+        });
+      } catch (err) {
+        if (sqlState(err) === UNIQUE_VIOLATION) return undefined;
+        throw err;
+      }
+    });
+  }
+
+  findUserByNickKey(nickKey: string): Promise<UserRecord | undefined> {
+    return this.run(async () => (await this.db.select(userColumns).from(users).where(eq(users.nickKey, nickKey)))[0]);
+  }
+
+  findUserById(id: number): Promise<UserRecord | undefined> {
+    return this.run(async () => (await this.db.select(userColumns).from(users).where(eq(users.id, id)))[0]);
+  }
+
+  findLiveSession(tokenHash: string, now: Date) {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select({ session: sessionColumns, user: userColumns })
+        .from(sessions)
+        .innerJoin(users, eq(users.id, sessions.userId))
+        .where(and(eq(sessions.tokenHash, tokenHash), gt(sessions.expiresAt, now)));
+      return row;
+    });
+  }
+
+  touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void> {
+    return this.run(async () => {
+      await this.db.update(sessions).set({ lastSeenAt: now, expiresAt }).where(eq(sessions.id, sessionId));
+    });
+  }
+
+  countLiveSessions(userId: number, now: Date): Promise<number> {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select({ n: count() })
+        .from(sessions)
+        .where(and(eq(sessions.userId, userId), gt(sessions.expiresAt, now)));
+      return row?.n ?? 0;
+    });
+  }
+
+  deleteSession(sessionId: number): Promise<boolean> {
+    return this.run(async () => (await this.db.delete(sessions).where(eq(sessions.id, sessionId)).returning({ id: sessions.id })).length > 0);
+  }
+
+  deleteExpiredSessions(now: Date, limit: number): Promise<number[]> {
+    return this.run(async () => {
+      const expired = this.db.select({ id: sessions.id }).from(sessions).where(lt(sessions.expiresAt, now)).limit(limit);
+      const rows = await this.db.delete(sessions).where(inArray(sessions.id, expired)).returning({ userId: sessions.userId });
+      return [...new Set(rows.map((r) => r.userId))];
+    });
+  }
+
+  renameUser(userId: number, nick: string, nickKey: string): Promise<boolean> {
+    return this.run(async () => {
+      try {
+        await this.db.update(users).set({ nick, nickKey }).where(eq(users.id, userId));
+        return true;
+      } catch (err) {
+        if (sqlState(err) === UNIQUE_VIOLATION) return false;
+        throw err;
+      }
+    });
+  }
+
+  deleteUser(userId: number): Promise<void> {
+    return this.run(async () => {
+      await this.db.delete(users).where(eq(users.id, userId));
+    });
+  }
+
+  listOnlineUsers(now: Date): Promise<UserRecord[]> {
+    return this.run(() =>
+      this.db
+        .select(userColumns)
+        .from(users)
+        .where(liveSession(users.id, now))
+        .orderBy(asc(users.nickKey)),
+    );
+  }
+
+  findChannel(nameKey: string): Promise<ChannelRecord | undefined> {
+    return this.run(async () => (await this.db.select().from(channels).where(eq(channels.nameKey, nameKey)))[0]);
+  }
+
+  ensureChannel(name: string, nameKey: string) {
+    return this.run(async () => {
+      const [created] = await this.db.insert(channels).values({ name, nameKey }).onConflictDoNothing().returning();
+      if (created) return { channel: created, created: true };
+      const [existing] = await this.db.select().from(channels).where(eq(channels.nameKey, nameKey));
+      if (!existing) throw new Error(`channel ${nameKey} vanished`);
+      return { channel: existing, created: false };
+    });
+  }
+
+  listChannels(viewerId: number | undefined): Promise<ChannelSummary[]> {
+    return this.run(async () => {
+      const viewerIsMember =
+        viewerId === undefined
+          ? sql`false`
+          : exists(
+              this.db
+                .select({ one: sql`1` })
+                .from(memberships)
+                .where(and(eq(memberships.channelId, channels.id), eq(memberships.userId, viewerId))),
+            );
+      return this.db
+        .select({
+          id: channels.id,
+          name: channels.name,
+          nameKey: channels.nameKey,
+          topic: channels.topic,
+          topicBy: channels.topicBy,
+          topicAt: channels.topicAt,
+          inviteOnly: channels.inviteOnly,
+          topicLocked: channels.topicLocked,
+          moderated: channels.moderated,
+          createdAt: channels.createdAt,
+          memberCount: sql<number>`count(${memberships.userId})`.mapWith(Number),
+        })
+        .from(channels)
+        .leftJoin(memberships, eq(memberships.channelId, channels.id))
+        .where(or(not(channels.inviteOnly), viewerIsMember))
+        .groupBy(channels.id)
+        .orderBy(asc(channels.nameKey));
+    });
+  }
+
+  memberCount(channelId: number): Promise<number> {
+    return this.run(async () => {
+      const [row] = await this.db.select({ n: count() }).from(memberships).where(eq(memberships.channelId, channelId));
+      return row?.n ?? 0;
+    });
+  }
+
+  findMembership(channelId: number, userId: number) {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select({ isOperator: memberships.isOperator })
+        .from(memberships)
+        .where(and(eq(memberships.channelId, channelId), eq(memberships.userId, userId)));
+      return row;
+    });
+  }
+
+  addMember(channelId: number, userId: number, isOperator: boolean): Promise<boolean> {
+    return this.run(async () => {
+      const rows = await this.db
+        .insert(memberships)
+        .values({ channelId, userId, isOperator })
+        .onConflictDoNothing()
+        .returning({ userId: memberships.userId });
+      return rows.length > 0;
+    });
+  }
+
+  removeMember(channelId: number, userId: number): Promise<boolean> {
+    return this.run(async () => {
+      const rows = await this.db
+        .delete(memberships)
+        .where(and(eq(memberships.channelId, channelId), eq(memberships.userId, userId)))
+        .returning({ userId: memberships.userId });
+      return rows.length > 0;
+    });
+  }
+
+  listMembers(channelId: number, now: Date): Promise<MemberRecord[]> {
+    return this.run(() =>
+      this.db
+        .select({ userId: users.id, nick: users.nick, isOperator: memberships.isOperator, online: liveSession(users.id, now) })
+        .from(memberships)
+        .innerJoin(users, eq(users.id, memberships.userId))
+        .where(eq(memberships.channelId, channelId))
+        .orderBy(desc(memberships.isOperator), asc(users.nickKey)),
+    );
+  }
+
+  userMemberships(userId: number): Promise<MembershipRecord[]> {
+    return this.run(async () => {
+      const rows = await this.db
+        .select({ channel: channels, isOperator: memberships.isOperator })
+        .from(memberships)
+        .innerJoin(channels, eq(channels.id, memberships.channelId))
+        .where(eq(memberships.userId, userId))
+        .orderBy(asc(channels.nameKey));
+      return rows;
+    });
+  }
+
+  setTopic(channelId: number, topic: string, by: string, at: Date): Promise<void> {
+    return this.run(async () => {
+      await this.db.update(channels).set({ topic, topicBy: by, topicAt: at }).where(eq(channels.id, channelId));
+    });
+  }
+
+  insertEvents(rows: StoredEvent[]): Promise<EventRef[]> {
+    if (rows.length === 0) return Promise.resolve([]);
+    return this.run(() => this.db.insert(events).values(rows).onConflictDoNothing().returning({ log: events.log, seq: events.seq }));
+  }
+
+  insertSkips(log: string, seqs: number[], at: Date): Promise<void> {
+    if (seqs.length === 0) return Promise.resolve();
+    return this.run(async () => {
+      await this.db
+        .insert(events)
+        .values(seqs.map((seq) => ({ log, seq, type: 'skip', nick: '', text: '', data: {}, ts: at })))
+        .onConflictDoNothing();
+    });
+  }
+
+  eventsAfter(log: string, after: number, limit: number): Promise<StoredEvent[]> {
+    return this.run(async () => {
+      const rows = await this.db
+        .select(eventColumns)
+        .from(events)
+        .where(and(eq(events.log, log), gt(events.seq, after)))
+        .orderBy(asc(events.seq))
+        .limit(limit);
+      return rows.map(toEvent);
+    });
+  }
+
+  eventsBefore(log: string, before: number | undefined, limit: number): Promise<StoredEvent[]> {
+    return this.run(async () => {
+      const rows = await this.db
+        .select(eventColumns)
+        .from(events)
+        .where(before === undefined ? eq(events.log, log) : and(eq(events.log, log), lt(events.seq, before)))
+        .orderBy(desc(events.seq))
+        .limit(limit);
+      return rows.reverse().map(toEvent);
+    });
+  }
+
+  findEvent(ref: EventRef): Promise<StoredEvent | undefined> {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select(eventColumns)
+        .from(events)
+        .where(and(eq(events.log, ref.log), eq(events.seq, ref.seq)));
+      return row && toEvent(row);
+    });
+  }
+
+  maxSeq(log: string): Promise<number> {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select({ max: sql<number | null>`max(${events.seq})`.mapWith(Number) })
+        .from(events)
+        .where(eq(events.log, log));
+      return row?.max ?? 0;
+    });
+  }
+
+  findIdempotencyKey(userId: number, key: string): Promise<EventRef | undefined> {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select({ log: idempotencyKeys.log, seq: idempotencyKeys.seq })
+        .from(idempotencyKeys)
+        .where(and(eq(idempotencyKeys.userId, userId), eq(idempotencyKeys.key, key)));
+      return row;
+    });
+  }
+
+  insertIdempotencyKey(userId: number, key: string, ref: EventRef): Promise<boolean> {
+    return this.run(async () => {
+      const rows = await this.db
+        .insert(idempotencyKeys)
+        .values({ userId, key, log: ref.log, seq: ref.seq })
+        .onConflictDoNothing()
+        .returning({ key: idempotencyKeys.key });
+      return rows.length > 0;
+    });
+  }
+
+  deleteIdempotencyKeysBefore(cutoff: Date): Promise<void> {
+    return this.run(async () => {
+      await this.db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, cutoff));
+    });
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The storage port. Everything CanaDuck keeps goes through it; two adapters open it
+ * (PGlite for the embedded mode, PostgreSQL for replicas) over one Drizzle schema.
+ *
+ * Guarantees every adapter keeps:
+ * - `transaction` is all or nothing: a failed unit of work leaves no trace.
+ * - `insertEvents` never overwrites: a row whose `(log, seq)` exists is skipped and
+ *   reported as not inserted, so a seq is committed at most once.
+ * - A failure of the database itself surfaces as `CanaDuckError('unavailable')`.
+ */
+export type Role = 'user' | 'moderator' | 'admin';
+
+export interface UserRecord {
+  id: number;
+  nick: string;
+  nickKey: string;
+  role: Role;
+  registered: boolean;
+  createdAt: Date;
+  lastActiveAt: Date;
+}
+
+export interface SessionRecord {
+  id: number;
+  userId: number;
+  lastSeenAt: Date;
+  expiresAt: Date;
+}
+
+export interface ChannelRecord {
+  id: number;
+  name: string;
+  nameKey: string;
+  topic: string;
+  topicBy: string | null;
+  topicAt: Date | null;
+  inviteOnly: boolean;
+  topicLocked: boolean;
+  moderated: boolean;
+  createdAt: Date;
+}
+
+export interface ChannelSummary extends ChannelRecord {
+  memberCount: number;
+}
+
+export interface MemberRecord {
+  userId: number;
+  nick: string;
+  isOperator: boolean;
+  online: boolean;
+}
+
+export interface MembershipRecord {
+  channel: ChannelRecord;
+  isOperator: boolean;
+}
+
+/** One row of a log. `type: 'skip'` marks a seq that readers gave up waiting for. */
+export interface StoredEvent {
+  log: string;
+  seq: number;
+  type: string;
+  nick: string;
+  text: string;
+  data: Record<string, unknown>;
+  ts: Date;
+}
+
+export interface EventRef {
+  log: string;
+  seq: number;
+}
+
+export interface Store {
+  transaction<T>(work: (tx: Store) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // identity
+  /** Inserts the user and its first session; `undefined` when the nick is held. */
+  createUserWithSession(
+    user: { nick: string; nickKey: string },
+    session: { tokenHash: string; expiresAt: Date },
+  ): Promise<{ user: UserRecord; session: SessionRecord } | undefined>;
+  findUserByNickKey(nickKey: string): Promise<UserRecord | undefined>;
+  findUserById(id: number): Promise<UserRecord | undefined>;
+  /** The live session with this token hash and its user. */
+  findLiveSession(tokenHash: string, now: Date): Promise<{ session: SessionRecord; user: UserRecord } | undefined>;
+  touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void>;
+  countLiveSessions(userId: number, now: Date): Promise<number>;
+  deleteSession(sessionId: number): Promise<boolean>;
+  /** Deletes sessions past their expiry and returns the users they belonged to. */
+  deleteExpiredSessions(now: Date, limit: number): Promise<number[]>;
+  /** `false` when another user holds the nick. */
+  renameUser(userId: number, nick: string, nickKey: string): Promise<boolean>;
+  deleteUser(userId: number): Promise<void>;
+  listOnlineUsers(now: Date): Promise<UserRecord[]>;
+
+  // channels
+  findChannel(nameKey: string): Promise<ChannelRecord | undefined>;
+  /** Creates the channel unless it exists; returns it and whether this call created it. */
+  ensureChannel(name: string, nameKey: string): Promise<{ channel: ChannelRecord; created: boolean }>;
+  listChannels(viewerId: number | undefined): Promise<ChannelSummary[]>;
+  memberCount(channelId: number): Promise<number>;
+  findMembership(channelId: number, userId: number): Promise<{ isOperator: boolean } | undefined>;
+  /** `false` when already a member. */
+  addMember(channelId: number, userId: number, isOperator: boolean): Promise<boolean>;
+  /** `false` when not a member. */
+  removeMember(channelId: number, userId: number): Promise<boolean>;
+  listMembers(channelId: number, now: Date): Promise<MemberRecord[]>;
+  userMemberships(userId: number): Promise<MembershipRecord[]>;
+  setTopic(channelId: number, topic: string, by: string, at: Date): Promise<void>;
+
+  // logs
+  /** Inserts what is free; returns the refs that were inserted (conflicts are left out). */
+  insertEvents(rows: StoredEvent[]): Promise<EventRef[]>;
+  /** Claims `seqs` of `log` as skipped where nothing was committed. */
+  insertSkips(log: string, seqs: number[], at: Date): Promise<void>;
+  eventsAfter(log: string, after: number, limit: number): Promise<StoredEvent[]>;
+  /** The `limit` rows before `before` (the newest without it), in increasing seq order. */
+  eventsBefore(log: string, before: number | undefined, limit: number): Promise<StoredEvent[]>;
+  findEvent(ref: EventRef): Promise<StoredEvent | undefined>;
+  maxSeq(log: string): Promise<number>;
+
+  // idempotency
+  findIdempotencyKey(userId: number, key: string): Promise<EventRef | undefined>;
+  /** `false` when the key was already used. */
+  insertIdempotencyKey(userId: number, key: string, ref: EventRef): Promise<boolean>;
+  deleteIdempotencyKeysBefore(cutoff: Date): Promise<void>;
+}
