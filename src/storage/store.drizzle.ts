@@ -150,7 +150,12 @@ export class DrizzleStore implements Store {
 
   touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void> {
     return this.run(async () => {
-      await this.db.update(sessions).set({ lastSeenAt: now, expiresAt }).where(eq(sessions.id, sessionId));
+      const [touched] = await this.db
+        .update(sessions)
+        .set({ lastSeenAt: now, expiresAt })
+        .where(eq(sessions.id, sessionId))
+        .returning({ userId: sessions.userId });
+      if (touched) await this.db.update(users).set({ lastActiveAt: now }).where(eq(users.id, touched.userId));
     });
   }
 

@@ -87,6 +87,7 @@ export interface Store {
   findUserById(id: number): Promise<UserRecord | undefined>;
   /** The live session with this token hash and its user. */
   findLiveSession(tokenHash: string, now: Date): Promise<{ session: SessionRecord; user: UserRecord } | undefined>;
+  /** Slides the session's expiry and marks its user active. */
   touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void>;
   countLiveSessions(userId: number, now: Date): Promise<number>;
   deleteSession(sessionId: number): Promise<boolean>;

@@ -1,0 +1,35 @@
+import type { ChatEvent } from '../messages/event.js';
+
+/** A committed event as it travels: parsed, plus its JSON text, serialised once by the writer. */
+export interface BusEvent {
+  event: ChatEvent;
+  json: string;
+}
+
+/**
+ * Carries committed events to every replica that has subscribers for their log.
+ *
+ * Contract (every adapter):
+ * - `publish` delivers to this replica's handler at once and to other replicas'
+ *   handlers through the backing service; a replica never receives its own events twice.
+ * - Delivery is at most once and only while subscribed: whatever is published while a
+ *   subscription is being re-established is lost. Consumers must detect seq gaps and
+ *   backfill from storage; `onResubscribed` fires after the subscriptions are active
+ *   again following any interruption, so consumers can catch up every live log.
+ * - Events of one log from one publisher arrive in publish order; across publishers
+ *   there is no order: the seq is the order.
+ * - `subscribe` resolves only once the subscription is active, so history read after it
+ *   overlaps live delivery instead of missing events (drop duplicates by seq).
+ */
+export interface Bus {
+  publish(events: readonly BusEvent[]): Promise<void>;
+  subscribe(log: string): Promise<void>;
+  unsubscribe(log: string): Promise<void>;
+  onEvent(handler: (event: BusEvent) => void): void;
+  onResubscribed(handler: () => void): void;
+  /** Whether the subscriber connection is known to be alive: the last probe came back (always true in-process). */
+  healthy(): boolean;
+  close(): Promise<void>;
+}
+
+export const toBusEvent = (event: ChatEvent): BusEvent => ({ event, json: JSON.stringify(event) });

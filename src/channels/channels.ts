@@ -1,0 +1,118 @@
+import { CanaDuckError } from '../errors.js';
+import type { Principal } from '../identity/principal.js';
+import type { ChatEvent } from '../messages/event.js';
+import type { LogWriter } from '../messages/log-writer.js';
+import { casefold, isValidChannelName } from '../shared/names.js';
+import type { ChannelRecord, ChannelSummary, MemberRecord, Store } from '../storage/store.js';
+
+export const MAX_TOPIC_CHARS = 390;
+const TOPIC_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f]/;
+
+export interface ChannelView extends ChannelRecord {
+  memberCount: number;
+}
+
+/** A channel as the caller may see it, checked for existence and visibility. */
+export interface ChannelAccess {
+  channel: ChannelRecord;
+  membership: { isOperator: boolean } | undefined;
+}
+
+/**
+ * Channels: creation on first join (the creator is operator), membership, names and
+ * topics. Every change is an event in the channel's log, committed with the change.
+ */
+export class Channels {
+  constructor(
+    private readonly store: Store,
+    private readonly writer: LogWriter,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Validates a channel name (with its `#`) and returns its key, which is also its log name. */
+  static key(name: string): string {
+    if (!isValidChannelName(name)) {
+      throw new CanaDuckError('invalid_channel', 'a channel is # then 1–49 characters, without spaces, commas, colons or control characters');
+    }
+    return casefold(name);
+  }
+
+  list(viewer: Principal | undefined): Promise<ChannelSummary[]> {
+    return this.store.listChannels(viewer?.userId);
+  }
+
+  /** The channel, if it exists and the viewer may see it (invite-only: members only). */
+  async access(name: string, viewer: Principal): Promise<ChannelAccess> {
+    const channel = await this.store.findChannel(Channels.key(name));
+    if (!channel) throw new CanaDuckError('not_found', `${name} does not exist`);
+    const membership = await this.store.findMembership(channel.id, viewer.userId);
+    if (channel.inviteOnly && !membership) throw new CanaDuckError('invite_only', `${channel.name} is invite-only`);
+    return { channel, membership };
+  }
+
+  /** Like `access`, but the viewer must be a member. */
+  async asMember(name: string, viewer: Principal): Promise<ChannelAccess & { membership: { isOperator: boolean } }> {
+    const access = await this.access(name, viewer);
+    if (!access.membership) throw new CanaDuckError('not_member', `you are not in ${access.channel.name}`);
+    return { ...access, membership: access.membership };
+  }
+
+  async info(name: string, viewer: Principal): Promise<ChannelView> {
+    const { channel } = await this.access(name, viewer);
+    return { ...channel, memberCount: await this.store.memberCount(channel.id) };
+  }
+
+  /** Idempotent: joining a channel one is in changes nothing and appends nothing. */
+  async join(principal: Principal, name: string): Promise<{ channel: ChannelRecord; isOperator: boolean; event?: ChatEvent }> {
+    const key = Channels.key(name);
+    const { events, result } = await this.writer.transact({
+      prepare: async (tx) => {
+        const { channel, created } = await tx.ensureChannel(name, key);
+        const existing = await tx.findMembership(channel.id, principal.userId);
+        if (existing) return { drafts: [], result: { channel, isOperator: existing.isOperator } };
+        if (channel.inviteOnly) throw new CanaDuckError('invite_only', `${channel.name} is invite-only`);
+        await tx.addMember(channel.id, principal.userId, created);
+        return {
+          drafts: [{ log: key, type: 'join' as const, nick: principal.nick, text: '', data: {} }],
+          result: { channel, isOperator: created },
+        };
+      },
+    });
+    return { ...result, event: events[0] };
+  }
+
+  async part(principal: Principal, name: string, reason = ''): Promise<ChatEvent> {
+    const { channel } = await this.asMember(name, principal);
+    const { events } = await this.writer.transact({
+      prepare: async (tx) => {
+        if (!(await tx.removeMember(channel.id, principal.userId))) {
+          throw new CanaDuckError('not_member', `you are not in ${channel.name}`);
+        }
+        return { drafts: [{ log: channel.nameKey, type: 'part' as const, nick: principal.nick, text: reason, data: {} }], result: undefined };
+      },
+    });
+    return events[0]!;
+  }
+
+  async members(name: string, viewer: Principal): Promise<MemberRecord[]> {
+    const { channel } = await this.access(name, viewer);
+    return this.store.listMembers(channel.id, new Date(this.now()));
+  }
+
+  async setTopic(principal: Principal, name: string, topic: string): Promise<ChatEvent> {
+    if (!topic.isWellFormed() || [...topic].length > MAX_TOPIC_CHARS || TOPIC_FORBIDDEN.test(topic)) {
+      throw new CanaDuckError('validation_failed', `a topic is at most ${MAX_TOPIC_CHARS} characters, without control characters`);
+    }
+    const { channel, membership } = await this.asMember(name, principal);
+    if (channel.topicLocked && !membership.isOperator) {
+      throw new CanaDuckError('not_operator', `the topic of ${channel.name} is locked: operators only`);
+    }
+    const { events } = await this.writer.transact({
+      prepare: async (tx) => {
+        await tx.setTopic(channel.id, topic, principal.nick, new Date(this.now()));
+        return { drafts: [{ log: channel.nameKey, type: 'topic' as const, nick: principal.nick, text: topic, data: {} }], result: undefined };
+      },
+    });
+    return events[0]!;
+  }
+}

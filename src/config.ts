@@ -1,0 +1,70 @@
+/**
+ * Configuration from the environment. Two modes: embedded (PGlite + in-process
+ * sequencer and bus) when neither DATABASE_URL nor REDIS_URL is set, distributed when
+ * both are. Anything in between is refused: PostgreSQL with in-process counters would
+ * break as soon as a second replica starts, and Redis without PostgreSQL cannot work.
+ */
+export interface Config {
+  mode: 'embedded' | 'distributed';
+  port: number;
+  host: string;
+  databaseUrl?: string;
+  redisUrl?: string;
+  dataDir: string;
+  redisPrefix: string;
+  sessionTtlMs: number;
+  gapTimeoutMs: number;
+  logLevel: LogLevel;
+  trustProxy: boolean;
+  allowedOrigins: string[];
+  pgPoolSize: number;
+  publicDir: string;
+}
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = env.DATABASE_URL || undefined;
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl && !databaseUrl) {
+    throw new ConfigError('REDIS_URL is set but DATABASE_URL is not: replicas sharing Redis must share PostgreSQL too. Set both, or neither for the embedded mode.');
+  }
+  if (databaseUrl && !redisUrl) {
+    throw new ConfigError('DATABASE_URL is set but REDIS_URL is not: replicas need Redis to order and fan out events. Set both, or neither for the embedded mode.');
+  }
+  const logLevel = (env.CANADUCK_LOG_LEVEL ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`CANADUCK_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  return {
+    mode: databaseUrl ? 'distributed' : 'embedded',
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    host: env.HOST || '0.0.0.0',
+    databaseUrl,
+    redisUrl,
+    dataDir: env.CANADUCK_DATA_DIR || './data',
+    redisPrefix: env.CANADUCK_REDIS_PREFIX ?? 'canaduck:',
+    sessionTtlMs: integer(env, 'CANADUCK_SESSION_TTL_SECONDS', 86_400, 10, 365 * 86_400) * 1000,
+    gapTimeoutMs: integer(env, 'CANADUCK_GAP_TIMEOUT_MS', 2000, 50, 60_000),
+    logLevel,
+    trustProxy: env.CANADUCK_TRUST_PROXY === '1',
+    allowedOrigins: (env.CANADUCK_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    pgPoolSize: integer(env, 'CANADUCK_PG_POOL_SIZE', 16, 1, 200),
+    publicDir: env.CANADUCK_PUBLIC_DIR || new URL('../public', import.meta.url).pathname,
+  };
+}

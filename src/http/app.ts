@@ -1,0 +1,89 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { Scalar } from '@scalar/hono-api-reference';
+import type { ZodError } from 'zod';
+import { CanaDuckError } from '../errors.js';
+import type { Services } from '../services.js';
+import { errorFields } from '../shared/log.js';
+import type { AppEnv } from './env.js';
+import { jsonBody } from './json-body.js';
+import { asCanaDuckError, problemResponse } from './problem.js';
+import { registerChannelRoutes } from './routes/channels.js';
+import { registerIdentityRoutes } from './routes/identity.js';
+import { registerMessageRoutes } from './routes/messages.js';
+import { identify } from './session.js';
+
+const CURSOR_FIELDS = new Set(['before', 'after', 'cursor']);
+
+/** Validation failures become problem+json; a bad cursor is `invalid_cursor`. */
+function validationProblem(target: string, error: ZodError): CanaDuckError {
+  const issues = error.issues.map((issue) => ({ path: [target, ...issue.path.map(String)].join('.'), message: issue.message }));
+  const first = error.issues[0]?.path[0];
+  if (target === 'query' && typeof first === 'string' && CURSOR_FIELDS.has(first)) {
+    return new CanaDuckError('invalid_cursor', `${first} must be a whole number from 0 to 2^53 - 1`, { extra: { issues } });
+  }
+  const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+  return new CanaDuckError('validation_failed', summary || 'the request is not valid', { extra: { issues } });
+}
+
+/** The one HTTP assembly: middleware, every route, the OpenAPI document and the docs. */
+export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw validationProblem(result.target, result.error);
+    },
+  });
+
+  app.use('*', async (c, next) => {
+    c.set('services', services);
+    const started = performance.now();
+    await next();
+    services.log.debug('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - started).toFixed(2) });
+  });
+  app.use('/api/*', jsonBody, identify);
+
+  registerIdentityRoutes(app);
+  registerChannelRoutes(app);
+  registerMessageRoutes(app);
+
+  const document = app.getOpenAPI31Document({
+    openapi: '3.1.0',
+    info: {
+      title: 'CanaDuck',
+      version: '0.1.0',
+      description:
+        'IRC over plain HTTP. Claim a nick (POST /api/sessions), then send `Authorization: Bearer <token>` (or rely on the session cookie). ' +
+        'Errors are application/problem+json with a stable `code`.',
+    },
+  });
+  document.components = {
+    ...document.components,
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, cookie: { type: 'apiKey', in: 'cookie', name: 'canaduck_session' } },
+  };
+  document.security = [{ bearer: [] }, { cookie: [] }];
+  const documentBytes = JSON.stringify(document);
+  app.get('/openapi.json', (c) => c.body(documentBytes, 200, { 'content-type': 'application/json' }));
+  app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'CanaDuck API' }));
+
+  const routes = app.routes.filter((r) => r.method !== 'ALL').map((r) => ({ method: r.method, pattern: routePattern(r.path) }));
+  app.notFound((c) => {
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method))];
+    if (allowed.length > 0) {
+      c.header('allow', allowed.join(', '));
+      return problemResponse(c, new CanaDuckError('method_not_allowed', `${c.req.method} is not allowed here; use ${allowed.join(', ')}`));
+    }
+    return problemResponse(c, new CanaDuckError('not_found', `nothing at ${c.req.path}`));
+  });
+
+  app.onError((err, c) => {
+    const problem = asCanaDuckError(err);
+    if (problem.code === 'internal') services.log.error('unhandled error', { method: c.req.method, path: c.req.path, ...errorFields(err) });
+    else if (problem.code === 'unavailable') services.log.warn('backing service unavailable', { path: c.req.path, ...errorFields(problem.cause) });
+    return problemResponse(c, problem);
+  });
+
+  return app;
+}
+
+/** Hono route paths (`/api/channels/:name`) as regexes, to tell 405 from 404. */
+const routePattern = (path: string) =>
+  new RegExp(`^${path.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}/?$`);

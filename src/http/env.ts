@@ -1,0 +1,11 @@
+import type { HttpBindings } from '@hono/node-server';
+import type { Principal } from '../identity/principal.js';
+import type { Services } from '../services.js';
+
+export interface AppEnv {
+  Bindings: HttpBindings;
+  Variables: {
+    services: Services;
+    principal: Principal | undefined;
+  };
+}

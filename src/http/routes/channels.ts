@@ -1,0 +1,112 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { channelFromPath } from '../../shared/names.js';
+import type { AppEnv } from '../env.js';
+import { presentChannel, presentChannelView, presentMember } from '../present.js';
+import {
+  ChannelParam,
+  ChannelSchema,
+  ChatEventSchema,
+  json,
+  jsonBodyOf,
+  JoinResultSchema,
+  MemberSchema,
+  problems,
+  ReasonBody,
+  TopicBody,
+} from '../schemas.js';
+import { requirePrincipal } from '../session.js';
+
+const tags = ['channels'];
+
+const list = createRoute({
+  method: 'get',
+  path: '/api/channels',
+  tags,
+  summary: 'List channels',
+  description: 'Every channel with its topic and member count; invite-only channels only to their members. Open without a session.',
+  responses: { 200: json(z.object({ channels: z.array(ChannelSchema) }), 'Channels') },
+});
+
+const info = createRoute({
+  method: 'get',
+  path: '/api/channels/{name}',
+  tags,
+  summary: 'Channel info',
+  request: { params: ChannelParam },
+  responses: { 200: json(ChannelSchema, 'The channel'), ...problems(400, 401, 403, 404) },
+});
+
+const join = createRoute({
+  method: 'put',
+  path: '/api/channels/{name}/membership',
+  tags,
+  summary: 'Join (/join)',
+  description: 'Creates the channel if absent, with you as its operator. Idempotent: joining again changes nothing.',
+  request: { params: ChannelParam },
+  responses: { 200: json(JoinResultSchema, 'Your membership'), ...problems(400, 401, 403) },
+});
+
+const part = createRoute({
+  method: 'delete',
+  path: '/api/channels/{name}/membership',
+  tags,
+  summary: 'Part (/part)',
+  request: { params: ChannelParam, ...jsonBodyOf(ReasonBody, false) },
+  responses: { 200: json(ChatEventSchema, 'The part event'), ...problems(400, 401, 403, 404) },
+});
+
+const names = createRoute({
+  method: 'get',
+  path: '/api/channels/{name}/members',
+  tags,
+  summary: 'Names',
+  request: { params: ChannelParam },
+  responses: { 200: json(z.object({ members: z.array(MemberSchema) }), 'Members, operators first'), ...problems(400, 401, 403, 404) },
+});
+
+const topic = createRoute({
+  method: 'put',
+  path: '/api/channels/{name}/topic',
+  tags,
+  summary: 'Set the topic (/topic)',
+  description: 'Members may set it; operators only while the channel is topic-locked. An empty topic clears it.',
+  request: { params: ChannelParam, ...jsonBodyOf(TopicBody) },
+  responses: { 200: json(ChatEventSchema, 'The topic event'), ...problems(400, 401, 403, 404) },
+});
+
+export function registerChannelRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(list, async (c) => {
+    const summaries = await c.get('services').channels.list(c.get('principal'));
+    return c.json({ channels: summaries.map(presentChannelView) }, 200);
+  });
+
+  app.openapi(info, async (c) => {
+    const view = await c.get('services').channels.info(channelFromPath(c.req.valid('param').name), requirePrincipal(c));
+    return c.json(presentChannelView(view), 200);
+  });
+
+  app.openapi(join, async (c) => {
+    const principal = requirePrincipal(c);
+    const { channels, store } = c.get('services');
+    const joined = await channels.join(principal, channelFromPath(c.req.valid('param').name));
+    const memberCount = await store.memberCount(joined.channel.id);
+    return c.json({ channel: presentChannel(joined.channel, memberCount), operator: joined.isOperator, event: joined.event ?? null }, 200);
+  });
+
+  app.openapi(part, async (c) => {
+    const principal = requirePrincipal(c);
+    const event = await c.get('services').channels.part(principal, channelFromPath(c.req.valid('param').name), c.req.valid('json').reason);
+    return c.json(event, 200);
+  });
+
+  app.openapi(names, async (c) => {
+    const members = await c.get('services').channels.members(channelFromPath(c.req.valid('param').name), requirePrincipal(c));
+    return c.json({ members: members.map(presentMember) }, 200);
+  });
+
+  app.openapi(topic, async (c) => {
+    const principal = requirePrincipal(c);
+    const event = await c.get('services').channels.setTopic(principal, channelFromPath(c.req.valid('param').name), c.req.valid('json').topic);
+    return c.json(event, 200);
+  });
+}

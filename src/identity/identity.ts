@@ -1,0 +1,171 @@
+import { CanaDuckError } from '../errors.js';
+import type { LogWriter } from '../messages/log-writer.js';
+import { casefold, isValidNick } from '../shared/names.js';
+import type { Store, UserRecord } from '../storage/store.js';
+import type { Principal } from './principal.js';
+import { hashToken, looksLikeToken, newToken } from './tokens.js';
+
+export interface IdentityOptions {
+  sessionTtlMs: number;
+  /** A session's expiry slides forward at most this often (one write per interval, not per request). */
+  touchIntervalMs?: number;
+  now?: () => number;
+}
+
+export interface ClaimedSession {
+  token: string;
+  user: UserRecord;
+  expiresAt: Date;
+}
+
+export interface Whois {
+  nick: string;
+  role: UserRecord['role'];
+  online: boolean;
+  idleSeconds: number;
+  channels: string[];
+  since: Date;
+}
+
+/**
+ * Nicks and sessions. A nick is held while one of its sessions lives; an unregistered
+ * user who quits or whose session expires leaves every channel (a `quit` event in each)
+ * and the nick is free again.
+ */
+export class Identity {
+  private readonly now: () => number;
+  private readonly touchIntervalMs: number;
+
+  constructor(
+    private readonly store: Store,
+    private readonly writer: LogWriter,
+    private readonly options: IdentityOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.touchIntervalMs = options.touchIntervalMs ?? 60_000;
+  }
+
+  async claim(nick: string): Promise<ClaimedSession> {
+    if (!isValidNick(nick)) {
+      throw new CanaDuckError(
+        'invalid_nick',
+        'a nick is 1–30 ASCII characters: a letter or one of []\\`_^{|} first, then letters, digits, those or -',
+      );
+    }
+    const nickKey = casefold(nick);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const token = newToken();
+      const expiresAt = new Date(this.now() + this.options.sessionTtlMs);
+      const created = await this.store.createUserWithSession({ nick, nickKey }, { tokenHash: hashToken(token), expiresAt });
+      if (created) return { token, user: created.user, expiresAt };
+      // Held: free it if its holder is an unregistered user whose sessions all expired.
+      const holder = await this.store.findUserByNickKey(nickKey);
+      if (holder && (holder.registered || (await this.store.countLiveSessions(holder.id, new Date(this.now()))) > 0)) break;
+      if (holder) await this.depart(holder.id, 'session expired');
+    }
+    throw new CanaDuckError('nick_in_use', `${nick} is already in use`);
+  }
+
+  /** The principal behind a token, or `undefined` for an unknown or expired one. */
+  async authenticate(token: string, via: Principal['via']): Promise<Principal | undefined> {
+    if (!looksLikeToken(token)) return undefined;
+    const now = this.now();
+    const found = await this.store.findLiveSession(hashToken(token), new Date(now));
+    if (!found) return undefined;
+    const { session, user } = found;
+    let expiresAt = session.expiresAt;
+    if (now - session.lastSeenAt.getTime() >= this.touchIntervalMs) {
+      expiresAt = new Date(now + this.options.sessionTtlMs);
+      await this.store.touchSession(session.id, new Date(now), expiresAt);
+    }
+    return { userId: user.id, sessionId: session.id, nick: user.nick, role: user.role, expiresAt, via };
+  }
+
+  async me(principal: Principal): Promise<{ user: UserRecord; channels: string[] }> {
+    const user = await this.store.findUserById(principal.userId);
+    if (!user) throw new CanaDuckError('unauthenticated', 'the session has ended');
+    const memberships = await this.store.userMemberships(user.id);
+    return { user, channels: memberships.map((m) => m.channel.name) };
+  }
+
+  /** `/nick`: a `nick` event in every channel the user is in. */
+  async rename(principal: Principal, nick: string): Promise<UserRecord> {
+    if (!isValidNick(nick)) throw new CanaDuckError('invalid_nick', `${JSON.stringify(nick)} is not a valid nick`);
+    const { result } = await this.writer.transact({
+      prepare: async (tx) => {
+        const user = await tx.findUserById(principal.userId);
+        if (!user) throw new CanaDuckError('unauthenticated', 'the session has ended');
+        if (user.nick === nick) return { drafts: [], result: user };
+        if (!(await tx.renameUser(user.id, nick, casefold(nick)))) {
+          throw new CanaDuckError('nick_in_use', `${nick} is already in use`);
+        }
+        const memberships = await tx.userMemberships(user.id);
+        return {
+          drafts: memberships.map((m) => ({
+            log: m.channel.nameKey,
+            type: 'nick' as const,
+            nick: user.nick,
+            text: '',
+            data: { newNick: nick },
+          })),
+          result: { ...user, nick, nickKey: casefold(nick) },
+        };
+      },
+    });
+    return result;
+  }
+
+  /** `/quit`: ends this session; the user leaves every channel unless other sessions remain. */
+  async quit(principal: Principal, reason = ''): Promise<void> {
+    await this.writer.transact({
+      prepare: async (tx) => {
+        await tx.deleteSession(principal.sessionId);
+        return { drafts: await this.leaveIfGone(tx, principal.userId, reason), result: undefined };
+      },
+    });
+  }
+
+  async listOnline(): Promise<UserRecord[]> {
+    return this.store.listOnlineUsers(new Date(this.now()));
+  }
+
+  async whois(nick: string, viewer: Principal): Promise<Whois> {
+    const user = isValidNick(nick) ? await this.store.findUserByNickKey(casefold(nick)) : undefined;
+    if (!user) throw new CanaDuckError('not_found', `no user is called ${nick}`);
+    const now = new Date(this.now());
+    const memberships = await this.store.userMemberships(user.id);
+    const viewerChannels = new Set((await this.store.userMemberships(viewer.userId)).map((m) => m.channel.id));
+    return {
+      nick: user.nick,
+      role: user.role,
+      online: (await this.store.countLiveSessions(user.id, now)) > 0,
+      idleSeconds: Math.max(0, Math.floor((now.getTime() - user.lastActiveAt.getTime()) / 1000)),
+      // Invite-only channels are shown only to those who share them.
+      channels: memberships.filter((m) => !m.channel.inviteOnly || viewerChannels.has(m.channel.id)).map((m) => m.channel.name),
+      since: user.createdAt,
+    };
+  }
+
+  /** Ends expired sessions: their users quit. Safe to run on every replica at once. */
+  async sweepExpired(batch = 200): Promise<number> {
+    const userIds = await this.store.deleteExpiredSessions(new Date(this.now()), batch);
+    for (const userId of userIds) await this.depart(userId, 'session expired');
+    return userIds.length;
+  }
+
+  private async depart(userId: number, reason: string): Promise<void> {
+    await this.writer.transact({
+      prepare: async (tx) => ({ drafts: await this.leaveIfGone(tx, userId, reason), result: undefined }),
+    });
+  }
+
+  /** If no live session remains, the user leaves every channel and, unregistered, is deleted. */
+  private async leaveIfGone(tx: Store, userId: number, reason: string) {
+    const user = await tx.findUserById(userId);
+    if (!user || (await tx.countLiveSessions(userId, new Date(this.now()))) > 0) return [];
+    const memberships = await tx.userMemberships(userId);
+    for (const m of memberships) await tx.removeMember(m.channel.id, userId);
+    if (!user.registered) await tx.deleteUser(userId);
+    return memberships.map((m) => ({ log: m.channel.nameKey, type: 'quit' as const, nick: user.nick, text: reason, data: {} }));
+  }
+}

@@ -1,0 +1,37 @@
+/** The one shape every log event has on the wire (DESIGN §5). */
+export const EVENT_TYPES = [
+  'message',
+  'action',
+  'join',
+  'part',
+  'quit',
+  'kick',
+  'nick',
+  'topic',
+  'mode',
+  'invite',
+  'private',
+  'alert',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface ChatEvent {
+  log: string;
+  seq: number;
+  type: EventType;
+  nick: string;
+  text: string;
+  data: Record<string, unknown>;
+  /** ISO 8601, set when the seq was taken. */
+  ts: string;
+}
+
+/** What a writer provides; the log append gives it a seq and a timestamp. */
+export type EventDraft = Omit<ChatEvent, 'seq' | 'ts'>;
+
+/** The log of the private conversation between two users, the same from either side. */
+export function privateLogName(userA: number, userB: number): string {
+  return userA < userB ? `dm:${userA}-${userB}` : `dm:${userB}-${userA}`;
+}
+
+export const isChannelLog = (log: string): boolean => log.startsWith('#');

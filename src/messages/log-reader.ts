@@ -1,0 +1,93 @@
+import type { Store, StoredEvent } from '../storage/store.js';
+import type { ChatEvent } from './event.js';
+import { SKIP, toChatEvent } from './stored.js';
+
+export interface ReadAfterResult {
+  events: ChatEvent[];
+  /** Every seq up to here is settled: continue with `after = next`. */
+  next: number;
+  /** A seq after `next` is still in flight; it will be settled within this many ms. */
+  settlesInMs?: number;
+}
+
+/** The most seqs claimed as skipped in one statement. */
+const SKIP_CHUNK = 1000;
+
+/**
+ * Reads logs the way the delivery promise needs: only ever a contiguous prefix. A missing
+ * seq followed by committed ones belongs to a writer in flight; readers stop before it.
+ * Once the next committed event is older than `gapTimeoutMs` the writer is presumed dead
+ * and the seq is claimed as skipped in storage, where the primary key makes the claim and
+ * a late insert mutually exclusive: whichever lands first is what every reader sees.
+ */
+export class LogReader {
+  constructor(
+    private readonly store: Store,
+    private readonly gapTimeoutMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async readAfter(log: string, after: number, limit: number): Promise<ReadAfterResult> {
+    const events: ChatEvent[] = [];
+    let next = after;
+    for (let round = 0; round < 3; round++) {
+      const rows = await this.store.eventsAfter(log, next, limit - events.length);
+      const gap = await this.settle(rows, next, log);
+      for (const row of gap.contiguous) if (row.type !== SKIP) events.push(toChatEvent(row));
+      next = gap.contiguous.at(-1)?.seq ?? next;
+      if (gap.settlesInMs !== undefined) return { events, next, settlesInMs: gap.settlesInMs };
+      if (!gap.claimed || events.length >= limit) break; // claimed seqs: read again past them
+    }
+    return { events, next };
+  }
+
+  /** The `limit` events before `before` (the newest without it), never past a seq in flight. */
+  async readBefore(log: string, before: number | undefined, limit: number): Promise<{ events: ChatEvent[]; next: number }> {
+    const rows = await this.store.eventsBefore(log, before, limit);
+    const first = rows[0];
+    if (!first) return { events: [], next: before === undefined ? 0 : Math.max(0, before - 1) };
+    const { contiguous } = await this.settle(rows.slice(1), first.seq, log);
+    const settled = [first, ...contiguous];
+    return {
+      events: settled.filter((row) => row.type !== SKIP).map(toChatEvent),
+      next: settled.at(-1)!.seq,
+    };
+  }
+
+  /** The newest seq every earlier seq of which is settled: where a stream with no cursor starts. */
+  async head(log: string): Promise<number> {
+    return (await this.readBefore(log, undefined, 100)).next;
+  }
+
+  /**
+   * Walks `rows` (increasing seqs, all above `from`) and keeps the contiguous run that
+   * follows `from`, claiming stale gaps as skipped on the way. Stops at a young gap.
+   */
+  private async settle(
+    rows: StoredEvent[],
+    from: number,
+    log: string,
+  ): Promise<{ contiguous: StoredEvent[]; settlesInMs?: number; claimed: boolean }> {
+    const contiguous: StoredEvent[] = [];
+    let expected = from + 1;
+    for (const row of rows) {
+      if (row.seq !== expected) {
+        const age = this.now() - row.ts.getTime();
+        if (age < this.gapTimeoutMs) return { contiguous, settlesInMs: this.gapTimeoutMs - age, claimed: false };
+        await this.claimSkipped(log, expected, row.seq - 1);
+        return { contiguous, claimed: true };
+      }
+      contiguous.push(row);
+      expected++;
+    }
+    return { contiguous, claimed: false };
+  }
+
+  private async claimSkipped(log: string, first: number, last: number): Promise<void> {
+    for (let start = first; start <= last; start += SKIP_CHUNK) {
+      const seqs: number[] = [];
+      for (let seq = start; seq <= Math.min(last, start + SKIP_CHUNK - 1); seq++) seqs.push(seq);
+      await this.store.insertSkips(log, seqs, new Date(this.now()));
+    }
+  }
+}

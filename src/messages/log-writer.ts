@@ -1,0 +1,198 @@
+import type { Bus } from '../bus/bus.js';
+import { toBusEvent } from '../bus/bus.js';
+import { unavailable } from '../errors.js';
+import type { SeqFloor, Sequencer } from '../sequencer/sequencer.js';
+import type { EventRef, Store, StoredEvent } from '../storage/store.js';
+import type { ChatEvent, EventDraft } from './event.js';
+import { toChatEvent, toStoredEvent } from './stored.js';
+
+/** A state change and the events that record it, committed together. */
+export interface UnitOfWork<T> {
+  /** Runs first, inside the transaction: changes state and names the events to append. */
+  prepare(tx: Store): Promise<{ drafts: EventDraft[]; result: T }>;
+  /** Runs inside the transaction once the events have their seqs. */
+  finish?(tx: Store, events: ChatEvent[]): Promise<void>;
+}
+
+export interface LogWriterOptions {
+  /** Concurrent appends committed in one INSERT at most. */
+  maxBatch?: number;
+  /** Seq conflicts tolerated before giving up (each one re-seeds the counter). */
+  maxAttempts?: number;
+  /** Test hook: runs after seqs are taken and before the insert (simulates slow or dying writers). */
+  beforeInsert?: (rows: readonly StoredEvent[]) => Promise<void>;
+  onPublishError?: (err: unknown) => void;
+}
+
+/** Thrown inside a transaction to roll it back when some seqs were already committed. */
+class SeqConflict extends Error {
+  constructor(readonly taken: StoredEvent[], readonly inserted: EventRef[]) {
+    super('seq already committed');
+  }
+}
+
+interface Pending {
+  draft: EventDraft;
+  attempts: number;
+  resolve: (event: ChatEvent) => void;
+  reject: (err: unknown) => void;
+}
+
+const refKey = (ref: EventRef) => `${ref.seq}\u0000${ref.log}`;
+
+/**
+ * The log append: the one place events are created. A draft gets its seq from the
+ * sequencer, is committed to the store, and only then published on the bus, so
+ * nothing half-written is ever delivered. Concurrent single appends are group-committed
+ * in one INSERT with one pipelined sequencer call.
+ *
+ * A seq taken but not committed would make readers wait for it; whenever this writer
+ * knows its seq will never commit it claims it as skipped at once. A seq already
+ * committed (a counter lost with Redis, or skipped by readers while this writer was
+ * slow) fails the insert: the writer raises the counter and retries with a new seq.
+ */
+export class LogWriter {
+  private readonly queue: Pending[] = [];
+  private flushing = false;
+  private readonly maxBatch: number;
+  private readonly maxAttempts: number;
+
+  constructor(
+    private readonly store: Store,
+    private readonly sequencer: Sequencer,
+    private readonly bus: Bus,
+    private readonly options: LogWriterOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 100;
+    this.maxAttempts = options.maxAttempts ?? 5;
+  }
+
+  /** Appends one event, committed in a batch with whatever else is being appended. */
+  append(draft: EventDraft): Promise<ChatEvent> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ draft, attempts: 0, resolve, reject });
+      void this.flush();
+    });
+  }
+
+  /** Commits a state change together with the events that record it. */
+  async transact<T>(work: UnitOfWork<T>): Promise<{ events: ChatEvent[]; result: T }> {
+    for (let attempt = 1; ; attempt++) {
+      let taken: StoredEvent[] = [];
+      try {
+        const outcome = await this.store.transaction(async (tx) => {
+          const { drafts, result } = await work.prepare(tx);
+          taken = await this.sequence(drafts, (log) => tx.maxSeq(log));
+          const inserted = await tx.insertEvents(taken);
+          if (inserted.length !== taken.length) throw new SeqConflict(taken, inserted);
+          const events = taken.map(toChatEvent);
+          await work.finish?.(tx, events);
+          return { events, result };
+        });
+        // Published only once committed: nothing half-written is ever delivered.
+        await this.publish(outcome.events);
+        return outcome;
+      } catch (err) {
+        if (err instanceof SeqConflict) {
+          await this.recoverFromConflict(err.taken, new Set(err.inserted.map(refKey)), true);
+          if (attempt < this.maxAttempts) continue;
+          throw unavailable('the sequencer', err);
+        }
+        await this.skipQuietly(taken);
+        throw err;
+      }
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) await this.commitBatch(this.queue.splice(0, this.maxBatch));
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async commitBatch(batch: Pending[]): Promise<void> {
+    let rows: StoredEvent[];
+    try {
+      rows = await this.sequence(batch.map((p) => p.draft));
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    let inserted: Set<string>;
+    try {
+      inserted = new Set((await this.store.insertEvents(rows)).map(refKey));
+    } catch (err) {
+      await this.skipQuietly(rows);
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    const committed: ChatEvent[] = [];
+    const retry: Pending[] = [];
+    batch.forEach((p, i) => {
+      const row = rows[i]!;
+      if (inserted.has(refKey(row))) {
+        const event = toChatEvent(row);
+        committed.push(event);
+        p.resolve(event);
+      } else if (++p.attempts < this.maxAttempts) {
+        retry.push(p);
+      } else {
+        p.reject(unavailable('the sequencer'));
+      }
+    });
+    await this.publish(committed);
+    if (retry.length > 0) {
+      await this.recoverFromConflict(rows, inserted, false);
+      this.queue.unshift(...retry);
+    }
+  }
+
+  private async sequence(drafts: EventDraft[], floor?: SeqFloor): Promise<StoredEvent[]> {
+    if (drafts.length === 0) return [];
+    const seqs = await this.sequencer.next(
+      drafts.map((d) => d.log),
+      floor,
+    );
+    // The timestamp is taken after the seq: readers judge a missing seq by the age of the next one.
+    const ts = new Date();
+    const rows = drafts.map((d, i) => toStoredEvent({ ...d, seq: seqs[i]!, ts: ts.toISOString() }));
+    await this.options.beforeInsert?.(rows);
+    return rows;
+  }
+
+  /**
+   * Some seqs were already committed by someone else: raise those logs' counters past the
+   * stored maximum, and claim as skipped the seqs this writer took but did not commit
+   * (all of them when the whole transaction rolled back).
+   */
+  private async recoverFromConflict(taken: StoredEvent[], inserted: Set<string>, rolledBack: boolean): Promise<void> {
+    const conflicted = new Set<string>();
+    const abandoned: StoredEvent[] = [];
+    for (const row of taken) {
+      const wasInserted = inserted.has(refKey(row));
+      if (!wasInserted) conflicted.add(row.log);
+      if (rolledBack && wasInserted) abandoned.push(row);
+    }
+    await this.skipQuietly(abandoned);
+    for (const log of conflicted) await this.sequencer.raise(log, await this.store.maxSeq(log));
+  }
+
+  /** Best effort: if it fails, readers claim the seqs themselves after the gap timeout. */
+  private async skipQuietly(rows: StoredEvent[]): Promise<void> {
+    const byLog = new Map<string, number[]>();
+    for (const row of rows) byLog.set(row.log, [...(byLog.get(row.log) ?? []), row.seq]);
+    for (const [log, seqs] of byLog) await this.store.insertSkips(log, seqs, new Date()).catch(() => {});
+  }
+
+  private async publish(events: ChatEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.bus.publish(events.map(toBusEvent)).catch((err: unknown) => {
+      // Committed but not announced: readers find it in storage through the next gap or catch-up.
+      this.options.onPublishError?.(err);
+    });
+  }
+}

@@ -1,0 +1,126 @@
+import type { Channels } from '../channels/channels.js';
+import { CanaDuckError } from '../errors.js';
+import type { Principal } from '../identity/principal.js';
+import { casefold, isValidNick } from '../shared/names.js';
+import { textProblem } from '../shared/text.js';
+import type { Store, UserRecord } from '../storage/store.js';
+import { privateLogName, type ChatEvent, type EventDraft } from './event.js';
+import type { LogReader } from './log-reader.js';
+import type { LogWriter } from './log-writer.js';
+import { toChatEvent } from './stored.js';
+
+export interface HistoryQuery {
+  before?: number;
+  after?: number;
+  limit: number;
+}
+
+export interface History {
+  events: ChatEvent[];
+  next: number;
+}
+
+/** Channel messages, private messages and the history of both. */
+export class Messages {
+  constructor(
+    private readonly store: Store,
+    private readonly writer: LogWriter,
+    private readonly reader: LogReader,
+    private readonly channels: Channels,
+  ) {}
+
+  /** A message (or `/me` action) in a channel; members only, operators only when moderated. */
+  async postToChannel(principal: Principal, name: string, body: { text: string; action?: boolean }, idempotencyKey?: string) {
+    checkText(body.text);
+    const { channel, membership } = await this.channels.asMember(name, principal);
+    if (channel.moderated && !membership.isOperator) {
+      throw new CanaDuckError('not_operator', `${channel.name} is moderated: only operators may speak`);
+    }
+    const draft: EventDraft = {
+      log: channel.nameKey,
+      type: body.action ? 'action' : 'message',
+      nick: principal.nick,
+      text: body.text,
+      data: {},
+    };
+    return this.post(principal, draft, idempotencyKey);
+  }
+
+  /** A private message; the conversation is a log both sides read. */
+  async postPrivate(principal: Principal, nick: string, body: { text: string }, idempotencyKey?: string) {
+    checkText(body.text);
+    const target = await this.findUser(nick);
+    const draft: EventDraft = {
+      log: privateLogName(principal.userId, target.id),
+      type: 'private',
+      nick: principal.nick,
+      text: body.text,
+      data: { to: target.nick },
+    };
+    return this.post(principal, draft, idempotencyKey);
+  }
+
+  async channelHistory(principal: Principal, name: string, query: HistoryQuery): Promise<History> {
+    const { channel } = await this.channels.access(name, principal);
+    return this.history(channel.nameKey, query);
+  }
+
+  async privateHistory(principal: Principal, nick: string, query: HistoryQuery): Promise<History> {
+    const target = await this.findUser(nick);
+    return this.history(privateLogName(principal.userId, target.id), query);
+  }
+
+  /** The private log with `nick`, for streams. */
+  async privateLog(principal: Principal, nick: string): Promise<string> {
+    return privateLogName(principal.userId, (await this.findUser(nick)).id);
+  }
+
+  private history(log: string, query: HistoryQuery): Promise<History> {
+    if (query.after !== undefined) return this.reader.readAfter(log, query.after, query.limit);
+    return this.reader.readBefore(log, query.before, query.limit);
+  }
+
+  private async findUser(nick: string): Promise<UserRecord> {
+    const user = isValidNick(nick) ? await this.store.findUserByNickKey(casefold(nick)) : undefined;
+    if (!user) throw new CanaDuckError('not_found', `no user is called ${nick}`);
+    return user;
+  }
+
+  /**
+   * Without a key the append joins the next group commit. With one, the key is stored in
+   * the event's transaction, so of two concurrent retries exactly one commits and the other
+   * returns the first one's event.
+   */
+  private async post(principal: Principal, draft: EventDraft, idempotencyKey: string | undefined): Promise<ChatEvent> {
+    if (idempotencyKey === undefined) return this.writer.append(draft);
+    const earlier = await this.replay(principal, idempotencyKey);
+    if (earlier) return earlier;
+    try {
+      const { events } = await this.writer.transact({
+        prepare: async () => ({ drafts: [draft], result: undefined }),
+        finish: async (tx, [event]) => {
+          if (!(await tx.insertIdempotencyKey(principal.userId, idempotencyKey, event!))) throw new KeyTaken();
+        },
+      });
+      return events[0]!;
+    } catch (err) {
+      if (!(err instanceof KeyTaken)) throw err;
+      const first = await this.replay(principal, idempotencyKey);
+      if (!first) throw new CanaDuckError('unavailable', 'the earlier request with this Idempotency-Key is not visible yet', { retryAfter: 1 });
+      return first;
+    }
+  }
+
+  private async replay(principal: Principal, key: string): Promise<ChatEvent | undefined> {
+    const ref = await this.store.findIdempotencyKey(principal.userId, key);
+    const row = ref && (await this.store.findEvent(ref));
+    return row && toChatEvent(row);
+  }
+}
+
+class KeyTaken extends Error {}
+
+function checkText(text: string): void {
+  const problem = textProblem(text);
+  if (problem) throw new CanaDuckError('validation_failed', problem);
+}

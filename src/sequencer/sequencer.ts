@@ -1,0 +1,28 @@
+/**
+ * Hands out the seqs that order each log.
+ *
+ * Contract (every adapter):
+ * - `next(logs)` returns one seq per entry, each larger than every seq this sequencer
+ *   returned before for that log; the same log twice in one call gets two seqs.
+ * - Without failures seqs are dense, so a seq missing from storage means a writer is in
+ *   flight or died holding it.
+ * - A counter that was lost (Redis restarted empty) is seeded again from `floor(log)`,
+ *   the largest seq stored. A seq may then be handed out twice; the store's unique
+ *   `(log, seq)` refuses the second insert, and the writer calls `raise` and retries.
+ * - Failure to reach the backing service is `CanaDuckError('unavailable')`.
+ */
+export interface Sequencer {
+  /**
+   * `floor`, when given, replaces the constructor's for seeding lost counters: the log
+   * append passes one bound to its own transaction, because a lookup on another
+   * connection would wait for that transaction (PGlite has one connection; a
+   * PostgreSQL pool can run dry with every connection inside such a transaction).
+   */
+  next(logs: readonly string[], floor?: SeqFloor): Promise<number[]>;
+  /** Makes the log's next seq larger than `floor`. */
+  raise(log: string, floor: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The largest seq stored for a log (0 for none): where a lost counter starts again. */
+export type SeqFloor = (log: string) => Promise<number>;

@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto';
+import type { Bus } from './bus/bus.js';
+import { MemoryBus } from './bus/bus.memory.js';
+import { RedisBus } from './bus/bus.redis.js';
+import { createRedisClient } from './bus/redis-client.js';
+import { Channels } from './channels/channels.js';
+import type { Config } from './config.js';
+import { Identity } from './identity/identity.js';
+import { LogReader } from './messages/log-reader.js';
+import { LogWriter, type LogWriterOptions } from './messages/log-writer.js';
+import { Messages } from './messages/messages.js';
+import type { Sequencer } from './sequencer/sequencer.js';
+import { MemorySequencer } from './sequencer/sequencer.memory.js';
+import { RedisSequencer } from './sequencer/sequencer.redis.js';
+import { createLogger, errorFields, type Logger } from './shared/log.js';
+import { openPgliteStore } from './storage/store.pglite.js';
+import { openPostgresStore } from './storage/store.postgres.js';
+import type { Store } from './storage/store.js';
+
+export interface Services {
+  config: Config;
+  log: Logger;
+  replicaId: string;
+  store: Store;
+  sequencer: Sequencer;
+  bus: Bus;
+  writer: LogWriter;
+  reader: LogReader;
+  identity: Identity;
+  channels: Channels;
+  messages: Messages;
+  /** Whether PostgreSQL and Redis (distributed) or PGlite (embedded) answer. */
+  ready(): Promise<{ ok: boolean; checks: Record<string, boolean> }>;
+  close(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  log?: Logger;
+  /** Test hooks on the log append. */
+  writer?: Pick<LogWriterOptions, 'beforeInsert' | 'maxBatch'>;
+  busProbe?: { intervalMs: number; timeoutMs: number };
+}
+
+/** Opens the adapters the configuration asks for and wires the domain over them. */
+export async function openServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const replicaId = randomUUID();
+  const closers: Array<() => Promise<void>> = [];
+  let store: Store;
+  let sequencer: Sequencer;
+  let bus: Bus;
+  let pingRedis: (() => Promise<boolean>) | undefined;
+
+  if (config.mode === 'distributed') {
+    store = await openPostgresStore(config.databaseUrl!, { poolSize: config.pgPoolSize });
+    closers.push(() => store.close());
+    const redis = createRedisClient(config.redisUrl!);
+    try {
+      await redis.connect();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    closers.push(async () => redis.disconnect());
+    sequencer = new RedisSequencer({ redis, prefix: config.redisPrefix, floor: (logName) => store.maxSeq(logName) });
+    bus = await RedisBus.create({
+      publisher: redis,
+      prefix: config.redisPrefix,
+      replicaId,
+      probeIntervalMs: options.busProbe?.intervalMs,
+      probeTimeoutMs: options.busProbe?.timeoutMs,
+    });
+    pingRedis = () => redis.ping().then(() => true, () => false);
+  } else {
+    store = await openPgliteStore(config.dataDir);
+    closers.push(() => store.close());
+    sequencer = new MemorySequencer((logName) => store.maxSeq(logName));
+    bus = new MemoryBus();
+  }
+  closers.unshift(() => bus.close(), () => sequencer.close());
+
+  const writer = new LogWriter(store, sequencer, bus, {
+    ...options.writer,
+    onPublishError: (err) => log.warn('event committed but not published; readers will recover it from storage', errorFields(err)),
+  });
+  const reader = new LogReader(store, config.gapTimeoutMs);
+  const identity = new Identity(store, writer, { sessionTtlMs: config.sessionTtlMs });
+  const channels = new Channels(store, writer);
+  const messages = new Messages(store, writer, reader, channels);
+
+  return {
+    config,
+    log,
+    replicaId,
+    store,
+    sequencer,
+    bus,
+    writer,
+    reader,
+    identity,
+    channels,
+    messages,
+    async ready() {
+      const database = await store.ping().then(() => true, () => false);
+      const checks: Record<string, boolean> = { database };
+      if (pingRedis) {
+        checks.redis = await pingRedis();
+        checks.bus = bus.healthy();
+      }
+      return { ok: Object.values(checks).every(Boolean), checks };
+    },
+    async close() {
+      for (const close of closers) await close().catch((err: unknown) => log.warn('error while closing', errorFields(err)));
+    },
+  };
+}
