@@ -9,6 +9,8 @@ import { Identity } from './identity/identity.js';
 import { LogReader } from './messages/log-reader.js';
 import { LogWriter, type LogWriterOptions } from './messages/log-writer.js';
 import { Messages } from './messages/messages.js';
+import { Metrics } from './operations/metrics.js';
+import { Realtime, type RealtimeOptions } from './realtime/realtime.js';
 import type { Sequencer } from './sequencer/sequencer.js';
 import { MemorySequencer } from './sequencer/sequencer.memory.js';
 import { RedisSequencer } from './sequencer/sequencer.redis.js';
@@ -29,6 +31,8 @@ export interface Services {
   identity: Identity;
   channels: Channels;
   messages: Messages;
+  realtime: Realtime;
+  metrics: Metrics;
   /** Whether PostgreSQL and Redis (distributed) or PGlite (embedded) answer. */
   ready(): Promise<{ ok: boolean; checks: Record<string, boolean> }>;
   close(): Promise<void>;
@@ -39,6 +43,7 @@ export interface ServiceOptions {
   /** Test hooks on the log append. */
   writer?: Pick<LogWriterOptions, 'beforeInsert' | 'maxBatch'>;
   busProbe?: { intervalMs: number; timeoutMs: number };
+  realtime?: RealtimeOptions;
 }
 
 /** Opens the adapters the configuration asks for and wires the domain over them. */
@@ -79,14 +84,25 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   }
   closers.unshift(() => bus.close(), () => sequencer.close());
 
+  const metrics = new Metrics();
   const writer = new LogWriter(store, sequencer, bus, {
     ...options.writer,
+    onCommitted: (count) => metrics.eventsAppended(count),
     onPublishError: (err) => log.warn('event committed but not published; readers will recover it from storage', errorFields(err)),
   });
   const reader = new LogReader(store, config.gapTimeoutMs);
   const identity = new Identity(store, writer, { sessionTtlMs: config.sessionTtlMs });
   const channels = new Channels(store, writer);
   const messages = new Messages(store, writer, reader, channels);
+  const realtime = new Realtime(
+    bus,
+    reader,
+    store,
+    (err) => log.warn('delivery deferred: storage read failed, retrying', errorFields(err)),
+    { retryMs: 1000, ...options.realtime },
+    metrics.realtime,
+  );
+  closers.unshift(async () => realtime.shutdown());
 
   return {
     config,
@@ -100,6 +116,8 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     identity,
     channels,
     messages,
+    realtime,
+    metrics,
     async ready() {
       const database = await store.ping().then(() => true, () => false);
       const checks: Record<string, boolean> = { database };

@@ -1,6 +1,6 @@
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
-import type { ChatEvent } from '../messages/event.js';
+import { personalLogName, type ChatEvent } from '../messages/event.js';
 import type { LogWriter } from '../messages/log-writer.js';
 import { casefold, isValidChannelName } from '../shared/names.js';
 import type { ChannelRecord, ChannelSummary, MemberRecord, Store } from '../storage/store.js';
@@ -73,7 +73,10 @@ export class Channels {
         if (channel.inviteOnly) throw new CanaDuckError('invite_only', `${channel.name} is invite-only`);
         await tx.addMember(channel.id, principal.userId, created);
         return {
-          drafts: [{ log: key, type: 'join' as const, nick: principal.nick, text: '', data: {} }],
+          drafts: [
+            { log: key, type: 'join' as const, nick: principal.nick, text: '', data: {} },
+            { log: personalLogName(principal.userId), type: 'join' as const, nick: principal.nick, text: '', data: {}, cites: 0 },
+          ],
           result: { channel, isOperator: created },
         };
       },
@@ -88,7 +91,13 @@ export class Channels {
         if (!(await tx.removeMember(channel.id, principal.userId))) {
           throw new CanaDuckError('not_member', `you are not in ${channel.name}`);
         }
-        return { drafts: [{ log: channel.nameKey, type: 'part' as const, nick: principal.nick, text: reason, data: {} }], result: undefined };
+        return {
+          drafts: [
+            { log: channel.nameKey, type: 'part' as const, nick: principal.nick, text: reason, data: {} },
+            { log: personalLogName(principal.userId), type: 'part' as const, nick: principal.nick, text: '', data: {}, cites: 0 },
+          ],
+          result: undefined,
+        };
       },
     });
     return events[0]!;

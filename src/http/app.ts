@@ -10,6 +10,8 @@ import { asCanaDuckError, problemResponse } from './problem.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerIdentityRoutes } from './routes/identity.js';
 import { registerMessageRoutes } from './routes/messages.js';
+import { registerOperationRoutes } from './routes/operations.js';
+import { registerStreamRoutes } from './routes/streams.js';
 import { identify } from './session.js';
 
 const CURSOR_FIELDS = new Set(['before', 'after', 'cursor']);
@@ -37,13 +39,17 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
     c.set('services', services);
     const started = performance.now();
     await next();
-    services.log.debug('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - started).toFixed(2) });
+    const seconds = (performance.now() - started) / 1000;
+    services.metrics.httpDuration.observe({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) }, seconds);
+    services.log.debug('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(seconds * 1000).toFixed(2) });
   });
   app.use('/api/*', jsonBody, identify);
 
   registerIdentityRoutes(app);
   registerChannelRoutes(app);
   registerMessageRoutes(app);
+  registerStreamRoutes(app);
+  registerOperationRoutes(app);
 
   const document = app.getOpenAPI31Document({
     openapi: '3.1.0',

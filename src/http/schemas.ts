@@ -111,11 +111,18 @@ export const HistoryQuery = z.object({
     .refine((value) => Number(value) >= 1 && Number(value) <= 500)
     .optional()
     .openapi({ description: '1–500, default 50.', example: '50' }),
+  wait: z
+    .string()
+    .regex(/^\d{1,2}$/)
+    .refine((value) => Number(value) <= 60)
+    .optional()
+    .openapi({ description: 'Long-poll (with `after`): hold up to this many seconds (0–60) for something new.', example: '25' }),
 });
 export const HistorySchema = z
   .object({
     events: z.array(ChatEventSchema),
     next: z.number().int().openapi({ description: 'Continue with `after=next`: everything up to it is settled.' }),
+    reset: z.boolean().optional().openapi({ description: 'Present when `after` was ahead of the log: start again from `next`.' }),
   })
   .openapi('History');
 

@@ -26,12 +26,22 @@ export interface ChatEvent {
   ts: string;
 }
 
-/** What a writer provides; the log append gives it a seq and a timestamp. */
-export type EventDraft = Omit<ChatEvent, 'seq' | 'ts'>;
+/**
+ * What a writer provides; the log append gives it a seq and a timestamp. `cites` is the
+ * index of another draft of the same append: its log and seq are copied into `data`.
+ */
+export type EventDraft = Omit<ChatEvent, 'seq' | 'ts'> & { cites?: number };
 
 /** The log of the private conversation between two users, the same from either side. */
 export function privateLogName(userA: number, userB: number): string {
   return userA < userB ? `dm:${userA}-${userB}` : `dm:${userB}-${userA}`;
 }
+
+/**
+ * A user's personal log: control events, committed with the change they describe, that tell
+ * the user's multiplexed stream which logs to follow and from which seq (join, part, a new
+ * private conversation). Never served to clients as such.
+ */
+export const personalLogName = (userId: number): string => `user:${userId}`;
 
 export const isChannelLog = (log: string): boolean => log.startsWith('#');

@@ -22,6 +22,7 @@ export interface LogWriterOptions {
   /** Test hook: runs after seqs are taken and before the insert (simulates slow or dying writers). */
   beforeInsert?: (rows: readonly StoredEvent[]) => Promise<void>;
   onPublishError?: (err: unknown) => void;
+  onCommitted?: (count: number) => void;
 }
 
 /** Thrown inside a transaction to roll it back when some seqs were already committed. */
@@ -159,7 +160,10 @@ export class LogWriter {
     );
     // The timestamp is taken after the seq: readers judge a missing seq by the age of the next one.
     const ts = new Date();
-    const rows = drafts.map((d, i) => toStoredEvent({ ...d, seq: seqs[i]!, ts: ts.toISOString() }));
+    const rows = drafts.map(({ cites, ...draft }, i) => {
+      const data = cites === undefined ? draft.data : { ...draft.data, log: drafts[cites]!.log, seq: seqs[cites]! };
+      return toStoredEvent({ ...draft, data, seq: seqs[i]!, ts: ts.toISOString() });
+    });
     await this.options.beforeInsert?.(rows);
     return rows;
   }
@@ -190,6 +194,7 @@ export class LogWriter {
 
   private async publish(events: ChatEvent[]): Promise<void> {
     if (events.length === 0) return;
+    this.options.onCommitted?.(events.length);
     await this.bus.publish(events.map(toBusEvent)).catch((err: unknown) => {
       // Committed but not announced: readers find it in storage through the next gap or catch-up.
       this.options.onPublishError?.(err);

@@ -4,7 +4,8 @@ import type { Principal } from '../identity/principal.js';
 import { casefold, isValidNick } from '../shared/names.js';
 import { textProblem } from '../shared/text.js';
 import type { Store, UserRecord } from '../storage/store.js';
-import { privateLogName, type ChatEvent, type EventDraft } from './event.js';
+import { BoundedSet } from '../shared/bounded-set.js';
+import { personalLogName, privateLogName, type ChatEvent, type EventDraft } from './event.js';
 import type { LogReader } from './log-reader.js';
 import type { LogWriter } from './log-writer.js';
 import { toChatEvent } from './stored.js';
@@ -22,6 +23,9 @@ export interface History {
 
 /** Channel messages, private messages and the history of both. */
 export class Messages {
+  /** Conversations known to be recorded; bounded because it only saves a lookup. */
+  private readonly knownConversations = new BoundedSet<string>(10_000);
+
   constructor(
     private readonly store: Store,
     private readonly writer: LogWriter,
@@ -50,8 +54,10 @@ export class Messages {
   async postPrivate(principal: Principal, nick: string, body: { text: string }, idempotencyKey?: string) {
     checkText(body.text);
     const target = await this.findUser(nick);
+    const log = privateLogName(principal.userId, target.id);
+    await this.startConversation(principal, log, target.id);
     const draft: EventDraft = {
-      log: privateLogName(principal.userId, target.id),
+      log,
       type: 'private',
       nick: principal.nick,
       text: body.text,
@@ -73,6 +79,28 @@ export class Messages {
   /** The private log with `nick`, for streams. */
   async privateLog(principal: Principal, nick: string): Promise<string> {
     return privateLogName(principal.userId, (await this.findUser(nick)).id);
+  }
+
+  /**
+   * The first message between two users records the conversation for both, with a control
+   * event in each personal log so their open streams start following it.
+   */
+  private async startConversation(principal: Principal, log: string, targetId: number): Promise<void> {
+    if (this.knownConversations.has(log)) return;
+    await this.writer.transact({
+      prepare: async (tx) => {
+        const added = await tx.addConversation(log, [principal.userId, targetId]);
+        const drafts = added.map((userId) => ({
+          log: personalLogName(userId),
+          type: 'private' as const,
+          nick: principal.nick,
+          text: '',
+          data: { log },
+        }));
+        return { drafts, result: undefined };
+      },
+    });
+    this.knownConversations.add(log);
   }
 
   private history(log: string, query: HistoryQuery): Promise<History> {

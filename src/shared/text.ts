@@ -1,12 +1,16 @@
-/** Message text: 1–4000 characters of well-formed UTF-8, no controls but newline and tab. */
+/**
+ * Message text: 1–4000 characters of well-formed UTF-8, no controls but newline and tab.
+ * A newline may be CRLF, so CR is accepted too; SSE framing is unaffected because event
+ * data is JSON, which escapes both.
+ */
 export const MAX_TEXT_CHARS = 4000;
-const FORBIDDEN_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+const FORBIDDEN_CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
 export function textProblem(text: string): string | undefined {
   if (!text.isWellFormed()) return 'text contains a lone surrogate (not valid UTF-8)';
   const length = [...text].length;
   if (length < 1) return 'text must not be empty';
   if (length > MAX_TEXT_CHARS) return `text exceeds ${MAX_TEXT_CHARS} characters`;
-  if (FORBIDDEN_CONTROLS.test(text)) return 'text contains a control character (only newline and tab are allowed)';
+  if (FORBIDDEN_CONTROLS.test(text)) return 'text contains a control character (only newlines and tabs are allowed)';
   return undefined;
 }

@@ -14,7 +14,7 @@ import type {
   UserRecord,
 } from './store.js';
 
-const { users, sessions, channels, memberships, events, idempotencyKeys } = schema;
+const { users, sessions, channels, memberships, events, idempotencyKeys, conversations } = schema;
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 
@@ -184,7 +184,9 @@ export class DrizzleStore implements Store {
   renameUser(userId: number, nick: string, nickKey: string): Promise<boolean> {
     return this.run(async () => {
       try {
-        await this.db.update(users).set({ nick, nickKey }).where(eq(users.id, userId));
+        // Its own (sub)transaction: inside a caller's transaction a failed statement would
+        // abort the whole transaction; a savepoint confines the unique violation.
+        await this.db.transaction((tx) => tx.update(users).set({ nick, nickKey }).where(eq(users.id, userId)));
         return true;
       } catch (err) {
         if (sqlState(err) === UNIQUE_VIOLATION) return false;
@@ -320,6 +322,24 @@ export class DrizzleStore implements Store {
   setTopic(channelId: number, topic: string, by: string, at: Date): Promise<void> {
     return this.run(async () => {
       await this.db.update(channels).set({ topic, topicBy: by, topicAt: at }).where(eq(channels.id, channelId));
+    });
+  }
+
+  addConversation(log: string, userIds: number[]): Promise<number[]> {
+    return this.run(async () => {
+      const rows = await this.db
+        .insert(conversations)
+        .values([...new Set(userIds)].map((userId) => ({ userId, log })))
+        .onConflictDoNothing()
+        .returning({ userId: conversations.userId });
+      return rows.map((r) => r.userId);
+    });
+  }
+
+  userConversations(userId: number): Promise<string[]> {
+    return this.run(async () => {
+      const rows = await this.db.select({ log: conversations.log }).from(conversations).where(eq(conversations.userId, userId));
+      return rows.map((r) => r.log);
     });
   }
 

@@ -113,6 +113,10 @@ export interface Store {
   userMemberships(userId: number): Promise<MembershipRecord[]>;
   setTopic(channelId: number, topic: string, by: string, at: Date): Promise<void>;
 
+  /** Records that these users converse in `log`; returns those for whom it is new. */
+  addConversation(log: string, userIds: number[]): Promise<number[]>;
+  userConversations(userId: number): Promise<string[]>;
+
   // logs
   /** Inserts what is free; returns the refs that were inserted (conflicts are left out). */
   insertEvents(rows: StoredEvent[]): Promise<EventRef[]>;

@@ -58,9 +58,14 @@ const privateHistory = createRoute({
   responses: { 200: json(HistorySchema, 'Events in increasing seq order'), ...problems(400, 401, 404) },
 });
 
-function historyRequest(query: { before?: string; after?: string; limit?: string }): HistoryRequest {
+const waitMs = (wait: string | undefined) => (wait === undefined ? 0 : Number(wait) * 1000);
+
+function historyRequest(query: { before?: string; after?: string; limit?: string; wait?: string }): HistoryRequest {
   if (query.before !== undefined && query.after !== undefined) {
     throw new CanaDuckError('validation_failed', 'give either before or after, not both');
+  }
+  if (query.wait !== undefined && query.after === undefined) {
+    throw new CanaDuckError('validation_failed', 'wait needs after: long-poll from a seq you have');
   }
   return {
     before: query.before === undefined ? undefined : Number(query.before),
@@ -80,10 +85,13 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
 
   app.openapi(channelHistory, async (c) => {
     const principal = requirePrincipal(c);
-    const history = await c
-      .get('services')
-      .messages.channelHistory(principal, channelFromPath(c.req.valid('param').name), historyRequest(c.req.valid('query')));
-    return c.json(history, 200);
+    const query = c.req.valid('query');
+    const request = historyRequest(query);
+    const { channels, messages, realtime } = c.get('services');
+    const name = channelFromPath(c.req.valid('param').name);
+    if (query.wait === undefined) return c.json(await messages.channelHistory(principal, name, request), 200);
+    const { channel } = await channels.access(name, principal);
+    return c.json(await realtime.pollLog(channel.nameKey, request.after!, request.limit, waitMs(query.wait), c.req.raw.signal), 200);
   });
 
   app.openapi(postPrivate, async (c) => {
@@ -96,7 +104,12 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
 
   app.openapi(privateHistory, async (c) => {
     const principal = requirePrincipal(c);
-    const history = await c.get('services').messages.privateHistory(principal, c.req.valid('param').nick, historyRequest(c.req.valid('query')));
-    return c.json(history, 200);
+    const query = c.req.valid('query');
+    const request = historyRequest(query);
+    const { messages, realtime } = c.get('services');
+    const { nick } = c.req.valid('param');
+    if (query.wait === undefined) return c.json(await messages.privateHistory(principal, nick, request), 200);
+    const log = await messages.privateLog(principal, nick);
+    return c.json(await realtime.pollLog(log, request.after!, request.limit, waitMs(query.wait), c.req.raw.signal), 200);
   });
 }

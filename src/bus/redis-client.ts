@@ -1,0 +1,65 @@
+import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
+import { unavailable } from '../errors.js';
+
+/**
+ * The options every CanaDuck Redis connection uses. The point of each is that a request
+ * meeting a Redis outage fails fast with a 503 instead of hanging:
+ *
+ * - `lazyConnect`: nothing happens at construction; the owner awaits `connect()` (or uses
+ *   `connectRedis`) so start-up fails with a clear error instead of retrying in the background.
+ * - `enableOfflineQueue: false`: while the connection is down a command is rejected at once
+ *   instead of being queued until Redis comes back (the default queues without bound).
+ * - `maxRetriesPerRequest: 1`: a command in flight when the connection drops is retried on
+ *   the next connection at most once, then rejected.
+ * - `commandTimeout`: a command with no reply (half-open socket, stalled server) is rejected
+ *   after 2 s.
+ * - `retryStrategy`: reconnect forever, backing off to at most about 1 s, so the replica heals
+ *   within a second of Redis coming back.
+ * - RESP3 (ioredis 6's default) is kept: ioredis 6 routes pub/sub through RESP3 push frames,
+ *   and a subscribed RESP3 connection may still run ordinary commands (`CLIENT ID`, `PING`).
+ *   Checked against Redis 7 by test/bus.test.ts (subscribe, resubscribe after CLIENT KILL).
+ *
+ * The pub/sub subscriber is a `duplicate()` of such a client with `autoResubscribe: false`:
+ * `RedisBus` resubscribes itself so that it knows when the subscriptions are active again.
+ */
+export const redisClientOptions = {
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 2_000,
+  connectTimeout: 2_000,
+  retryStrategy: (attempt: number) => Math.min(50 * 2 ** (attempt - 1), 1_000) + Math.floor(Math.random() * 100),
+} satisfies RedisOptions;
+
+/** A client with `redisClientOptions`, not yet connected: await `connect()` before use. */
+export function createRedisClient(url: string, options: RedisOptions = {}): Redis {
+  return new Redis(url, { ...redisClientOptions, ...options });
+}
+
+/**
+ * Creates and connects a client; failure to connect is `CanaDuckError('unavailable')` and
+ * leaves no reconnecting client behind.
+ */
+export async function connectRedis(url: string, options: RedisOptions = {}): Promise<Redis> {
+  const client = createRedisClient(url, options);
+  try {
+    await client.connect();
+    return client;
+  } catch (err) {
+    client.disconnect();
+    throw unavailable('Redis', err);
+  }
+}
+
+/**
+ * Runs a pipeline and returns its replies; rejects with the first command's error (a
+ * pipeline reports errors per command instead of rejecting).
+ */
+export async function execPipeline(pipeline: ChainableCommander): Promise<unknown[]> {
+  const results = await pipeline.exec();
+  if (!results) throw new Error('pipeline was discarded');
+  return results.map(([err, reply]) => {
+    if (err) throw err;
+    return reply;
+  });
+}

@@ -1,0 +1,92 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { decodeUserCursor, parseSeqCursor } from '../../realtime/user-cursor.js';
+import { channelFromPath } from '../../shared/names.js';
+import type { AppEnv } from '../env.js';
+import { ChatEventSchema, HistoryQuery, json, problems } from '../schemas.js';
+import { requirePrincipal } from '../session.js';
+
+const tags = ['real-time'];
+
+
+const waitMs = (wait: string | undefined) => (wait === undefined ? 0 : Number(wait) * 1000);
+
+const userEvents = createRoute({
+  method: 'get',
+  path: '/api/events',
+  tags,
+  summary: 'Everything you receive, as long-poll',
+  description:
+    'The long-poll twin of `GET /api/stream`: your channels, private messages and alerts. Pass back the `cursor` of each answer; without one, starts from now.',
+  request: {
+    query: z.object({
+      cursor: z.string().max(65536).optional().openapi({ description: 'Opaque cursor from the previous answer or the stream’s last `id`.' }),
+      wait: HistoryQuery.shape.wait,
+    }),
+  },
+  responses: {
+    200: json(z.object({ events: z.array(ChatEventSchema), cursor: z.string() }).openapi('UserEvents'), 'What arrived'),
+    ...problems(400, 401, 503),
+  },
+});
+
+const sseResponse = {
+  200: {
+    description: 'Server-Sent Events: `retry:` once, then frames `id:`, `event: <type>`, `data: <event JSON>`; a `: ping` comment every 15 s.',
+    content: { 'text/event-stream': { schema: { type: 'string' as const } } },
+  },
+  ...problems(400, 401, 403, 404, 429),
+};
+
+export function registerStreamRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.get('/api/channels/:name/stream', async (c) => {
+    const principal = requirePrincipal(c);
+    const { channels, realtime } = c.get('services');
+    const { channel } = await channels.access(channelFromPath(c.req.param('name')), principal);
+    // EventSource reconnects to the same URL with a newer Last-Event-ID: the header wins.
+    const cursor = c.req.header('last-event-id') ?? c.req.query('after');
+    await realtime.streamLog(principal, channel.nameKey, cursor === undefined ? undefined : parseSeqCursor(cursor), c.env.outgoing);
+    return RESPONSE_ALREADY_SENT;
+  });
+  app.openAPIRegistry.registerPath({
+    method: 'get',
+    path: '/api/channels/{name}/stream',
+    tags,
+    summary: 'Live events of one channel (SSE)',
+    description:
+      'The `id:` is the seq. Resume with `Last-Event-ID` (EventSource sends it) or `?after=SEQ`; without either, only new events. A cursor ahead of the log gets a `reset` event and restarts from the head.',
+    request: {
+      params: z.object({ name: z.string().openapi({ param: { name: 'name', in: 'path' } }) }),
+      query: z.object({ after: z.string().optional() }),
+    },
+    responses: sseResponse,
+  });
+
+  app.get('/api/stream', async (c) => {
+    const principal = requirePrincipal(c);
+    const cursor = c.req.header('last-event-id') ?? c.req.query('cursor');
+    await c
+      .get('services')
+      .realtime.streamUser(principal, cursor === undefined ? undefined : decodeUserCursor(cursor, principal.userId), c.env.outgoing);
+    return RESPONSE_ALREADY_SENT;
+  });
+  app.openAPIRegistry.registerPath({
+    method: 'get',
+    path: '/api/stream',
+    tags,
+    summary: 'Everything you receive, on one connection (SSE)',
+    description:
+      'All your channels (a channel joined later appears from its `join` event), private messages and alerts. The `id:` is an opaque cursor: reconnecting with it (`Last-Event-ID` or `?cursor=`) resumes every log exactly. Browsers allow six HTTP/1.1 connections per origin: use this one.',
+    request: { query: z.object({ cursor: z.string().optional() }) },
+    responses: sseResponse,
+  });
+
+  app.openapi(userEvents, async (c) => {
+    const principal = requirePrincipal(c);
+    const { cursor, wait } = c.req.valid('query');
+    const result = await c
+      .get('services')
+      .realtime.pollUser(principal, cursor === undefined ? undefined : decodeUserCursor(cursor, principal.userId), waitMs(wait), c.req.raw.signal);
+    return c.json(result, 200);
+  });
+}

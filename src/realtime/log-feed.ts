@@ -1,0 +1,166 @@
+import { toBusEvent, type BusEvent } from '../bus/bus.js';
+import type { LogReader } from '../messages/log-reader.js';
+import type { ChatEvent } from '../messages/event.js';
+
+export interface FeedListener {
+  onEvent(feed: LogFeed, delivery: BusEvent): void;
+}
+
+const CATCH_UP_PAGE = 1000;
+const MAX_PENDING = 10_000;
+const RETRY_MS = 500;
+
+/**
+ * One log as this replica sees it: the contiguous run of committed events, fed by the
+ * bus and repaired from storage. Bus events arrive at most once and in any order; the
+ * feed passes them on strictly in seq order, holding back those beyond a gap until the
+ * gap is filled from storage (or settled as skipped by the log reader).
+ *
+ * Invariant: `ring` holds every committed event with a seq in (`ringFloor`, `head`].
+ */
+export class LogFeed {
+  head = 0;
+  ringFloor = 0;
+  readonly ring: BusEvent[] = [];
+  private readonly pending = new Map<number, BusEvent>();
+  private readonly listeners = new Set<FeedListener>();
+  private readonly waiters = new Set<{ after: number; wake: () => void }>();
+  private catchingUp: Promise<void> | undefined;
+  private again = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Users holding this feed (streams, long-polls); the registry closes it when none remain. */
+  holders = 0;
+
+  constructor(
+    readonly log: string,
+    private readonly reader: LogReader,
+    private readonly ringSize: number,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  /** Call once the bus subscription for the log is active: everything after `head` will reach us. */
+  async start(): Promise<void> {
+    this.head = await this.reader.head(this.log);
+    this.ringFloor = this.head;
+  }
+
+  add(listener: FeedListener): void {
+    this.listeners.add(listener);
+  }
+
+  remove(listener: FeedListener): void {
+    this.listeners.delete(listener);
+  }
+
+  /** An event from the bus. */
+  receive(delivery: BusEvent): void {
+    const { seq } = delivery.event;
+    if (this.closed || seq <= this.head) return;
+    if (seq === this.head + 1) {
+      this.advance(delivery);
+      this.drainPending();
+      return;
+    }
+    if (this.pending.size < MAX_PENDING) this.pending.set(seq, delivery);
+    this.catchUp();
+  }
+
+  /** Events after `after` held in memory, or `undefined` when the ring does not reach back that far. */
+  recentAfter(after: number, limit: number): { events: BusEvent[]; next: number } | undefined {
+    if (after < this.ringFloor || after > this.head) return undefined;
+    let start = this.ring.length;
+    while (start > 0 && this.ring[start - 1]!.event.seq > after) start--;
+    const events = this.ring.slice(start, start + limit);
+    const next = start + limit < this.ring.length ? events.at(-1)!.event.seq : this.head;
+    return { events, next };
+  }
+
+  /** Resolves once `head` passes `after`, or after `ms`, or on `signal`. */
+  waitBeyond(after: number, ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.head > after || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = { after, wake: () => done() };
+      const timer = setTimeout(() => done(), ms);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      signal?.addEventListener('abort', done, { once: true });
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Reads storage past `head`: after a gap, a lost subscription, or as a periodic check. */
+  catchUp(): void {
+    if (this.closed) return;
+    if (this.catchingUp) {
+      this.again = true;
+      return;
+    }
+    this.catchingUp = this.runCatchUp().finally(() => (this.catchingUp = undefined));
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    for (const waiter of this.waiters) waiter.wake();
+    this.listeners.clear();
+    this.pending.clear();
+  }
+
+  private async runCatchUp(): Promise<void> {
+    do {
+      this.again = false;
+      let result;
+      try {
+        result = await this.reader.readAfter(this.log, this.head, CATCH_UP_PAGE);
+      } catch (err) {
+        this.onError(err);
+        this.scheduleRetry(RETRY_MS);
+        return;
+      }
+      for (const event of result.events) if (event.seq > this.head) this.advance(toDelivery(event));
+      if (result.next > this.head) this.skipTo(result.next);
+      this.drainPending();
+      if (result.events.length >= CATCH_UP_PAGE) this.again = true;
+      else if (result.settlesInMs !== undefined) this.scheduleRetry(result.settlesInMs + 5);
+    } while (this.again && !this.closed);
+  }
+
+  private scheduleRetry(ms: number): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.catchUp(), ms);
+    this.retryTimer.unref();
+  }
+
+  private advance(delivery: BusEvent): void {
+    this.head = delivery.event.seq;
+    this.ring.push(delivery);
+    if (this.ring.length > this.ringSize) this.ringFloor = this.ring.shift()!.event.seq;
+    for (const listener of this.listeners) listener.onEvent(this, delivery);
+    this.wakeWaiters();
+  }
+
+  /** Seqs up to `next` were skipped (never committed): nothing to deliver, the ring stays exact. */
+  private skipTo(next: number): void {
+    this.head = next;
+    this.wakeWaiters();
+  }
+
+  private drainPending(): void {
+    for (const seq of this.pending.keys()) if (seq <= this.head) this.pending.delete(seq);
+    for (let next = this.pending.get(this.head + 1); next; next = this.pending.get(this.head + 1)) {
+      this.pending.delete(next.event.seq);
+      this.advance(next);
+    }
+  }
+
+  private wakeWaiters(): void {
+    for (const waiter of this.waiters) if (this.head > waiter.after) waiter.wake();
+  }
+}
+
+const toDelivery = (event: ChatEvent): BusEvent => toBusEvent(event);

@@ -1,0 +1,76 @@
+import { toBusEvent, type BusEvent } from '../bus/bus.js';
+import type { LogReader } from '../messages/log-reader.js';
+import type { FeedListener, LogFeed } from './log-feed.js';
+
+const STORAGE_PAGE = 500;
+
+/**
+ * One subscriber's position in one log. Emits every committed event after its cursor
+ * exactly once, in seq order: live from the feed when it is at the feed's head, otherwise
+ * from the feed's ring or from storage until it catches up. While catching up it ignores
+ * live events; they are in the ring or in storage, and the catch-up loop runs until the
+ * cursor reaches the feed's head.
+ */
+export class LogFollower implements FeedListener {
+  private pumping: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    readonly feed: LogFeed,
+    public cursor: number,
+    private readonly reader: LogReader,
+    private readonly emit: (delivery: BusEvent, follower: LogFollower) => void,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  onEvent(_feed: LogFeed, delivery: BusEvent): void {
+    if (this.closed || this.pumping) return;
+    const { seq } = delivery.event;
+    if (seq <= this.cursor) return;
+    if (seq === this.cursor + 1) {
+      this.cursor = seq;
+      this.emit(delivery, this);
+      return;
+    }
+    void this.catchUp();
+  }
+
+  /** Brings the cursor up to the feed's head; resolves when done (or when nothing more can be read now). */
+  catchUp(): Promise<void> {
+    this.pumping ??= this.pump().finally(() => (this.pumping = undefined));
+    return this.pumping;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.feed.remove(this);
+  }
+
+  private async pump(): Promise<void> {
+    while (!this.closed && this.cursor < this.feed.head) {
+      const recent = this.feed.recentAfter(this.cursor, Number.MAX_SAFE_INTEGER);
+      if (recent) {
+        for (const delivery of recent.events) this.deliver(delivery);
+        this.cursor = Math.max(this.cursor, recent.next);
+        continue;
+      }
+      let page;
+      try {
+        page = await this.reader.readAfter(this.feed.log, this.cursor, STORAGE_PAGE);
+      } catch (err) {
+        this.onError(err);
+        return; // the next live event or check starts another catch-up
+      }
+      const before = this.cursor;
+      for (const event of page.events) this.deliver(toBusEvent(event));
+      this.cursor = Math.max(this.cursor, page.next);
+      if (this.cursor === before) return; // storage has nothing settled past us yet
+    }
+  }
+
+  private deliver(delivery: BusEvent): void {
+    if (this.closed || delivery.event.seq <= this.cursor) return;
+    this.cursor = delivery.event.seq;
+    this.emit(delivery, this);
+  }
+}

@@ -1,0 +1,231 @@
+import type { ServerResponse } from 'node:http';
+import type { Bus, BusEvent } from '../bus/bus.js';
+import { CanaDuckError } from '../errors.js';
+import type { Principal } from '../identity/principal.js';
+import type { ChatEvent } from '../messages/event.js';
+import type { LogReader } from '../messages/log-reader.js';
+import type { Store } from '../storage/store.js';
+import { Feeds } from './feeds.js';
+import { frameWithId, logFrame } from './frames.js';
+import type { LogFeed } from './log-feed.js';
+import { LogFollower } from './log-follower.js';
+import { SseConnection, type CloseReason, type SseOptions } from './sse-connection.js';
+import { encodeUserCursor, type UserCursor } from './user-cursor.js';
+import { UserSubscription } from './user-subscription.js';
+
+export interface RealtimeOptions extends Partial<SseOptions> {
+  maxStreamsPerSession?: number;
+  feedCheckIntervalMs?: number;
+  feedLingerMs?: number;
+}
+
+export interface RealtimeStats {
+  streamOpened(kind: 'log' | 'user'): void;
+  streamClosed(kind: 'log' | 'user', reason: CloseReason): void;
+  framesDelivered(count: number): void;
+  longPoll(delta: 1 | -1): void;
+  fanOut(delivery: BusEvent): void;
+}
+
+const noStats: RealtimeStats = { streamOpened() {}, streamClosed() {}, framesDelivered() {}, longPoll() {}, fanOut() {} };
+
+export interface PollResult {
+  events: ChatEvent[];
+  next: number;
+  reset?: boolean;
+}
+
+/** Live delivery: SSE streams and long-polls over this replica's feeds. */
+export class Realtime {
+  readonly feeds: Feeds;
+  private readonly connections = new Set<SseConnection>();
+  private readonly streamsPerSession = new Map<number, number>();
+  private readonly sse: SseOptions;
+
+  constructor(
+    bus: Bus,
+    private readonly reader: LogReader,
+    private readonly store: Store,
+    private readonly onError: (err: unknown) => void,
+    private readonly options: RealtimeOptions = {},
+    private readonly stats: RealtimeStats = noStats,
+  ) {
+    this.feeds = new Feeds(bus, reader, { onError, checkIntervalMs: options.feedCheckIntervalMs, lingerMs: options.feedLingerMs });
+    bus.onEvent((delivery) => stats.fanOut(delivery));
+    this.sse = {
+      maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
+      heartbeatMs: options.heartbeatMs ?? 15_000,
+      writeDeadlineMs: options.writeDeadlineMs ?? 30_000,
+      retryMs: options.retryMs ?? 1000,
+    };
+  }
+
+  get openStreams(): number {
+    return this.connections.size;
+  }
+
+  /** SSE for one log, from `after` (exclusive) or from its head. */
+  async streamLog(principal: Principal, log: string, after: number | undefined, res: ServerResponse): Promise<void> {
+    const release = this.reserve(principal);
+    let feed: LogFeed;
+    try {
+      feed = await this.feeds.acquire(log);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    let start = after ?? feed.head;
+    const reset = after !== undefined && (await this.isAhead(feed, after).catch(() => false));
+    if (reset) start = feed.head;
+    const conn = this.open(res, 'log', release);
+    if (reset) conn.send(resetFrame(log, start, String(start)));
+    else conn.send(`id: ${start}\n\n`); // sets EventSource's last id without an event: reconnects resume here
+    const follower = new LogFollower(feed, start, this.reader, (d) => this.sendFrame(conn, logFrame(d)), this.onError);
+    feed.add(follower);
+    conn.onClose(() => {
+      follower.close();
+      this.feeds.release(feed);
+    });
+    void follower.catchUp();
+  }
+
+  /** SSE for everything the user receives, from `cursor` or from now. */
+  async streamUser(principal: Principal, cursor: UserCursor | undefined, res: ServerResponse): Promise<void> {
+    const release = this.reserve(principal);
+    let conn: SseConnection | undefined;
+    const pending: BusEvent[] = [];
+    const subscription = new UserSubscription(principal.userId, this.deps(), (d) => {
+      if (conn) this.sendFrame(conn, frameWithId(d, encodeUserCursor(subscription.cursor())));
+      else pending.push(d);
+    });
+    try {
+      await subscription.start(cursor);
+    } catch (err) {
+      subscription.close();
+      release();
+      throw err;
+    }
+    // Events caught up before the headers went out are sent now, each with the cursor after it.
+    conn = this.open(res, 'user', release);
+    conn.send(`id: ${encodeUserCursor(rewind(subscription.cursor(), pending))}\n\n`);
+    const replay = [...pending];
+    replay.forEach((d, i) => this.sendFrame(conn!, frameWithId(d, encodeUserCursor(rewind(subscription.cursor(), replay.slice(i + 1))))));
+    conn.onClose(() => subscription.close());
+  }
+
+  /** Long-poll on one log: answers at once if anything is past `after`, else waits up to `waitMs`. */
+  async pollLog(log: string, after: number, limit: number, waitMs: number, signal?: AbortSignal): Promise<PollResult> {
+    const feed = await this.feeds.acquire(log);
+    this.stats.longPoll(1);
+    try {
+      if (await this.isAhead(feed, after)) return { events: [], next: feed.head, reset: true };
+      const first = await this.readFrom(feed, after, limit);
+      if (first.events.length > 0 || waitMs <= 0) return first;
+      await feed.waitBeyond(after, waitMs, signal);
+      return await this.readFrom(feed, after, limit);
+    } finally {
+      this.stats.longPoll(-1);
+      this.feeds.release(feed);
+    }
+  }
+
+  /** Long-poll twin of the multiplexed stream. */
+  async pollUser(principal: Principal, cursor: UserCursor | undefined, waitMs: number, signal?: AbortSignal) {
+    const events: ChatEvent[] = [];
+    let wake: (() => void) | undefined;
+    const subscription = new UserSubscription(principal.userId, this.deps(), (d) => {
+      events.push(d.event);
+      wake?.();
+    });
+    this.stats.longPoll(1);
+    try {
+      await subscription.start(cursor);
+      if (events.length === 0 && waitMs > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, waitMs);
+          function done() {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', done);
+            resolve();
+          }
+          // A short pause after the first event lets a burst travel in one answer.
+          wake = () => setTimeout(done, 5);
+          signal?.addEventListener('abort', done, { once: true });
+        });
+      }
+      await subscription.settled();
+      return { events: [...events], cursor: encodeUserCursor(subscription.cursor()) };
+    } finally {
+      subscription.close();
+      this.stats.longPoll(-1);
+    }
+  }
+
+  /** Ends every stream with a final note; EventSource reconnects (to another replica) and resumes. */
+  shutdown(): void {
+    for (const conn of [...this.connections]) conn.close('shutdown', 'event: reconnect\ndata: {"reason":"server shutting down"}\n\n');
+    this.feeds.close();
+  }
+
+  private deps() {
+    return { feeds: this.feeds, reader: this.reader, store: this.store, onError: this.onError };
+  }
+
+  private sendFrame(conn: SseConnection, frame: string): void {
+    if (conn.send(frame)) this.stats.framesDelivered(1);
+  }
+
+  private open(res: ServerResponse, kind: 'log' | 'user', release: () => void): SseConnection {
+    const conn = new SseConnection(res, this.sse);
+    this.connections.add(conn);
+    this.stats.streamOpened(kind);
+    conn.onClose((reason) => {
+      this.connections.delete(conn);
+      release();
+      this.stats.streamClosed(kind, reason);
+    });
+    return conn;
+  }
+
+  /** Counts the session's open streams on this replica; throws past the cap. */
+  private reserve(principal: Principal): () => void {
+    const max = this.options.maxStreamsPerSession ?? 8;
+    const open = this.streamsPerSession.get(principal.sessionId) ?? 0;
+    if (open >= max) throw new CanaDuckError('too_many_streams', `at most ${max} open streams per session`, { retryAfter: 5 });
+    this.streamsPerSession.set(principal.sessionId, open + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.streamsPerSession.get(principal.sessionId) ?? 1) - 1;
+      if (left > 0) this.streamsPerSession.set(principal.sessionId, left);
+      else this.streamsPerSession.delete(principal.sessionId);
+    };
+  }
+
+  /** A cursor past everything stored (e.g. after a database restore) cannot be continued. */
+  private async isAhead(feed: LogFeed, after: number): Promise<boolean> {
+    return after > feed.head && after > (await this.store.maxSeq(feed.log));
+  }
+
+  private async readFrom(feed: LogFeed, after: number, limit: number): Promise<PollResult> {
+    const recent = feed.recentAfter(after, limit);
+    if (recent) return { events: recent.events.map((d) => d.event), next: recent.next };
+    const { events, next } = await this.reader.readAfter(feed.log, after, limit);
+    return { events, next };
+  }
+}
+
+function resetFrame(log: string, head: number, id: string): string {
+  return `event: reset\ndata: ${JSON.stringify({ log, reason: 'the cursor is ahead of the log; restarting from its head', next: head })}\nid: ${id}\n\n`;
+}
+
+/** The cursor as it was before `later` events were delivered (their logs' seqs rewound). */
+function rewind(cursor: UserCursor, later: BusEvent[]): UserCursor {
+  const logs = new Map(cursor.logs);
+  for (const d of later) {
+    const current = logs.get(d.event.log);
+    if (current !== undefined && current >= d.event.seq) logs.set(d.event.log, d.event.seq - 1);
+  }
+  return { ...cursor, logs };
+}

@@ -1,0 +1,86 @@
+import type { ServerResponse } from 'node:http';
+import { HEARTBEAT } from './frames.js';
+
+export type CloseReason = 'client' | 'slow' | 'stalled' | 'shutdown' | 'ended';
+
+export interface SseOptions {
+  /** Bytes Node may hold for a client that reads slowly before it is cut off. */
+  maxBufferedBytes: number;
+  heartbeatMs: number;
+  /** A write that has not drained in this long means a dead or stuck peer. */
+  writeDeadlineMs: number;
+  retryMs: number;
+}
+
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+  connection: 'keep-alive',
+};
+
+/**
+ * An SSE response written straight to Node's socket: frames are pre-built strings, and a
+ * write never waits. Node's own buffer is the per-connection queue, bounded here: past
+ * `maxBufferedBytes`, or undrained for `writeDeadlineMs`, the connection is closed and
+ * the client resumes from its last id (losing nothing). Heartbeats keep proxies and
+ * Node's fetch (300 s idle limit) from dropping a quiet stream.
+ */
+export class SseConnection {
+  private closed = false;
+  private readonly heartbeat: NodeJS.Timeout;
+  private deadline: NodeJS.Timeout | undefined;
+  private readonly closeHandlers: Array<(reason: CloseReason) => void> = [];
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly options: SseOptions,
+  ) {
+    res.writeHead(200, SSE_HEADERS);
+    res.write(`retry: ${options.retryMs}\n\n`);
+    res.on('close', () => this.close('client'));
+    res.on('drain', () => {
+      clearTimeout(this.deadline);
+      this.deadline = undefined;
+    });
+    this.heartbeat = setInterval(() => this.send(HEARTBEAT), options.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  onClose(handler: (reason: CloseReason) => void): void {
+    this.closeHandlers.push(handler);
+  }
+
+  /** Queues a frame; `false` once the connection is closed. */
+  send(frame: string): boolean {
+    if (this.closed) return false;
+    this.res.write(frame);
+    if (this.res.writableLength > this.options.maxBufferedBytes) {
+      this.close('slow');
+      return false;
+    }
+    if (this.res.writableLength > 0 && !this.deadline) {
+      this.deadline = setTimeout(() => this.close('stalled'), this.options.writeDeadlineMs);
+      this.deadline.unref();
+    }
+    return true;
+  }
+
+  close(reason: CloseReason, finalFrame?: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    clearTimeout(this.deadline);
+    if (reason === 'slow' || reason === 'stalled') {
+      this.res.destroy(); // what is buffered will never drain in time
+    } else if (!this.res.writableEnded) {
+      if (finalFrame) this.res.write(finalFrame);
+      this.res.end();
+    }
+    for (const handler of this.closeHandlers) handler(reason);
+  }
+}
