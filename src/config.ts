@@ -14,6 +14,8 @@ export interface Config {
   redisPrefix: string;
   sessionTtlMs: number;
   gapTimeoutMs: number;
+  heartbeatMs: number;
+  maxStreamsPerSession: number;
   logLevel: LogLevel;
   trustProxy: boolean;
   allowedOrigins: string[];
@@ -61,6 +63,8 @@ export function loadConfig(env: Env = process.env): Config {
     redisPrefix: env.CANADUCK_REDIS_PREFIX ?? 'canaduck:',
     sessionTtlMs: integer(env, 'CANADUCK_SESSION_TTL_SECONDS', 86_400, 10, 365 * 86_400) * 1000,
     gapTimeoutMs: integer(env, 'CANADUCK_GAP_TIMEOUT_MS', 2000, 50, 60_000),
+    heartbeatMs: integer(env, 'CANADUCK_HEARTBEAT_SECONDS', 15, 1, 120) * 1000,
+    maxStreamsPerSession: integer(env, 'CANADUCK_MAX_STREAMS_PER_SESSION', 8, 1, 1000),
     logLevel,
     trustProxy: env.CANADUCK_TRUST_PROXY === '1',
     allowedOrigins: (env.CANADUCK_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),

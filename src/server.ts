@@ -41,6 +41,8 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
   const close = () =>
     (closing ??= (async () => {
       clearInterval(sweep);
+      // Streams first: they would hold server.close() open; clients reconnect elsewhere and resume.
+      services.realtime.shutdown();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeIdleConnections' in server) server.closeIdleConnections();

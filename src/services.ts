@@ -99,7 +99,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     reader,
     store,
     (err) => log.warn('delivery deferred: storage read failed, retrying', errorFields(err)),
-    { retryMs: 1000, ...options.realtime },
+    { retryMs: 1000, heartbeatMs: config.heartbeatMs, maxStreamsPerSession: config.maxStreamsPerSession, ...options.realtime },
     metrics.realtime,
   );
   closers.unshift(async () => realtime.shutdown());

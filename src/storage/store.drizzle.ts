@@ -326,6 +326,7 @@ export class DrizzleStore implements Store {
   }
 
   addConversation(log: string, userIds: number[]): Promise<number[]> {
+    if (userIds.length === 0) return Promise.resolve([]);
     return this.run(async () => {
       const rows = await this.db
         .insert(conversations)
