@@ -147,8 +147,12 @@ export class LogWriter {
     });
     await this.publish(committed);
     if (retry.length > 0) {
-      await this.recoverFromConflict(rows, inserted, false);
-      this.queue.unshift(...retry);
+      try {
+        await this.recoverFromConflict(rows, inserted, false);
+        this.queue.unshift(...retry);
+      } catch (err) {
+        for (const p of retry) p.reject(err);
+      }
     }
   }
 

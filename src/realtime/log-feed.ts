@@ -29,6 +29,7 @@ export class LogFeed {
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private started = false;
   /** Users holding this feed (streams, long-polls); the registry closes it when none remain. */
   holders = 0;
 
@@ -43,6 +44,10 @@ export class LogFeed {
   async start(): Promise<void> {
     this.head = await this.reader.head(this.log);
     this.ringFloor = this.head;
+    this.started = true;
+    this.drainPending();
+    // Events committed before the subscription, beyond a gap still open at start, are read here.
+    this.catchUp();
   }
 
   add(listener: FeedListener): void {
@@ -57,6 +62,11 @@ export class LogFeed {
   receive(delivery: BusEvent): void {
     const { seq } = delivery.event;
     if (this.closed || seq <= this.head) return;
+    if (!this.started) {
+      // Held until the head is known: they may or may not be past it.
+      if (this.pending.size < MAX_PENDING) this.pending.set(seq, delivery);
+      return;
+    }
     if (seq === this.head + 1) {
       this.advance(delivery);
       this.drainPending();
@@ -95,7 +105,7 @@ export class LogFeed {
 
   /** Reads storage past `head`: after a gap, a lost subscription, or as a periodic check. */
   catchUp(): void {
-    if (this.closed) return;
+    if (this.closed || !this.started) return;
     if (this.catchingUp) {
       this.again = true;
       return;
