@@ -1,7 +1,9 @@
-import { serve, type ServerType } from '@hono/node-server';
+import { getRequestListener, type ServerType } from '@hono/node-server';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { createHttpApp } from './http/app.js';
+import { adapterErrorResponse } from './http/problem.js';
 import { openServices, type ServiceOptions, type Services } from './services.js';
 import { errorFields } from './shared/log.js';
 
@@ -20,9 +22,9 @@ const IDEMPOTENCY_KEY_TTL_MS = 24 * 3600_000;
 export async function startServer(config: Config, options: ServiceOptions = {}): Promise<RunningServer> {
   const services = await openServices(config, options);
   const app = createHttpApp(services);
-  const server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
-  });
+  // getRequestListener rather than serve(): only it takes the adapter's errorHandler.
+  const server: ServerType = createServer(getRequestListener(app.fetch, { hostname: config.host, errorHandler: adapterErrorResponse }));
+  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   if ('headersTimeout' in server) {
     server.headersTimeout = 15_000; // slow-header clients
     server.requestTimeout = 30_000; // a request body must arrive within this; streams are not cut by it

@@ -1,3 +1,4 @@
+import { RequestError } from '@hono/node-server';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { CanaDuckError, problemCatalog, type ProblemCode } from '../errors.js';
@@ -38,4 +39,20 @@ export function problemResponse(c: Context, err: CanaDuckError): Response {
   // The rest of an oversized or rejected body is not read: do not reuse the connection.
   if (err.code === 'payload_too_large') headers.connection = 'close';
   return c.body(JSON.stringify(problemBody(err)), err.status as 400, headers);
+}
+
+/**
+ * For the Node adapter's `errorHandler`: a request it refuses before the app sees it (a
+ * request-target that is not a path, such as `*`; a backslash in the path; a bad Host)
+ * is still answered as problem+json, not with a bare 400.
+ */
+export function adapterErrorResponse(err: unknown): Response {
+  const problem =
+    err instanceof RequestError
+      ? new CanaDuckError('validation_failed', 'the request line or its Host header is malformed')
+      : new CanaDuckError('internal', 'something went wrong on our side; it has been logged');
+  return new Response(JSON.stringify(problemBody(problem)), {
+    status: problem.status,
+    headers: { 'content-type': 'application/problem+json', connection: 'close' },
+  });
 }
