@@ -161,7 +161,7 @@ export class RedisBus implements Bus {
       }
       await this.whenLive();
     } catch (err) {
-      this.release(log);
+      void this.release(log);
       throw unavailable('Redis', err);
     }
   }

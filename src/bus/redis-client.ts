@@ -12,7 +12,7 @@ import { unavailable } from '../errors.js';
  * - `maxRetriesPerRequest: 1`: a command in flight when the connection drops is retried on
  *   the next connection at most once, then rejected.
  * - `commandTimeout`: a command with no reply (half-open socket, stalled server) is rejected
- *   after 2 s.
+ *   after 2 s; `connectTimeout` bounds a connection attempt the same way.
  * - `retryStrategy`: reconnect forever, backing off to at most about 1 s, so the replica heals
  *   within a second of Redis coming back.
  * - RESP3 (ioredis 6's default) is kept: ioredis 6 routes pub/sub through RESP3 push frames,

@@ -4,12 +4,15 @@ import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
  * A TCP proxy in front of a real service, to make it fail on demand for one client only:
  * `stop()` is a crash (connections reset, new ones refused), `start()` brings it back on
  * the same port, `blackhole()` keeps connections open but silently drops their traffic
- * (a half-open peer), `resume()` lets traffic through again.
+ * (a half-open peer), `resume()` lets traffic through again, `latency` delays every chunk
+ * (order kept) to widen races that are too narrow to observe on localhost.
  */
 export class TcpProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
   private silent = false;
+  /** Milliseconds each chunk is held, both ways. */
+  latency = 0;
   port = 0;
 
   private constructor(
@@ -69,8 +72,14 @@ export class TcpProxy {
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
-    client.on('data', (chunk) => this.silent || upstream.write(chunk));
-    upstream.on('data', (chunk) => this.silent || client.write(chunk));
+    const forward = (to: Socket) => (chunk: Buffer) => {
+      if (this.silent) return;
+      // Timers of equal delay fire in creation order, so chunks stay in order.
+      if (this.latency > 0) setTimeout(() => this.silent || to.destroyed || to.write(chunk), this.latency);
+      else to.write(chunk);
+    };
+    client.on('data', forward(upstream));
+    upstream.on('data', forward(client));
     upstream.connect(this.targetPort, this.targetHost);
   }
 }
