@@ -15,6 +15,9 @@ export interface Config {
   sessionTtlMs: number;
   gapTimeoutMs: number;
   heartbeatMs: number;
+  /** Requests per second per session that change something; 0 turns flood control off. */
+  floodRate: number;
+  floodBurst: number;
   maxStreamsPerSession: number;
   logLevel: LogLevel;
   trustProxy: boolean;
@@ -64,6 +67,8 @@ export function loadConfig(env: Env = process.env): Config {
     sessionTtlMs: integer(env, 'CANADUCK_SESSION_TTL_SECONDS', 86_400, 10, 365 * 86_400) * 1000,
     gapTimeoutMs: integer(env, 'CANADUCK_GAP_TIMEOUT_MS', 2000, 50, 60_000),
     heartbeatMs: integer(env, 'CANADUCK_HEARTBEAT_SECONDS', 15, 1, 120) * 1000,
+    floodRate: integer(env, 'CANADUCK_FLOOD_RATE', 10, 0, 1_000_000),
+    floodBurst: integer(env, 'CANADUCK_FLOOD_BURST', 50, 1, 1_000_000),
     maxStreamsPerSession: integer(env, 'CANADUCK_MAX_STREAMS_PER_SESSION', 8, 1, 1000),
     logLevel,
     trustProxy: env.CANADUCK_TRUST_PROXY === '1',

@@ -11,6 +11,9 @@ import { LogWriter, type LogWriterOptions } from './messages/log-writer.js';
 import { Messages } from './messages/messages.js';
 import { Metrics } from './operations/metrics.js';
 import { Realtime, type RealtimeOptions } from './realtime/realtime.js';
+import type { RateLimiter } from './ratelimit/rate-limiter.js';
+import { MemoryRateLimiter } from './ratelimit/rate-limiter.memory.js';
+import { RedisRateLimiter } from './ratelimit/rate-limiter.redis.js';
 import type { Sequencer } from './sequencer/sequencer.js';
 import { MemorySequencer } from './sequencer/sequencer.memory.js';
 import { RedisSequencer } from './sequencer/sequencer.redis.js';
@@ -33,6 +36,8 @@ export interface Services {
   messages: Messages;
   realtime: Realtime;
   metrics: Metrics;
+  /** Absent when flood control is off (`CANADUCK_FLOOD_RATE=0`). */
+  rateLimiter: RateLimiter | undefined;
   /** Whether PostgreSQL and Redis (distributed) or PGlite (embedded) answer. */
   ready(): Promise<{ ok: boolean; checks: Record<string, boolean> }>;
   close(): Promise<void>;
@@ -55,11 +60,26 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   let sequencer: Sequencer;
   let bus: Bus;
   let pingRedis: (() => Promise<boolean>) | undefined;
+  let rateLimiter: RateLimiter | undefined;
+  const bucket = { ratePerSecond: config.floodRate, burst: config.floodBurst };
 
   if (config.mode === 'distributed') {
     store = await openPostgresStore(config.databaseUrl!, { poolSize: config.pgPoolSize });
     closers.push(() => store.close());
     const redis = createRedisClient(config.redisUrl!);
+    // Without an 'error' listener ioredis prints "[ioredis] Unhandled error event" to stderr on
+    // every failed reconnect during an outage; log the outage once and its end once instead.
+    let redisDown = false;
+    redis.on('error', (err: unknown) => {
+      if (redisDown) return;
+      redisDown = true;
+      log.warn('Redis connection lost; reconnecting', errorFields(err));
+    });
+    redis.on('ready', () => {
+      if (!redisDown) return;
+      redisDown = false;
+      log.info('Redis connection back');
+    });
     try {
       await redis.connect();
     } catch (err) {
@@ -76,12 +96,15 @@ export async function openServices(config: Config, options: ServiceOptions = {})
       probeTimeoutMs: options.busProbe?.timeoutMs,
     });
     pingRedis = () => redis.ping().then(() => true, () => false);
+    if (config.floodRate > 0) rateLimiter = new RedisRateLimiter(redis, config.redisPrefix, bucket);
   } else {
     store = await openPgliteStore(config.dataDir);
     closers.push(() => store.close());
     sequencer = new MemorySequencer((logName) => store.maxSeq(logName));
     bus = new MemoryBus();
+    if (config.floodRate > 0) rateLimiter = new MemoryRateLimiter(bucket);
   }
+  if (rateLimiter) closers.push(() => rateLimiter.close());
   closers.unshift(() => bus.close(), () => sequencer.close());
 
   const metrics = new Metrics();
@@ -118,6 +141,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     messages,
     realtime,
     metrics,
+    rateLimiter,
     async ready() {
       const database = await store.ping().then(() => true, () => false);
       const checks: Record<string, boolean> = { database };

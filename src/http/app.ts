@@ -1,10 +1,12 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
+import { serveStatic } from '@hono/node-server/serve-static';
 import { Scalar } from '@scalar/hono-api-reference';
 import type { ZodError } from 'zod';
 import { CanaDuckError } from '../errors.js';
 import type { Services } from '../services.js';
 import { errorFields } from '../shared/log.js';
 import type { AppEnv } from './env.js';
+import { floodControl } from './flood-control.js';
 import { jsonBody } from './json-body.js';
 import { asCanaDuckError, problemResponse } from './problem.js';
 import { registerChannelRoutes } from './routes/channels.js';
@@ -15,6 +17,14 @@ import { registerStreamRoutes } from './routes/streams.js';
 import { identify } from './session.js';
 
 const CURSOR_FIELDS = new Set(['before', 'after', 'cursor']);
+/** The web client runs only its own script and style and talks only to its own origin. */
+const CLIENT_HEADERS = {
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-cache',
+};
 
 /** Validation failures become problem+json; a bad cursor is `invalid_cursor`. */
 function validationProblem(target: string, error: ZodError): CanaDuckError {
@@ -43,7 +53,7 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
     services.metrics.httpDuration.observe({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) }, seconds);
     services.log.debug('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(seconds * 1000).toFixed(2) });
   });
-  app.use('/api/*', jsonBody, identify);
+  app.use('/api/*', jsonBody, identify, floodControl);
 
   registerIdentityRoutes(app);
   registerChannelRoutes(app);
@@ -69,6 +79,18 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
   const documentBytes = JSON.stringify(document);
   app.get('/openapi.json', (c) => c.body(documentBytes, 200, { 'content-type': 'application/json' }));
   app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'CanaDuck API' }));
+
+  // The web client (public/): `/` is index.html, other files by name. Middleware, not
+  // routes, and after every route: the API and its 404/405 answers are unchanged.
+  const serveClient = serveStatic<AppEnv>({ root: services.config.publicDir });
+  app.use('*', async (c, next) => {
+    if ((c.req.method !== 'GET' && c.req.method !== 'HEAD') || c.req.path.startsWith('/api/')) return next();
+    const file = await serveClient(c, next); // undefined when there is no such file: next() answered 404
+    if (!file) return;
+    const headers = new Headers(file.headers);
+    for (const [name, value] of Object.entries(CLIENT_HEADERS)) headers.set(name, value);
+    return new Response(file.body, { status: file.status, headers });
+  });
 
   const routes = app.routes.filter((r) => r.method !== 'ALL').map((r) => ({ method: r.method, pattern: routePattern(r.path) }));
   app.notFound((c) => {

@@ -2,6 +2,8 @@ import type { Bus, BusEvent } from '../bus/bus.js';
 import type { LogReader } from '../messages/log-reader.js';
 import { LogFeed } from './log-feed.js';
 
+const SUBSCRIBE_RETRY_MS = 1000;
+
 export interface FeedsOptions {
   ringSize?: number;
   /** A feed no one holds lingers this long, so that back-to-back long-polls reuse it. */
@@ -19,6 +21,8 @@ export interface FeedsOptions {
 export class Feeds {
   private readonly feeds = new Map<string, { feed: LogFeed; ready: Promise<LogFeed>; linger?: NodeJS.Timeout }>();
   private readonly checker: NodeJS.Timeout;
+  /** Feeds whose bus subscription holds (and must be released). */
+  private readonly subscribed = new Set<LogFeed>();
 
   constructor(
     private readonly bus: Bus,
@@ -41,7 +45,7 @@ export class Feeds {
     if (!entry) {
       const feed = new LogFeed(log, this.reader, this.options.ringSize ?? 1024, this.options.onError);
       const ready = (async () => {
-        await this.bus.subscribe(log);
+        await this.subscribe(feed);
         await feed.start();
         return feed;
       })();
@@ -49,7 +53,7 @@ export class Feeds {
       this.feeds.set(log, entry);
       ready.catch(() => {
         if (this.feeds.get(log)?.feed === feed) this.feeds.delete(log);
-        void this.bus.unsubscribe(log).catch(() => {});
+        this.unsubscribe(feed);
       });
     }
     clearTimeout(entry.linger);
@@ -70,9 +74,31 @@ export class Feeds {
       if (feed.holders > 0 || this.feeds.get(feed.log) !== entry) return;
       this.feeds.delete(feed.log);
       feed.close();
-      void this.bus.unsubscribe(feed.log).catch((err: unknown) => this.options.onError(err));
+      this.unsubscribe(feed);
     }, this.options.lingerMs ?? 30_000);
     entry.linger.unref();
+  }
+
+  /**
+   * Subscribes the feed's log on the bus. While the bus cannot (Redis down) the feed still
+   * serves, from storage through the periodic check, and the subscription is retried; once
+   * it holds, the feed catches up on what it missed.
+   */
+  private async subscribe(feed: LogFeed, retry = false): Promise<void> {
+    if (feed.isClosed) return;
+    try {
+      await this.bus.subscribe(feed.log);
+      this.subscribed.add(feed);
+      if (retry) feed.catchUp();
+    } catch (err) {
+      this.options.onError(err);
+      setTimeout(() => void this.subscribe(feed, true), SUBSCRIBE_RETRY_MS).unref();
+    }
+  }
+
+  private unsubscribe(feed: LogFeed): void {
+    if (!this.subscribed.delete(feed)) return;
+    void this.bus.unsubscribe(feed.log).catch((err: unknown) => this.options.onError(err));
   }
 
   catchUpAll(): void {

@@ -50,6 +50,10 @@ export class LogFeed {
     this.catchUp();
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   add(listener: FeedListener): void {
     this.listeners.add(listener);
   }
