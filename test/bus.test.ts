@@ -1,0 +1,263 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BusEvent } from '../src/bus/bus.js';
+import { MemoryBus } from '../src/bus/bus.memory.js';
+import { RedisBus, type RedisBusOptions } from '../src/bus/bus.redis.js';
+import { createRedisClient } from '../src/bus/redis-client.js';
+import { CanaDuckError } from '../src/errors.js';
+import { chatEvent, freshBusLog, Recorder, runBusContract } from './contracts/bus.contract.js';
+import { freshRedisPrefix, servicesUp, TEST_REDIS_URL } from './support/services.js';
+import { TcpProxy } from './support/tcp-proxy.js';
+
+runBusContract('in-process (MemoryBus)', { open: async () => new MemoryBus() });
+
+describe.runIf(servicesUp)('Redis bus', () => {
+  const { prefix, clear } = freshRedisPrefix();
+  const clients: Redis[] = [];
+  const buses: RedisBus[] = [];
+
+  async function client(url = TEST_REDIS_URL): Promise<Redis> {
+    const redis = createRedisClient(url);
+    redis.on('error', () => {});
+    clients.push(redis);
+    await redis.connect();
+    return redis;
+  }
+
+  /** A replica's bus over its own publisher connection; probes are fast, as tests need. */
+  async function replica(options: Partial<RedisBusOptions> = {}): Promise<RedisBus> {
+    const bus = await RedisBus.create({
+      publisher: options.publisher ?? (await client()),
+      prefix,
+      replicaId: `replica-${randomBytes(3).toString('hex')}`,
+      probeIntervalMs: 200,
+      probeTimeoutMs: 300,
+      ...options,
+    });
+    buses.push(bus);
+    return bus;
+  }
+
+  let admin: Redis;
+  /** A link to Redis with 25 ms each way: a replica behind it has its commands visibly in flight. */
+  let slowLink: TcpProxy;
+  beforeAll(async () => {
+    admin = await client();
+    slowLink = await TcpProxy.open(TEST_REDIS_URL, 6379);
+    slowLink.latency = 25;
+  });
+  afterEach(async () => {
+    await Promise.all(buses.splice(0).map((bus) => bus.close()));
+  });
+  afterAll(async () => {
+    await clear();
+    await Promise.all(clients.map((redis) => redis.quit().catch(() => redis.disconnect())));
+    await slowLink.stop();
+  });
+
+  const slowReplica = async () => replica({ publisher: await client(slowLink.url(TEST_REDIS_URL)) });
+
+  /** Publishes as another replica would, straight from a fast connection (one write, no pipeline). */
+  const publishRaw = (event: BusEvent) => admin.publish(`${prefix}log:${event.event.log}`, `elsewhere\n${event.json}`);
+
+  runBusContract('Redis (RedisBus)', {
+    open: () => replica(),
+    openPair: async () => [await replica(), await replica()],
+  });
+
+  /** Resolves on the next onResubscribed of `bus`, with the ms it took from now. */
+  function nextResubscribe(bus: RedisBus, timeoutMs = 5_000): Promise<number> {
+    const started = performance.now();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('onResubscribed did not fire')), timeoutMs);
+      let done = false;
+      bus.onResubscribed(() => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(performance.now() - started);
+      });
+    });
+  }
+
+  const expectUnavailable = (error: unknown) => {
+    expect(error).toBeInstanceOf(CanaDuckError);
+    expect((error as CanaDuckError).code).toBe('unavailable');
+  };
+
+  it('puts `${replicaId}\\n${json}` on `${prefix}log:${log}`, one channel per log', async () => {
+    const bus = await replica({ replicaId: 'replica-wire' });
+    const log = freshBusLog();
+    const raw = await client();
+    const received: Array<[string, string]> = [];
+    raw.on('message', (channel: string, message: string) => received.push([channel, message]));
+    await raw.subscribe(`${prefix}log:${log}`);
+    const event = chatEvent(log, 1);
+    await bus.publish([event]);
+    await expect.poll(() => received).toEqual([[`${prefix}log:${log}`, `replica-wire\n${event.json}`]]);
+    await raw.quit();
+  });
+
+  it('uses one subscriber connection per bus, subscribed only to what is wanted', async () => {
+    const bus = await replica();
+    const [log, other] = [freshBusLog(), freshBusLog()];
+    await bus.subscribe(log);
+    await bus.subscribe(log);
+    await bus.subscribe(other);
+    const counts = async () => (await admin.pubsub('NUMSUB', `${prefix}log:${log}`, `${prefix}log:${other}`)).map(String);
+    expect(await counts()).toEqual([`${prefix}log:${log}`, '1', `${prefix}log:${other}`, '1']);
+    await bus.unsubscribe(log);
+    await bus.unsubscribe(other);
+    expect(await counts()).toEqual([`${prefix}log:${log}`, '1', `${prefix}log:${other}`, '0']);
+    await bus.unsubscribe(log);
+    expect(await counts()).toEqual([`${prefix}log:${log}`, '0', `${prefix}log:${other}`, '0']);
+  });
+
+  it('subscribe resolves only once Redis confirmed it, even over a slow link', async () => {
+    const b = await slowReplica();
+    const atB = new Recorder(b);
+    const logs = Array.from({ length: 10 }, () => freshBusLog());
+    for (const log of logs) {
+      await b.subscribe(log);
+      await publishRaw(chatEvent(log, 1));
+    }
+    for (const log of logs) expect(await atB.waitFor(log, 1)).toEqual([1]);
+  });
+
+  it('after its subscriber connection is killed, resubscribes every log, then calls onResubscribed', async () => {
+    const b = await slowReplica();
+    const atB = new Recorder(b);
+    const logs = Array.from({ length: 50 }, () => freshBusLog());
+    await Promise.all(logs.map((log) => b.subscribe(log)));
+    const killedId = await b.subscriber.client('ID');
+
+    // Published the moment onResubscribed fires: only received if the subscriptions were active.
+    const publishedOnResubscribe = new Promise<unknown>((resolve, reject) =>
+      b.onResubscribed(() => void Promise.all(logs.map((log) => publishRaw(chatEvent(log, 2)))).then(resolve, reject)),
+    );
+    const resubscribed = nextResubscribe(b);
+    expect(await admin.client('KILL', 'ID', String(killedId))).toBe(1);
+    const ms = await resubscribed;
+    await publishedOnResubscribe;
+
+    for (const log of logs) expect(await atB.waitFor(log, 1)).toEqual([2]);
+    expect(await b.subscriber.client('ID')).not.toBe(killedId);
+    expect(ms).toBeLessThan(3_000);
+    await expect.poll(() => b.healthy()).toBe(true);
+
+    const a = await replica();
+    await a.publish([chatEvent(logs[0]!, 3)]);
+    expect(await atB.waitFor(logs[0]!, 2)).toEqual([2, 3]);
+  });
+
+  it('detects a silent subscriber with the probe, and recovers', async () => {
+    const [a, b] = [await replica(), await replica()];
+    const atB = new Recorder(b);
+    const log = freshBusLog();
+    await b.subscribe(log);
+    await a.publish([chatEvent(log, 1)]);
+    await atB.waitFor(log, 1);
+    expect(b.healthy()).toBe(true);
+
+    const resubscribed = nextResubscribe(b);
+    b.subscriber.stream.pause(); // the socket stays open but nothing is read: half-open
+    await expect.poll(() => b.healthy(), { timeout: 2_000, interval: 20 }).toBe(false);
+    // Lost while silent: at most once. Consumers catch up from storage on onResubscribed.
+    await a.publish([chatEvent(log, 2)]);
+    const ms = await resubscribed;
+    expect(ms).toBeLessThan(3_000); // probe interval 200 + timeout 300 + reconnect
+    await expect.poll(() => b.healthy(), { timeout: 2_000 }).toBe(true);
+
+    await a.publish([chatEvent(log, 3)]);
+    await atB.waitFor(log, 2);
+    expect(atB.of(log).at(-1)).toBe(3);
+  });
+
+  it('also recovers when the subscription vanishes behind its back', async () => {
+    const b = await replica({ replicaId: 'replica-unsub' });
+    const resubscribed = nextResubscribe(b);
+    await b.subscriber.unsubscribe(`${prefix}probe:replica-unsub`);
+    await resubscribed;
+    expect(await admin.pubsub('NUMSUB', `${prefix}probe:replica-unsub`)).toEqual([`${prefix}probe:replica-unsub`, 1]);
+  });
+
+  describe('when Redis goes away', () => {
+    let proxy: TcpProxy;
+    beforeAll(async () => {
+      proxy = await TcpProxy.open(TEST_REDIS_URL, 6379);
+    });
+    afterAll(async () => {
+      await proxy.stop();
+    });
+
+    it('does not start against an unreachable Redis', async () => {
+      const dead = createRedisClient('redis://127.0.0.1:1');
+      dead.on('error', () => {});
+      const started = performance.now();
+      const error = await RedisBus.create({ publisher: dead, prefix, replicaId: 'nowhere' }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expectUnavailable(error);
+      expect(performance.now() - started).toBeLessThan(3_000);
+      dead.disconnect();
+    });
+
+    it('publish is unavailable but still delivers locally; subscribe is unavailable; both heal', async () => {
+      const healthyPeer = await replica();
+      const atPeer = new Recorder(healthyPeer);
+      const cut = await replica({ publisher: await client(proxy.url(TEST_REDIS_URL)), subscribeTimeoutMs: 1_000 });
+      const atCut = new Recorder(cut);
+      const log = freshBusLog();
+      await Promise.all([cut.subscribe(log), healthyPeer.subscribe(log)]);
+      const resubscribed = nextResubscribe(cut, 10_000);
+
+      await proxy.stop();
+      let started = performance.now();
+      const publishError = await cut.publish([chatEvent(log, 1)]).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expectUnavailable(publishError);
+      expect(performance.now() - started).toBeLessThan(3_000);
+      expect(atCut.of(log)).toEqual([1]); // committed events still reach this replica's clients
+
+      started = performance.now();
+      const subscribeError = await cut.subscribe(freshBusLog()).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expectUnavailable(subscribeError);
+      expect(performance.now() - started).toBeLessThan(3_000);
+      await expect.poll(() => cut.healthy()).toBe(false);
+      await healthyPeer.publish([chatEvent(log, 2)]); // lost for the cut replica
+
+      await proxy.start();
+      await resubscribed;
+      await healthyPeer.publish([chatEvent(log, 3)]);
+      expect(await atCut.waitFor(log, 2)).toEqual([1, 3]);
+      await cut.publish([chatEvent(log, 4)]);
+      expect(await atPeer.waitFor(log, 3)).toEqual([2, 3, 4]);
+      await expect.poll(() => cut.healthy()).toBe(true);
+    });
+  });
+
+  it('close quits its subscriber and stops probing, leaving the publisher to its owner', async () => {
+    const publisher = await client();
+    const bus = await replica({ publisher, replicaId: 'replica-closing' });
+    const probes = await client();
+    let seen = 0;
+    probes.on('message', () => seen++);
+    await probes.subscribe(`${prefix}probe:replica-closing`);
+    await expect.poll(() => seen, { timeout: 2_000 }).toBeGreaterThan(0);
+
+    await bus.close();
+    expect(bus.subscriber.status).toBe('end');
+    const after = seen;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(seen).toBe(after);
+    expect(await publisher.ping()).toBe('PONG');
+    await probes.quit();
+  });
+});
