@@ -94,10 +94,19 @@ export class Realtime {
     const release = this.reserve(principal);
     let conn: SseConnection | undefined;
     const pending: BusEvent[] = [];
-    const subscription = new UserSubscription(principal.userId, this.deps(), (d) => {
-      if (conn) this.sendFrame(conn, frameWithId(d, encodeUserCursor(subscription.cursor())));
-      else pending.push(d);
-    });
+    const resets: Array<{ log: string; next: number }> = [];
+    const subscription = new UserSubscription(
+      principal.userId,
+      this.deps(),
+      (d) => {
+        if (conn) this.sendFrame(conn, frameWithId(d, encodeUserCursor(subscription.cursor())));
+        else pending.push(d);
+      },
+      (log, next) => {
+        if (conn) conn.send(resetFrame(log, next, encodeUserCursor(subscription.cursor())));
+        else resets.push({ log, next });
+      },
+    );
     try {
       await subscription.start(cursor);
     } catch (err) {
@@ -107,7 +116,9 @@ export class Realtime {
     }
     // Events caught up before the headers went out are sent now, each with the cursor after it.
     conn = this.open(res, 'user', release);
-    conn.send(`id: ${encodeUserCursor(rewind(subscription.cursor(), pending))}\n\n`);
+    const startCursor = encodeUserCursor(rewind(subscription.cursor(), pending));
+    conn.send(`id: ${startCursor}\n\n`);
+    for (const { log, next } of resets) conn.send(resetFrame(log, next, startCursor));
     const replay = [...pending];
     replay.forEach((d, i) => this.sendFrame(conn!, frameWithId(d, encodeUserCursor(rewind(subscription.cursor(), replay.slice(i + 1))))));
     conn.onClose(() => subscription.close());
@@ -132,11 +143,17 @@ export class Realtime {
   /** Long-poll twin of the multiplexed stream. */
   async pollUser(principal: Principal, cursor: UserCursor | undefined, waitMs: number, signal?: AbortSignal) {
     const events: ChatEvent[] = [];
+    const resets: Array<{ log: string; next: number }> = [];
     let wake: (() => void) | undefined;
-    const subscription = new UserSubscription(principal.userId, this.deps(), (d) => {
-      events.push(d.event);
-      wake?.();
-    });
+    const subscription = new UserSubscription(
+      principal.userId,
+      this.deps(),
+      (d) => {
+        events.push(d.event);
+        wake?.();
+      },
+      (log, next) => resets.push({ log, next }),
+    );
     this.stats.longPoll(1);
     try {
       await subscription.start(cursor);
@@ -154,7 +171,8 @@ export class Realtime {
         });
       }
       await subscription.settled();
-      return { events: [...events], cursor: encodeUserCursor(subscription.cursor()) };
+      const answer = { events: [...events], cursor: encodeUserCursor(subscription.cursor()) };
+      return resets.length > 0 ? { ...answer, resets } : answer;
     } finally {
       subscription.close();
       this.stats.longPoll(-1);

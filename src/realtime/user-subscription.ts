@@ -30,6 +30,8 @@ export class UserSubscription {
     private readonly userId: number,
     private readonly deps: { feeds: Feeds; reader: LogReader; store: Store; onError: (err: unknown) => void },
     private readonly emit: (delivery: BusEvent) => void,
+    /** A log's position in the cursor was ahead of the log (e.g. a restored database): it restarts at `next`. */
+    private readonly emitReset: (log: string, next: number) => void = () => {},
   ) {}
 
   /** Follows from `cursor`, or from every log's head without one. Resolves once caught up. */
@@ -94,7 +96,16 @@ export class UserSubscription {
       this.deps.feeds.release(feed);
       return;
     }
-    const follower = new LogFollower(feed, from ?? feed.head, this.deps.reader, (d, f) => this.deliver(d, f), this.deps.onError);
+    let start = from ?? feed.head;
+    if (start > feed.head && start > (await this.deps.store.maxSeq(log))) {
+      start = feed.head;
+      this.emitReset(log, start);
+    }
+    if (this.closed || this.followed.has(log)) {
+      this.deps.feeds.release(feed);
+      return;
+    }
+    const follower = new LogFollower(feed, start, this.deps.reader, (d, f) => this.deliver(d, f), this.deps.onError);
     this.followed.set(log, { follower });
     feed.add(follower);
     void follower.catchUp();

@@ -25,7 +25,19 @@ const userEvents = createRoute({
     }),
   },
   responses: {
-    200: json(z.object({ events: z.array(ChatEventSchema), cursor: z.string() }).openapi('UserEvents'), 'What arrived'),
+    200: json(
+      z
+        .object({
+          events: z.array(ChatEventSchema),
+          cursor: z.string(),
+          resets: z
+            .array(z.object({ log: z.string(), next: z.number().int() }))
+            .optional()
+            .openapi({ description: 'Logs whose position in the cursor was ahead of the log: they restart at `next`.' }),
+        })
+        .openapi('UserEvents'),
+      'What arrived',
+    ),
     ...problems(400, 401, 503),
   },
 });
