@@ -43,9 +43,9 @@ export class Channels {
 
   /** The channel, if it exists and the viewer may see it (invite-only: members only). */
   async access(name: string, viewer: Principal): Promise<ChannelAccess> {
-    const channel = await this.store.findChannel(Channels.key(name));
-    if (!channel) throw new CanaDuckError('not_found', `${name} does not exist`);
-    const membership = await this.store.findMembership(channel.id, viewer.userId);
+    const found = await this.store.findChannelAccess(Channels.key(name), viewer.userId);
+    if (!found) throw new CanaDuckError('not_found', `${name} does not exist`);
+    const { channel, membership } = found;
     if (channel.inviteOnly && !membership) throw new CanaDuckError('invite_only', `${channel.name} is invite-only`);
     return { channel, membership };
   }

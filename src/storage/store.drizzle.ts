@@ -215,6 +215,18 @@ export class DrizzleStore implements Store {
     return this.run(async () => (await this.db.select().from(channels).where(eq(channels.nameKey, nameKey)))[0]);
   }
 
+  findChannelAccess(nameKey: string, userId: number) {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select({ channel: channels, isOperator: memberships.isOperator })
+        .from(channels)
+        .leftJoin(memberships, and(eq(memberships.channelId, channels.id), eq(memberships.userId, userId)))
+        .where(eq(channels.nameKey, nameKey));
+      if (!row) return undefined;
+      return { channel: row.channel, membership: row.isOperator === null ? undefined : { isOperator: row.isOperator } };
+    });
+  }
+
   ensureChannel(name: string, nameKey: string) {
     return this.run(async () => {
       const [created] = await this.db.insert(channels).values({ name, nameKey }).onConflictDoNothing().returning();

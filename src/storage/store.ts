@@ -100,6 +100,8 @@ export interface Store {
 
   // channels
   findChannel(nameKey: string): Promise<ChannelRecord | undefined>;
+  /** The channel and the user's membership of it, in one round trip. */
+  findChannelAccess(nameKey: string, userId: number): Promise<{ channel: ChannelRecord; membership: { isOperator: boolean } | undefined } | undefined>;
   /** Creates the channel unless it exists; returns it and whether this call created it. */
   ensureChannel(name: string, nameKey: string): Promise<{ channel: ChannelRecord; created: boolean }>;
   listChannels(viewerId: number | undefined): Promise<ChannelSummary[]>;

@@ -254,6 +254,17 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect(await store.memberCount(c.id)).toBe(1);
       });
 
+      it('findChannelAccess returns the channel with the user’s membership, in one call', async () => {
+        const c = await channel();
+        const [op, member, outsider] = [await user(), await user(), await user()];
+        await store.addMember(c.id, op.user.id, true);
+        await store.addMember(c.id, member.user.id, false);
+        expect(await store.findChannelAccess(c.nameKey, op.user.id)).toEqual({ channel: c, membership: { isOperator: true } });
+        expect(await store.findChannelAccess(c.nameKey, member.user.id)).toEqual({ channel: c, membership: { isOperator: false } });
+        expect(await store.findChannelAccess(c.nameKey, outsider.user.id)).toEqual({ channel: c, membership: undefined });
+        expect(await store.findChannelAccess('#no-such-channel', op.user.id)).toBeUndefined();
+      });
+
       it('lists members operators first, then by nick, with their online state', async () => {
         const c = await channel();
         const op = await user({ prefix: 'zop' });
