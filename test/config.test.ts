@@ -1,0 +1,35 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('configuration', () => {
+  it('is embedded with nothing set, with the documented defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ mode: 'embedded', port: 3000, dataDir: './data', redisPrefix: 'canaduck:', sessionTtlMs: 86_400_000 });
+  });
+
+  it('is distributed with both DATABASE_URL and REDIS_URL', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://x/y', REDIS_URL: 'redis://z' }).mode).toBe('distributed');
+  });
+
+  it.each([
+    [{ REDIS_URL: 'redis://z' }, /REDIS_URL is set but DATABASE_URL is not/],
+    [{ DATABASE_URL: 'postgres://x/y' }, /DATABASE_URL is set but REDIS_URL is not/],
+    [{ PORT: 'eighty' }, /PORT must be an integer/],
+    [{ CANADUCK_GAP_TIMEOUT_MS: '-5' }, /CANADUCK_GAP_TIMEOUT_MS must be an integer/],
+    [{ CANADUCK_LOG_LEVEL: 'loud' }, /CANADUCK_LOG_LEVEL must be one of/],
+  ])('refuses %o', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('makes `npm start` exit with the message instead of starting half-configured', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { PATH: process.env.PATH, REDIS_URL: 'redis://127.0.0.1:6379' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain('REDIS_URL is set but DATABASE_URL is not');
+  });
+});
