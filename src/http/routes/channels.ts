@@ -1,4 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
+import { CanaDuckError } from '../../errors.js';
 import { channelFromPath } from '../../shared/names.js';
 import type { AppEnv } from '../env.js';
 import { presentChannel, presentChannelView, presentMember } from '../present.js';
@@ -74,7 +76,26 @@ const topic = createRoute({
   responses: { 200: json(ChatEventSchema, 'The topic event'), ...problems(400, 401, 403, 404) },
 });
 
+/**
+ * The channel segment of the path must be percent-encoded UTF-8. Hono keeps an undecodable
+ * segment such as `%FF` as it is, which would make it the channel `#%FF` (the same one as
+ * `%25FF`): malformed input is refused instead of being taken literally.
+ */
+const channelSegmentDecodes: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const segment = new URL(c.req.url).pathname.split('/')[3] ?? '';
+  try {
+    decodeURIComponent(segment);
+  } catch {
+    throw new CanaDuckError('invalid_channel', 'the channel name in the path is not percent-encoded UTF-8');
+  }
+  await next();
+};
+
 export function registerChannelRoutes(app: OpenAPIHono<AppEnv>): void {
+  // Registered before every /api/channels/{name} route, the streams' too.
+  app.use('/api/channels/:name', channelSegmentDecodes);
+  app.use('/api/channels/:name/*', channelSegmentDecodes);
+
   app.openapi(list, async (c) => {
     const summaries = await c.get('services').channels.list(c.get('principal'));
     return c.json({ channels: summaries.map(presentChannelView) }, 200);
