@@ -64,7 +64,13 @@ export class SseConnection {
       return false;
     }
     if (this.res.writableLength > 0 && !this.deadline) {
-      this.deadline = setTimeout(() => this.close('stalled'), this.options.writeDeadlineMs);
+      // Node corks a response's socket until the next tick, so a frame is "pending" right
+      // after every write; 'drain' only follows a write that hit the high-water mark. The
+      // deadline therefore checks whether the data is still there, not whether 'drain' came.
+      this.deadline = setTimeout(() => {
+        this.deadline = undefined;
+        if (this.res.writableLength > 0) this.close('stalled');
+      }, this.options.writeDeadlineMs);
       this.deadline.unref();
     }
     return true;
@@ -75,8 +81,19 @@ export class SseConnection {
     this.closed = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.deadline);
-    if (reason === 'slow' || reason === 'stalled') {
+    if (reason === 'stalled') {
       this.res.destroy(); // what is buffered will never drain in time
+    } else if (reason === 'slow') {
+      // No more frames, but what is buffered (whole frames, at most the bound plus one) may
+      // still reach the client, which then resumes from its last id and gets further on
+      // every reconnect, even when a catch-up burst outgrew the bound within one tick.
+      // Destroying instead would drop that too: a backlog larger than the bound could then
+      // never be caught up. A peer that does not take it within the deadline is dropped.
+      this.res.end();
+      const drop = setTimeout(() => this.res.destroy(), this.options.writeDeadlineMs);
+      drop.unref();
+      this.res.once('finish', () => clearTimeout(drop));
+      this.res.once('close', () => clearTimeout(drop));
     } else if (!this.res.writableEnded) {
       if (finalFrame) this.res.write(finalFrame);
       this.res.end();
