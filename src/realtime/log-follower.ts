@@ -3,6 +3,8 @@ import type { LogReader } from '../messages/log-reader.js';
 import type { FeedListener, LogFeed } from './log-feed.js';
 
 const STORAGE_PAGE = 500;
+/** Events taken from the ring at a time. */
+const RING_CHUNK = 256;
 
 /**
  * One subscriber's position in one log. Emits every committed event after its cursor
@@ -21,6 +23,8 @@ export class LogFollower implements FeedListener {
     private readonly reader: LogReader,
     private readonly emit: (delivery: BusEvent, follower: LogFollower) => void,
     private readonly onError: (err: unknown) => void,
+    /** Backpressure for catch-ups: a promise to wait for before emitting more, if any. */
+    private readonly pace: () => Promise<void> | undefined = () => undefined,
   ) {}
 
   onEvent(_feed: LogFeed, delivery: BusEvent): void {
@@ -48,23 +52,31 @@ export class LogFollower implements FeedListener {
 
   private async pump(): Promise<void> {
     while (!this.closed && this.cursor < this.feed.head) {
-      const recent = this.feed.recentAfter(this.cursor, Number.MAX_SAFE_INTEGER);
+      let batch: BusEvent[];
+      let next: number;
+      const recent = this.feed.recentAfter(this.cursor, RING_CHUNK);
       if (recent) {
-        for (const delivery of recent.events) this.deliver(delivery);
-        this.cursor = Math.max(this.cursor, recent.next);
-        continue;
+        ({ events: batch, next } = recent);
+      } else {
+        let page;
+        try {
+          page = await this.reader.readAfter(this.feed.log, this.cursor, STORAGE_PAGE);
+        } catch (err) {
+          this.onError(err);
+          return; // the next live event or check starts another catch-up
+        }
+        if (page.events.length === 0 && page.next <= this.cursor) return; // nothing settled past us yet
+        batch = page.events.map(toBusEvent);
+        next = page.next;
       }
-      let page;
-      try {
-        page = await this.reader.readAfter(this.feed.log, this.cursor, STORAGE_PAGE);
-      } catch (err) {
-        this.onError(err);
-        return; // the next live event or check starts another catch-up
+      for (const delivery of batch) {
+        // Checked per event: one large event may be a good part of the bound.
+        const paused = this.pace();
+        if (paused) await paused;
+        if (this.closed) return;
+        this.deliver(delivery);
       }
-      const before = this.cursor;
-      for (const event of page.events) this.deliver(toBusEvent(event));
-      this.cursor = Math.max(this.cursor, page.next);
-      if (this.cursor === before) return; // storage has nothing settled past us yet
+      this.cursor = Math.max(this.cursor, next);
     }
   }
 

@@ -27,6 +27,10 @@ export interface RealtimeStats {
   fanOut(delivery: BusEvent): void;
 }
 
+/** The most events one multiplexed long-poll answer carries. */
+const MAX_POLL_EVENTS = 1000;
+const NEVER = new Promise<void>(() => {});
+
 const noStats: RealtimeStats = { streamOpened() {}, streamClosed() {}, framesDelivered() {}, longPoll() {}, fanOut() {} };
 
 export interface PollResult {
@@ -41,6 +45,9 @@ export class Realtime {
   private readonly connections = new Set<SseConnection>();
   private readonly streamsPerSession = new Map<number, number>();
   private readonly sse: SseOptions;
+  /** Ends the wait of each multiplexed long-poll being held. */
+  private readonly heldPolls = new Set<() => void>();
+  private shuttingDown = false;
 
   constructor(
     bus: Bus,
@@ -80,7 +87,7 @@ export class Realtime {
     const conn = this.open(res, 'log', release);
     if (reset) conn.send(resetFrame(log, start, String(start)));
     else conn.send(`id: ${start}\n\n`); // sets EventSource's last id without an event: reconnects resume here
-    const follower = new LogFollower(feed, start, this.reader, (d) => this.sendFrame(conn, logFrame(d)), this.onError);
+    const follower = new LogFollower(feed, start, this.reader, (d) => this.sendFrame(conn, logFrame(d)), this.onError, () => conn.whenWritable());
     feed.add(follower);
     conn.onClose(() => {
       follower.close();
@@ -93,11 +100,14 @@ export class Realtime {
   async streamUser(principal: Principal, cursor: UserCursor | undefined, res: ServerResponse): Promise<void> {
     const release = this.reserve(principal);
     let conn: SseConnection | undefined;
+    let opened!: () => void;
+    const connectionOpen = new Promise<void>((resolve) => (opened = resolve));
+    // Live events that arrive before the headers are out; catch-ups wait for the connection.
     const pending: BusEvent[] = [];
     const resets: Array<{ log: string; next: number }> = [];
     const subscription = new UserSubscription(
       principal.userId,
-      this.deps(),
+      { ...this.deps(), pace: () => (conn ? conn.whenWritable() : connectionOpen) },
       (d) => {
         if (conn) this.sendFrame(conn, frameWithId(d, encodeUserCursor(subscription.cursor())));
         else pending.push(d);
@@ -122,6 +132,7 @@ export class Realtime {
     const replay = [...pending];
     replay.forEach((d, i) => this.sendFrame(conn!, frameWithId(d, encodeUserCursor(rewind(subscription.cursor(), replay.slice(i + 1))))));
     conn.onClose(() => subscription.close());
+    opened();
   }
 
   /** Long-poll on one log: answers at once if anything is past `after`, else waits up to `waitMs`. */
@@ -145,29 +156,41 @@ export class Realtime {
     const events: ChatEvent[] = [];
     const resets: Array<{ log: string; next: number }> = [];
     let wake: (() => void) | undefined;
+    let full!: () => void;
+    const answerFull = new Promise<void>((resolve) => (full = resolve));
     const subscription = new UserSubscription(
       principal.userId,
-      this.deps(),
+      // Catch-ups stop once the answer is full; the cursor then says where to go on.
+      { ...this.deps(), pace: () => (events.length >= MAX_POLL_EVENTS ? NEVER : undefined) },
       (d) => {
         events.push(d.event);
+        if (events.length >= MAX_POLL_EVENTS) full();
         wake?.();
       },
-      (log, next) => resets.push({ log, next }),
+      (log, next) => {
+        resets.push({ log, next });
+        wake?.();
+      },
     );
     this.stats.longPoll(1);
     try {
       await subscription.start(cursor);
-      if (events.length === 0 && waitMs > 0) {
+      await Promise.race([subscription.caughtUp(), answerFull]);
+      // A reset answers at once, like the per-log long-poll; so does every poll once shutting down.
+      if (events.length === 0 && resets.length === 0 && waitMs > 0 && !this.shuttingDown) {
+        const held = this.heldPolls;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, waitMs);
           function done() {
             clearTimeout(timer);
             signal?.removeEventListener('abort', done);
+            held.delete(done);
             resolve();
           }
           // A short pause after the first event lets a burst travel in one answer.
           wake = () => setTimeout(done, 5);
           signal?.addEventListener('abort', done, { once: true });
+          held.add(done);
         });
       }
       await subscription.settled();
@@ -181,6 +204,10 @@ export class Realtime {
 
   /** Ends every stream with a final note; EventSource reconnects (to another replica) and resumes. */
   shutdown(): void {
+    this.shuttingDown = true;
+    // Held multiplexed long-polls answer now (per-log ones wake as their feeds close), so the
+    // server can close without cutting them; their clients continue elsewhere with the cursor.
+    for (const done of [...this.heldPolls]) done();
     for (const conn of [...this.connections]) conn.close('shutdown', 'event: reconnect\ndata: {"reason":"server shutting down"}\n\n');
     this.feeds.close();
   }

@@ -12,6 +12,8 @@ export interface SseOptions {
   retryMs: number;
 }
 
+const KEEPALIVE_MS = 30_000;
+
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache, no-transform',
@@ -38,6 +40,8 @@ export class SseConnection {
   ) {
     res.writeHead(200, SSE_HEADERS);
     res.write(`retry: ${options.retryMs}\n\n`);
+    // A half-open peer that only ever gets heartbeats fills no buffer: let TCP probe it.
+    res.socket?.setKeepAlive(true, KEEPALIVE_MS);
     res.on('close', () => this.close('client'));
     res.on('drain', () => {
       clearTimeout(this.deadline);
@@ -49,6 +53,25 @@ export class SseConnection {
 
   get isOpen(): boolean {
     return !this.closed;
+  }
+
+  /**
+   * For catch-ups (a backlog from the ring or storage): `undefined` while the buffer is
+   * below a quarter of the bound, else a promise that resolves once it drains (or the
+   * connection ends). Pacing catch-ups this way leaves the bound to clients that cannot
+   * keep up with live traffic.
+   */
+  whenWritable(): Promise<void> | undefined {
+    if (this.closed || this.res.writableLength <= this.options.maxBufferedBytes / 4) return undefined;
+    return new Promise((resolve) => {
+      const done = () => {
+        this.res.off('drain', done);
+        this.res.off('close', done);
+        resolve();
+      };
+      this.res.once('drain', done);
+      this.res.once('close', done);
+    });
   }
 
   onClose(handler: (reason: CloseReason) => void): void {

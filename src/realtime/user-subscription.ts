@@ -28,13 +28,23 @@ export class UserSubscription {
 
   constructor(
     private readonly userId: number,
-    private readonly deps: { feeds: Feeds; reader: LogReader; store: Store; onError: (err: unknown) => void },
+    private readonly deps: {
+      feeds: Feeds;
+      reader: LogReader;
+      store: Store;
+      onError: (err: unknown) => void;
+      /** Backpressure for catch-ups (see LogFollower). */
+      pace?: () => Promise<void> | undefined;
+    },
     private readonly emit: (delivery: BusEvent) => void,
     /** A log's position in the cursor was ahead of the log (e.g. a restored database): it restarts at `next`. */
     private readonly emitReset: (log: string, next: number) => void = () => {},
   ) {}
 
-  /** Follows from `cursor`, or from every log's head without one. Resolves once caught up. */
+  /**
+   * Follows from `cursor`, or from every log's head without one. Resolves once the set of
+   * followed logs is known; their catch-ups run on (paced by `deps.pace`): see `caughtUp`.
+   */
   async start(cursor: UserCursor | undefined): Promise<void> {
     const allowed = await this.allowedLogs();
     const personalFeed = await this.deps.feeds.acquire(personalLogName(this.userId));
@@ -45,6 +55,10 @@ export class UserSubscription {
     await this.control;
     // Logs the user is in that neither the cursor nor the personal log accounted for start at their head.
     for (const log of allowed) if (!this.followed.has(log)) await this.follow(log, undefined);
+  }
+
+  /** Resolves once every followed log has caught up with its feed. */
+  async caughtUp(): Promise<void> {
     await Promise.all([...this.followed.values()].map(({ follower }) => follower.catchUp()));
   }
 
@@ -105,7 +119,7 @@ export class UserSubscription {
       this.deps.feeds.release(feed);
       return;
     }
-    const follower = new LogFollower(feed, start, this.deps.reader, (d, f) => this.deliver(d, f), this.deps.onError);
+    const follower = new LogFollower(feed, start, this.deps.reader, (d, f) => this.deliver(d, f), this.deps.onError, this.deps.pace);
     this.followed.set(log, { follower });
     feed.add(follower);
     void follower.catchUp();
