@@ -103,9 +103,10 @@ export class Messages {
     this.knownConversations.add(log);
   }
 
-  private history(log: string, query: HistoryQuery): Promise<History> {
-    if (query.after !== undefined) return this.reader.readAfter(log, query.after, query.limit);
-    return this.reader.readBefore(log, query.before, query.limit);
+  private async history(log: string, query: HistoryQuery): Promise<History> {
+    if (query.after === undefined) return this.reader.readBefore(log, query.before, query.limit);
+    const { events, next } = await this.reader.readAfter(log, query.after, query.limit);
+    return { events, next };
   }
 
   private async findUser(nick: string): Promise<UserRecord> {

@@ -57,7 +57,15 @@ export async function openPostgresStore(url: string, options: { poolSize?: numbe
   } finally {
     await admin.end({ timeout: 1 });
   }
-  const client = postgres(url, { ...quiet, max: options.poolSize ?? 16, connect_timeout: 5, idle_timeout: 60 });
+  const client = postgres(url, {
+    ...quiet,
+    max: options.poolSize ?? 16,
+    connect_timeout: 5,
+    idle_timeout: 60,
+    // The default reconnect backoff grows to 20 s and is shared by the pool: during an outage
+    // every query would wait that long for its 503, and recovery would lag as much.
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 1),
+  });
   const db = drizzle(preparedStatements(client), { schema }) as unknown as Database;
   return new DrizzleStore(db, () => client.end({ timeout: 2 }));
 }
