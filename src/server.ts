@@ -1,5 +1,5 @@
 import { getRequestListener, type ServerType } from '@hono/node-server';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { createHttpApp } from './http/app.js';
@@ -23,7 +23,21 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
   const services = await openServices(config, options);
   const app = createHttpApp(services);
   // getRequestListener rather than serve(): only it takes the adapter's errorHandler.
-  const server: ServerType = createServer(getRequestListener(app.fetch, { hostname: config.host, errorHandler: adapterErrorResponse }));
+  const listener = getRequestListener(app.fetch, { hostname: config.host, errorHandler: adapterErrorResponse });
+  // Once shutting down, every response not yet started closes its connection: a keep-alive
+  // client (a long-poll loop above all) then sends its next request to another replica
+  // instead of to this one, which would hold it until the grace period cuts it.
+  let draining = false;
+  const unanswered = new Set<ServerResponse>();
+  const server: ServerType = createServer((req, res) => {
+    if (draining) {
+      res.shouldKeepAlive = false;
+    } else {
+      unanswered.add(res);
+      res.once('close', () => unanswered.delete(res));
+    }
+    return listener(req, res);
+  });
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   if ('headersTimeout' in server) {
     server.headersTimeout = 15_000; // slow-header clients
@@ -43,13 +57,24 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
   const close = () =>
     (closing ??= (async () => {
       clearInterval(sweep);
+      draining = true;
+      for (const res of unanswered) if (!res.headersSent) res.shouldKeepAlive = false;
       // Streams first: they would hold server.close() open; clients reconnect elsewhere and resume.
       services.realtime.shutdown();
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        // Connections left idle by the streams just ended (and by answered requests) are closed
+        // as they become idle, not only those idle right now.
+        const idle = setInterval(() => {
+          if ('closeIdleConnections' in server) server.closeIdleConnections();
+        }, 250);
+        server.close(() => {
+          clearInterval(idle);
+          resolve();
+        });
         if ('closeIdleConnections' in server) server.closeIdleConnections();
         // Requests still running after the grace period are cut.
         setTimeout(() => {
+          clearInterval(idle);
           if ('closeAllConnections' in server) server.closeAllConnections();
         }, 5_000).unref();
       });
