@@ -1,0 +1,115 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * A CanaDuck replica as a child process (`node --import tsx src/main.ts`), so that a test can
+ * kill it for real (SIGKILL, SIGTERM). Every replica a test starts is tracked and killed by
+ * `killAllReplicas()` (call it in `afterAll`), by PID, never by name.
+ */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const running = new Set<Replica>();
+
+export interface ReplicaExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** When the process exited (ms since the epoch). */
+  at: number;
+}
+
+export class Replica {
+  readonly exited: Promise<ReplicaExit>;
+  private exit?: ReplicaExit;
+  /** Everything the process wrote to stderr and stdout (for failure messages). */
+  output = '';
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly port: number,
+  ) {
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exit = { code, signal, at: Date.now() };
+        running.delete(this);
+        resolve(this.exit);
+      });
+    });
+    const keep = (chunk: Buffer) => {
+      this.output = (this.output + chunk.toString('utf8')).slice(-20_000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get alive(): boolean {
+    return this.exit === undefined;
+  }
+
+  /** Sends a signal to this process (by PID). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.alive) this.child.kill(signal);
+  }
+
+  /** Starts a replica and resolves once `/healthz` answers 200. */
+  static async start(env: Record<string, string>, options: { startTimeoutMs?: number } = {}): Promise<Replica> {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        NODE_ENV: 'test',
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        CANADUCK_LOG_LEVEL: 'warn',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const replica = new Replica(child, port);
+    running.add(replica);
+    const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
+    for (;;) {
+      if (!replica.alive) throw new Error(`replica exited during start-up: ${replica.output}`);
+      try {
+        const res = await fetch(`${replica.url}/healthz`, { signal: AbortSignal.timeout(2000) });
+        await res.arrayBuffer();
+        if (res.status === 200) return replica;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) {
+        replica.kill('SIGKILL');
+        throw new Error(`replica did not answer /healthz in time: ${replica.output}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+/** SIGKILLs every replica still running and waits for them to exit. */
+export async function killAllReplicas(): Promise<void> {
+  const left = [...running];
+  for (const replica of left) replica.kill('SIGKILL');
+  await Promise.all(left.map((replica) => replica.exited));
+}
+
+/** A loopback port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
