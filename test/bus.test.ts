@@ -8,7 +8,7 @@ import { createRedisClient } from '../src/bus/redis-client.js';
 import { CanaDuckError } from '../src/errors.js';
 import { chatEvent, freshBusLog, Recorder, runBusContract } from './contracts/bus.contract.js';
 import { freshRedisPrefix, servicesUp, TEST_REDIS_URL } from './support/services.js';
-import { TcpProxy } from './support/tcp-proxy.js';
+import { FaultProxy } from './support/fault-proxy.js';
 
 runBusContract('in-process (MemoryBus)', { open: async () => new MemoryBus() });
 
@@ -41,10 +41,10 @@ describe.runIf(servicesUp)('Redis bus', () => {
 
   let admin: Redis;
   /** A link to Redis with 25 ms each way: a replica behind it has its commands visibly in flight. */
-  let slowLink: TcpProxy;
+  let slowLink: FaultProxy;
   beforeAll(async () => {
     admin = await client();
-    slowLink = await TcpProxy.open(TEST_REDIS_URL, 6379);
+    slowLink = await FaultProxy.open(TEST_REDIS_URL, 6379);
     slowLink.latency = 25;
   });
   afterEach(async () => {
@@ -53,7 +53,7 @@ describe.runIf(servicesUp)('Redis bus', () => {
   afterAll(async () => {
     await clear();
     await Promise.all(clients.map((redis) => redis.quit().catch(() => redis.disconnect())));
-    await slowLink.stop();
+    await slowLink.close();
   });
 
   const slowReplica = async () => replica({ publisher: await client(slowLink.url(TEST_REDIS_URL)) });
@@ -183,12 +183,12 @@ describe.runIf(servicesUp)('Redis bus', () => {
   });
 
   describe('when Redis goes away', () => {
-    let proxy: TcpProxy;
+    let proxy: FaultProxy;
     beforeAll(async () => {
-      proxy = await TcpProxy.open(TEST_REDIS_URL, 6379);
+      proxy = await FaultProxy.open(TEST_REDIS_URL, 6379);
     });
     afterAll(async () => {
-      await proxy.stop();
+      await proxy.close();
     });
 
     it('does not start against an unreachable Redis', async () => {
@@ -213,7 +213,7 @@ describe.runIf(servicesUp)('Redis bus', () => {
       await Promise.all([cut.subscribe(log), healthyPeer.subscribe(log)]);
       const resubscribed = nextResubscribe(cut, 10_000);
 
-      await proxy.stop();
+      proxy.cut();
       let started = performance.now();
       const publishError = await cut.publish([chatEvent(log, 1)]).then(
         () => undefined,
@@ -233,7 +233,7 @@ describe.runIf(servicesUp)('Redis bus', () => {
       await expect.poll(() => cut.healthy()).toBe(false);
       await healthyPeer.publish([chatEvent(log, 2)]); // lost for the cut replica
 
-      await proxy.start();
+      proxy.restore();
       await resubscribed;
       await healthyPeer.publish([chatEvent(log, 3)]);
       expect(await atCut.waitFor(log, 2)).toEqual([1, 3]);

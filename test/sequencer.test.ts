@@ -7,7 +7,7 @@ import { RedisSequencer } from '../src/sequencer/sequencer.redis.js';
 import type { SeqFloor } from '../src/sequencer/sequencer.js';
 import { freshLog, runSequencerContract } from './contracts/sequencer.contract.js';
 import { freshRedisPrefix, servicesUp, TEST_REDIS_URL } from './support/services.js';
-import { TcpProxy } from './support/tcp-proxy.js';
+import { FaultProxy } from './support/fault-proxy.js';
 
 runSequencerContract('in-process (MemorySequencer)', {
   open: async (floor) => new MemorySequencer(floor),
@@ -121,7 +121,7 @@ describe.runIf(servicesUp)('Redis sequencer', () => {
   });
 
   it('is unavailable when Redis dies mid-way, and recovers when it is back', async () => {
-    const proxy = await TcpProxy.open(TEST_REDIS_URL, 6379);
+    const proxy = await FaultProxy.open(TEST_REDIS_URL, 6379);
     const client = createRedisClient(proxy.url(TEST_REDIS_URL));
     client.on('error', () => {});
     try {
@@ -130,22 +130,22 @@ describe.runIf(servicesUp)('Redis sequencer', () => {
       const sequencer = new RedisSequencer({ redis: client, prefix, floor: async () => 0 });
       expect(await sequencer.next([log])).toEqual([1]);
 
-      await proxy.stop();
+      proxy.cut();
       const { error, ms } = await failure(() => sequencer.next([log]));
       expectUnavailable(error);
       expect(ms).toBeLessThan(3_000);
 
-      await proxy.start();
+      proxy.restore();
       await expect.poll(() => client.status, { timeout: 5_000 }).toBe('ready');
       expect(await sequencer.next([log])).toEqual([2]);
     } finally {
       client.disconnect();
-      await proxy.stop();
+      await proxy.close();
     }
   });
 
   it('is unavailable within the command timeout when Redis stops answering', async () => {
-    const proxy = await TcpProxy.open(TEST_REDIS_URL, 6379);
+    const proxy = await FaultProxy.open(TEST_REDIS_URL, 6379);
     const client = createRedisClient(proxy.url(TEST_REDIS_URL));
     client.on('error', () => {});
     try {
@@ -159,7 +159,7 @@ describe.runIf(servicesUp)('Redis sequencer', () => {
       expect(ms).toBeLessThan(3_000);
     } finally {
       client.disconnect();
-      await proxy.stop();
+      await proxy.close();
     }
   });
 });

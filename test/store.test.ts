@@ -9,7 +9,7 @@ import { openPostgresStore } from '../src/storage/store.postgres.js';
 import type { Store } from '../src/storage/store.js';
 import { runStoreContract } from './contracts/store.contract.js';
 import { freshDatabase, servicesUp, TEST_PG_URL } from './support/services.js';
-import { TcpProxy } from './support/tcp-proxy.js';
+import { FaultProxy } from './support/fault-proxy.js';
 
 const tempDirs: string[] = [];
 function tempDir(): string {
@@ -42,12 +42,12 @@ describe.runIf(servicesUp)('PostgreSQL', () => {
 
   it('is unavailable while PostgreSQL is unreachable, and recovers', async () => {
     const fresh = await freshDatabase();
-    const proxy = await TcpProxy.open(TEST_PG_URL, 5432);
+    const proxy = await FaultProxy.open(TEST_PG_URL, 5432);
     let store: Store | undefined;
     try {
       store = await openPostgresStore(proxy.url(fresh.url), { poolSize: 2 });
       await store.ping();
-      await proxy.stop();
+      proxy.cut();
       const started = performance.now();
       const error = await store.maxSeq('#x').then(
         () => undefined,
@@ -56,11 +56,11 @@ describe.runIf(servicesUp)('PostgreSQL', () => {
       expect(error).toBeInstanceOf(CanaDuckError);
       expect((error as CanaDuckError).code).toBe('unavailable');
       expect(performance.now() - started).toBeLessThan(3_000);
-      await proxy.start();
+      proxy.restore();
       await expect.poll(() => store!.ping().then(() => 'up', () => 'down'), { timeout: 10_000 }).toBe('up');
     } finally {
       await store?.close();
-      await proxy.stop();
+      await proxy.close();
       await fresh.drop();
     }
   });

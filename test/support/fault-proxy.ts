@@ -11,13 +11,18 @@ import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
  * - `silence(match)`: the connections whose client has sent bytes matching `match` stay
  *   open but no longer carry anything either way (a half-open peer); later connections are
  *   not affected, so a client that notices and reconnects heals.
- *
- * (test/support/tcp-proxy.ts is a sibling with a different surface, used by other suites.)
+ * - `blackhole()`: every connection, open or new, stays open and carries nothing until
+ *   `resume()` (the service stopped answering).
+ * - `latency`: milliseconds each chunk is held, both ways, order kept (widens races too
+ *   narrow to observe on loopback).
  */
 export class FaultProxy {
   private readonly server: Server;
   private readonly links = new Set<Link>();
   private refusing = false;
+  private blackholed = false;
+  /** Milliseconds each chunk is held, both ways. */
+  latency = 0;
   port = 0;
 
   private constructor(
@@ -82,6 +87,16 @@ export class FaultProxy {
     return count;
   }
 
+  blackhole(): void {
+    this.blackholed = true;
+    for (const link of this.links) link.silent = true;
+  }
+
+  resume(): void {
+    this.blackholed = false;
+    for (const link of this.links) link.silent = false;
+  }
+
   async close(): Promise<void> {
     this.refusing = true;
     for (const link of [...this.links]) link.reset();
@@ -94,7 +109,8 @@ export class FaultProxy {
       client.resetAndDestroy();
       return;
     }
-    const link = new Link(client, this.targetHost, this.targetPort, () => this.links.delete(link));
+    const link = new Link(client, this.targetHost, this.targetPort, () => this.latency, () => this.links.delete(link));
+    link.silent = this.blackholed;
     this.links.add(link);
   }
 }
@@ -112,19 +128,25 @@ class Link {
     private readonly client: Socket,
     host: string,
     port: number,
+    latency: () => number,
     private readonly onEnd: () => void,
   ) {
     const upstream = this.upstream;
     const end = () => this.end();
     client.on('close', end);
     upstream.on('error', () => {}).on('close', end);
+    const forward = (to: Socket, chunk: Buffer) => {
+      if (this.silent) return;
+      // Timers of equal delay fire in creation order, so chunks stay in order.
+      const delay = latency();
+      if (delay > 0) setTimeout(() => this.silent || to.destroyed || to.write(chunk), delay);
+      else to.write(chunk);
+    };
     client.on('data', (chunk: Buffer) => {
       if (this.sent.length < SENT_KEPT) this.sent += chunk.toString('latin1').slice(0, SENT_KEPT - this.sent.length);
-      if (!this.silent) upstream.write(chunk);
+      forward(upstream, chunk);
     });
-    upstream.on('data', (chunk: Buffer) => {
-      if (!this.silent) client.write(chunk);
-    });
+    upstream.on('data', (chunk: Buffer) => forward(client, chunk));
     upstream.connect(port, host);
   }
 
