@@ -25,7 +25,8 @@ export class LogFeed {
   private readonly pending = new Map<number, BusEvent>();
   private readonly listeners = new Set<FeedListener>();
   private readonly waiters = new Set<{ after: number; wake: () => void }>();
-  private catchingUp: Promise<void> | undefined;
+  /** Cleared in the same tick the catch-up loop ends, so no request falls in between. */
+  private catchingUp = false;
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -114,7 +115,8 @@ export class LogFeed {
       this.again = true;
       return;
     }
-    this.catchingUp = this.runCatchUp().finally(() => (this.catchingUp = undefined));
+    this.catchingUp = true;
+    void this.runCatchUp();
   }
 
   close(): void {
@@ -126,22 +128,27 @@ export class LogFeed {
   }
 
   private async runCatchUp(): Promise<void> {
-    do {
-      this.again = false;
-      let result;
-      try {
-        result = await this.reader.readAfter(this.log, this.head, CATCH_UP_PAGE);
-      } catch (err) {
-        this.onError(err);
-        this.scheduleRetry(RETRY_MS);
-        return;
-      }
-      for (const event of result.events) if (event.seq > this.head) this.advance(toDelivery(event));
-      if (result.next > this.head) this.skipTo(result.next);
-      this.drainPending();
-      if (result.events.length >= CATCH_UP_PAGE) this.again = true;
-      else if (result.settlesInMs !== undefined) this.scheduleRetry(result.settlesInMs + 5);
-    } while (this.again && !this.closed);
+    // The flag is cleared in the tick the loop ends (no await in between).
+    try {
+      do {
+        this.again = false;
+        let result;
+        try {
+          result = await this.reader.readAfter(this.log, this.head, CATCH_UP_PAGE);
+        } catch (err) {
+          this.onError(err);
+          this.scheduleRetry(RETRY_MS);
+          return;
+        }
+        for (const event of result.events) if (event.seq > this.head) this.advance(toDelivery(event));
+        if (result.next > this.head) this.skipTo(result.next);
+        this.drainPending();
+        if (result.events.length >= CATCH_UP_PAGE) this.again = true;
+        else if (result.settlesInMs !== undefined) this.scheduleRetry(result.settlesInMs + 5);
+      } while (this.again && !this.closed);
+    } finally {
+      this.catchingUp = false;
+    }
   }
 
   private scheduleRetry(ms: number): void {
