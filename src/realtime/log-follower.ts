@@ -14,7 +14,9 @@ const RING_CHUNK = 256;
  * cursor reaches the feed's head.
  */
 export class LogFollower implements FeedListener {
-  private pumping: Promise<void> | undefined;
+  /** Cleared in the same tick the catch-up loop ends: an event arriving after it is taken live. */
+  private pumping = false;
+  private pumped: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(
@@ -41,8 +43,36 @@ export class LogFollower implements FeedListener {
 
   /** Brings the cursor up to the feed's head; resolves when done (or when nothing more can be read now). */
   catchUp(): Promise<void> {
-    this.pumping ??= this.pump().finally(() => (this.pumping = undefined));
-    return this.pumping;
+    if (!this.pumping) {
+      this.pumping = true;
+      this.pumped = this.pump();
+    }
+    return this.pumped;
+  }
+
+  /**
+   * Catches up with storage rather than the feed: everything committed so far, even what
+   * this replica's feed has not heard of yet. For a start that must be consistent with
+   * other reads of the database.
+   */
+  async catchUpThroughStorage(): Promise<void> {
+    while (this.pumping) await this.pumped;
+    this.pumping = true;
+    this.pumped = (async () => {
+      try {
+        for (;;) {
+          const page = await this.reader.readAfter(this.feed.log, this.cursor, STORAGE_PAGE);
+          for (const event of page.events) this.deliver(toBusEvent(event));
+          this.cursor = Math.max(this.cursor, page.next);
+          if (this.closed || page.events.length < STORAGE_PAGE) return;
+        }
+      } finally {
+        this.pumping = false;
+      }
+    })();
+    await this.pumped;
+    // What the feed brought meanwhile was passed over while this ran.
+    await this.catchUp();
   }
 
   close(): void {
@@ -51,32 +81,37 @@ export class LogFollower implements FeedListener {
   }
 
   private async pump(): Promise<void> {
-    while (!this.closed && this.cursor < this.feed.head) {
-      let batch: BusEvent[];
-      let next: number;
-      const recent = this.feed.recentAfter(this.cursor, RING_CHUNK);
-      if (recent) {
-        ({ events: batch, next } = recent);
-      } else {
-        let page;
-        try {
-          page = await this.reader.readAfter(this.feed.log, this.cursor, STORAGE_PAGE);
-        } catch (err) {
-          this.onError(err);
-          return; // the next live event or check starts another catch-up
+    // The flag is cleared in the tick the loop ends (no await in between).
+    try {
+      while (!this.closed && this.cursor < this.feed.head) {
+        let batch: BusEvent[];
+        let next: number;
+        const recent = this.feed.recentAfter(this.cursor, RING_CHUNK);
+        if (recent) {
+          ({ events: batch, next } = recent);
+        } else {
+          let page;
+          try {
+            page = await this.reader.readAfter(this.feed.log, this.cursor, STORAGE_PAGE);
+          } catch (err) {
+            this.onError(err);
+            return; // the next live event or check starts another catch-up
+          }
+          if (page.events.length === 0 && page.next <= this.cursor) return; // nothing settled past us yet
+          batch = page.events.map(toBusEvent);
+          next = page.next;
         }
-        if (page.events.length === 0 && page.next <= this.cursor) return; // nothing settled past us yet
-        batch = page.events.map(toBusEvent);
-        next = page.next;
+        for (const delivery of batch) {
+          // Checked per event: one large event may be a good part of the bound.
+          const paused = this.pace();
+          if (paused) await paused;
+          if (this.closed) return;
+          this.deliver(delivery);
+        }
+        this.cursor = Math.max(this.cursor, next);
       }
-      for (const delivery of batch) {
-        // Checked per event: one large event may be a good part of the bound.
-        const paused = this.pace();
-        if (paused) await paused;
-        if (this.closed) return;
-        this.deliver(delivery);
-      }
-      this.cursor = Math.max(this.cursor, next);
+    } finally {
+      this.pumping = false;
     }
   }
 

@@ -51,7 +51,11 @@ export class UserSubscription {
     if (cursor) for (const [log, seq] of cursor.logs) if (allowed.has(log)) await this.follow(log, seq);
     this.personal = new LogFollower(personalFeed, cursor?.personal ?? personalFeed.head, this.deps.reader, (d) => this.onControl(d), this.deps.onError);
     personalFeed.add(this.personal);
-    await this.personal.catchUp();
+    // Through storage, not just this replica's feed: a join committed elsewhere is already in
+    // `allowed`, and its control event (same transaction) must be seen before we decide that
+    // a log nobody accounted for starts at its head.
+    if (cursor) await this.personal.catchUpThroughStorage();
+    else await this.personal.catchUp();
     await this.control;
     // Logs the user is in that neither the cursor nor the personal log accounted for start at their head.
     for (const log of allowed) if (!this.followed.has(log)) await this.follow(log, undefined);
