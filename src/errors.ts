@@ -31,6 +31,8 @@ export class CanaDuckError extends Error {
   readonly status: number;
   /** Seconds, for 429 and 503 answers. */
   readonly retryAfter?: number;
+  /** More members for the problem body (e.g. validation issues). */
+  readonly extra?: Record<string, unknown>;
 
   constructor(
     readonly code: ProblemCode,
@@ -43,11 +45,7 @@ export class CanaDuckError extends Error {
     this.retryAfter = options.retryAfter;
     this.extra = options.extra;
   }
-
-  readonly extra?: Record<string, unknown>;
 }
-
-export const isCanaDuckError = (err: unknown): err is CanaDuckError => err instanceof CanaDuckError;
 
 /** A backing service (PostgreSQL, Redis) could not serve the request; the client should retry. */
 export const unavailable = (what: string, cause?: unknown): CanaDuckError =>

@@ -2,8 +2,7 @@ import type { MiddlewareHandler } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { CanaDuckError } from '../errors.js';
 import type { AppEnv } from './env.js';
-
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+import { SAFE_METHODS } from './session.js';
 
 /**
  * Flood control on every request that changes something: one token per request from the

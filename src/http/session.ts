@@ -5,7 +5,8 @@ import type { Principal } from '../identity/principal.js';
 import type { AppEnv } from './env.js';
 
 export const SESSION_COOKIE = 'canaduck_session';
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Methods that change nothing: no CSRF check, no flood-control token. */
+export const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const BEARER = /^Bearer\s+(\S+)$/i;
 
 const unauthenticated = (detail: string) => new CanaDuckError('unauthenticated', detail);

@@ -44,4 +44,3 @@ export function privateLogName(userA: number, userB: number): string {
  */
 export const personalLogName = (userId: number): string => `user:${userId}`;
 
-export const isChannelLog = (log: string): boolean => log.startsWith('#');

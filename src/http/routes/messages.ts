@@ -58,7 +58,8 @@ const privateHistory = createRoute({
   responses: { 200: json(HistorySchema, 'Events in increasing seq order'), ...problems(400, 401, 404) },
 });
 
-const waitMs = (wait: string | undefined) => (wait === undefined ? 0 : Number(wait) * 1000);
+/** The long-poll `wait` parameter (seconds, validated by the schema) in milliseconds. */
+export const waitMs = (wait: string | undefined) => (wait === undefined ? 0 : Number(wait) * 1000);
 
 function historyRequest(query: { before?: string; after?: string; limit?: string; wait?: string }): HistoryRequest {
   if (query.before !== undefined && query.after !== undefined) {

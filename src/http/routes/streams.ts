@@ -5,11 +5,11 @@ import { channelFromPath } from '../../shared/names.js';
 import type { AppEnv } from '../env.js';
 import { ChatEventSchema, HistoryQuery, json, problems } from '../schemas.js';
 import { requirePrincipal } from '../session.js';
+import { waitMs } from './messages.js';
 
 const tags = ['real-time'];
 
 
-const waitMs = (wait: string | undefined) => (wait === undefined ? 0 : Number(wait) * 1000);
 
 const userEvents = createRoute({
   method: 'get',
