@@ -101,6 +101,7 @@ export class RedisBus implements Bus {
     this.subscriber = this.publisher.duplicate({
       lazyConnect: true,
       autoResubscribe: false,
+      enableAutoPipelining: false,
       // A forced reconnect ends the socket, then destroys it after this long (default 2 s):
       // a silent socket never completes a graceful close.
       disconnectTimeout: 250,
