@@ -118,7 +118,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const reader = new LogReader(store, config.gapTimeoutMs);
   const identity = new Identity(store, writer, { sessionTtlMs: config.sessionTtlMs });
   const channels = new Channels(store, writer);
-  const messages = new Messages(store, writer, reader, channels);
+  const messages = new Messages(store, writer, reader, channels, identity);
   const realtime = new Realtime(
     bus,
     reader,

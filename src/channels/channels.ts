@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
 import { personalLogName, type ChatEvent } from '../messages/event.js';
@@ -23,6 +24,13 @@ export interface ChannelAccess {
  * topics. Every change is an event in the channel's log, committed with the change.
  */
 export class Channels {
+  /**
+   * Recent "this user may speak here" answers, by channel key and user. Only ever used for
+   * guarded appends, which the database re-checks at commit, so a stale answer costs one
+   * refused append and a fresh look, never a message its author could no longer send.
+   */
+  private readonly speakers = new LRUCache<string, ChannelAccess & { membership: { isOperator: boolean } }>({ max: 50_000, ttl: 30_000 });
+
   constructor(
     private readonly store: Store,
     private readonly writer: LogWriter,
@@ -55,6 +63,28 @@ export class Channels {
     const access = await this.access(name, viewer);
     if (!access.membership) throw new CanaDuckError('not_member', `you are not in ${access.channel.name}`);
     return { ...access, membership: access.membership };
+  }
+
+  /**
+   * Where the viewer may speak (a member; an operator if the channel is moderated), else the
+   * error saying why. With `remembered`, a recent answer of this replica may be reused.
+   */
+  async asSpeaker(name: string, viewer: Principal, remembered: boolean): Promise<ChannelAccess & { membership: { isOperator: boolean } }> {
+    const key = `${Channels.key(name)} ${viewer.userId}`;
+    const known = remembered ? this.speakers.get(key) : undefined;
+    if (known) return known;
+    const access = await this.asMember(name, viewer);
+    if (access.channel.moderated && !access.membership.isOperator) {
+      this.speakers.delete(key);
+      throw new CanaDuckError('not_operator', `${access.channel.name} is moderated: only operators may speak`);
+    }
+    this.speakers.set(key, access);
+    return access;
+  }
+
+  /** Drops a remembered answer that turned out stale. */
+  forgetSpeaker(nameKey: string, userId: number): void {
+    this.speakers.delete(`${nameKey} ${userId}`);
   }
 
   async info(name: string, viewer: Principal): Promise<ChannelView> {

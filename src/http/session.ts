@@ -8,6 +8,11 @@ export const SESSION_COOKIE = 'canaduck_session';
 /** Methods that change nothing: no CSRF check, no flood-control token. */
 export const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const BEARER = /^Bearer\s+(\S+)$/i;
+/**
+ * Posting a channel message re-checks the session and membership inside its commit, so it
+ * may start from what this replica remembers of the session instead of reading it again.
+ */
+const CHECKED_AT_COMMIT = /^\/api\/channels\/[^/]+\/messages$/;
 
 const unauthenticated = (detail: string) => new CanaDuckError('unauthenticated', detail);
 
@@ -19,15 +24,16 @@ const unauthenticated = (detail: string) => new CanaDuckError('unauthenticated',
 export const identify: MiddlewareHandler<AppEnv> = async (c, next) => {
   const { identity, config } = c.get('services');
   const header = c.req.header('authorization');
+  const remembered = c.req.method === 'POST' && CHECKED_AT_COMMIT.test(c.req.path);
   let principal: Principal | undefined;
   if (header !== undefined) {
     const token = BEARER.exec(header.trim())?.[1];
     if (!token) throw unauthenticated('use the header Authorization: Bearer <token>');
-    principal = await identity.authenticate(token, 'bearer');
+    principal = await identity.authenticate(token, 'bearer', { remembered });
     if (!principal) throw unauthenticated('the token is unknown or its session has expired');
   } else {
     const cookie = getCookie(c, SESSION_COOKIE);
-    if (cookie) principal = await identity.authenticate(cookie, 'cookie');
+    if (cookie) principal = await identity.authenticate(cookie, 'cookie', { remembered });
   }
   if (principal?.via === 'cookie' && !SAFE_METHODS.has(c.req.method) && isCrossOrigin(c, config.allowedOrigins, config.trustProxy)) {
     throw new CanaDuckError('forbidden', 'cookie-authenticated requests from another origin are refused; use a bearer token');

@@ -1,16 +1,21 @@
+import { LRUCache } from 'lru-cache';
 import { CanaDuckError } from '../errors.js';
 import type { LogWriter } from '../messages/log-writer.js';
 import { casefold, isValidNick } from '../shared/names.js';
-import type { Store, UserRecord } from '../storage/store.js';
+import type { SessionRecord, Store, UserRecord } from '../storage/store.js';
 import type { Principal } from './principal.js';
 import { hashToken, looksLikeToken, newToken } from './tokens.js';
 
 export interface IdentityOptions {
   sessionTtlMs: number;
+  /** How long a session read from storage may be remembered for guarded actions. */
+  rememberMs?: number;
   /** A session's expiry slides forward at most this often (one write per interval, not per request). */
   touchIntervalMs?: number;
   now?: () => number;
 }
+
+type LiveSession = { session: SessionRecord; user: UserRecord };
 
 export interface ClaimedSession {
   token: string;
@@ -35,6 +40,8 @@ export interface Whois {
 export class Identity {
   private readonly now: () => number;
   private readonly touchIntervalMs: number;
+  /** Sessions by token hash, as last read here: saves the hot path a query per message. */
+  private readonly recent: LRUCache<string, LiveSession>;
 
   constructor(
     private readonly store: Store,
@@ -43,6 +50,7 @@ export class Identity {
   ) {
     this.now = options.now ?? Date.now;
     this.touchIntervalMs = options.touchIntervalMs ?? 60_000;
+    this.recent = new LRUCache({ max: 20_000, ttl: options.rememberMs ?? 30_000, ttlAutopurge: false });
   }
 
   async claim(nick: string): Promise<ClaimedSession> {
@@ -66,19 +74,45 @@ export class Identity {
     throw new CanaDuckError('nick_in_use', `${nick} is already in use`);
   }
 
-  /** The principal behind a token, or `undefined` for an unknown or expired one. */
-  async authenticate(token: string, via: Principal['via']): Promise<Principal | undefined> {
+  /**
+   * The principal behind a token, or `undefined` for an unknown or expired one. With
+   * `remembered`, a session this replica read recently is taken as it was (and the
+   * principal says so); otherwise storage decides.
+   */
+  async authenticate(token: string, via: Principal['via'], options: { remembered?: boolean } = {}): Promise<Principal | undefined> {
     if (!looksLikeToken(token)) return undefined;
+    const tokenHash = hashToken(token);
     const now = this.now();
-    const found = await this.store.findLiveSession(hashToken(token), new Date(now));
-    if (!found) return undefined;
-    const { session, user } = found;
-    let expiresAt = session.expiresAt;
-    if (now - session.lastSeenAt.getTime() >= this.touchIntervalMs) {
-      expiresAt = new Date(now + this.options.sessionTtlMs);
-      await this.store.touchSession(session.id, new Date(now), expiresAt);
+    const known = options.remembered ? this.recent.get(tokenHash) : undefined;
+    if (known && known.session.expiresAt.getTime() > now) return this.principal(known, via, now, true);
+    const found = await this.store.findLiveSession(tokenHash, new Date(now));
+    if (!found) {
+      this.recent.delete(tokenHash);
+      return undefined;
     }
-    return { userId: user.id, sessionId: session.id, nick: user.nick, role: user.role, expiresAt, via };
+    this.recent.set(tokenHash, found);
+    return this.principal(found, via, now, false);
+  }
+
+  /** Reads a remembered principal's session again from storage; `undefined` once it has ended. */
+  async confirm(principal: Principal): Promise<Principal | undefined> {
+    const now = this.now();
+    const found = await this.store.findLiveSessionById(principal.sessionId, new Date(now));
+    return found && this.principal(found, principal.via, now, false);
+  }
+
+  /** Slides the expiry forward when it is due (one write per interval, not per request). */
+  private async principal(live: LiveSession, via: Principal['via'], now: number, remembered: boolean): Promise<Principal> {
+    const { session, user } = live;
+    if (now - session.lastSeenAt.getTime() >= this.touchIntervalMs) {
+      // Updated before the write: concurrent requests of this session touch it once.
+      session.lastSeenAt = new Date(now);
+      session.expiresAt = new Date(now + this.options.sessionTtlMs);
+      await this.store.touchSession(session.id, session.lastSeenAt, session.expiresAt);
+    }
+    const principal: Principal = { userId: user.id, sessionId: session.id, nick: user.nick, role: user.role, expiresAt: session.expiresAt, via };
+    if (remembered) principal.remembered = true;
+    return principal;
   }
 
   async me(principal: Principal): Promise<{ user: UserRecord; channels: string[] }> {

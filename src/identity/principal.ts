@@ -9,4 +9,10 @@ export interface Principal {
   expiresAt: Date;
   /** How the request proved it: the cookie matters for cross-origin checks. */
   via: 'bearer' | 'cookie';
+  /**
+   * Found among this replica's recently seen sessions rather than read from storage just
+   * now: it may have ended elsewhere since, so only an action that re-checks it at commit
+   * (a guarded append) may rely on it.
+   */
+  remembered?: true;
 }

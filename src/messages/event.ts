@@ -1,3 +1,5 @@
+import type { SpeakGuard } from '../storage/store.js';
+
 /** The one shape every log event has on the wire (DESIGN §5). */
 export const EVENT_TYPES = [
   'message',
@@ -29,8 +31,9 @@ export interface ChatEvent {
 /**
  * What a writer provides; the log append gives it a seq and a timestamp. `cites` is the
  * index of another draft of the same append: its log and seq are copied into `data`.
+ * `guard` makes the commit conditional (see `SpeakGuard`).
  */
-export type EventDraft = Omit<ChatEvent, 'seq' | 'ts'> & { cites?: number };
+export type EventDraft = Omit<ChatEvent, 'seq' | 'ts'> & { cites?: number; guard?: SpeakGuard };
 
 /** The log of the private conversation between two users, the same from either side. */
 export function privateLogName(userA: number, userB: number): string {

@@ -25,6 +25,16 @@ export interface LogWriterOptions {
   onCommitted?: (count: number) => void;
 }
 
+/**
+ * The draft's guard failed at commit: what the writer acted on (a remembered session or
+ * membership) no longer holds. Its seq is stored as skipped; nothing was said.
+ */
+export class GuardRefused extends Error {
+  constructor() {
+    super('the author may no longer say this here');
+  }
+}
+
 /** Thrown inside a transaction to roll it back when some seqs were already committed. */
 class SeqConflict extends Error {
   constructor(readonly taken: StoredEvent[], readonly inserted: EventRef[]) {
@@ -86,6 +96,7 @@ export class LogWriter {
           taken = await this.sequence(drafts, (log) => tx.maxSeq(log));
           const inserted = await tx.insertEvents(taken);
           if (inserted.length !== taken.length) throw new SeqConflict(taken, inserted);
+          if (inserted.some((ref) => ref.refused)) throw new GuardRefused();
           const events = taken.map(toChatEvent);
           await work.finish?.(tx, events);
           return { events, result };
@@ -124,8 +135,11 @@ export class LogWriter {
       return;
     }
     let inserted: Set<string>;
+    let refused: Set<string>;
     try {
-      inserted = new Set((await this.store.insertEvents(rows)).map(refKey));
+      const refs = await this.store.insertEvents(rows);
+      inserted = new Set(refs.map(refKey));
+      refused = new Set(refs.filter((ref) => ref.refused).map(refKey));
     } catch (err) {
       await this.skipQuietly(rows);
       for (const p of batch) p.reject(err);
@@ -135,7 +149,9 @@ export class LogWriter {
     const retry: Pending[] = [];
     batch.forEach((p, i) => {
       const row = rows[i]!;
-      if (inserted.has(refKey(row))) {
+      if (refused.has(refKey(row))) {
+        p.reject(new GuardRefused());
+      } else if (inserted.has(refKey(row))) {
         const event = toChatEvent(row);
         committed.push(event);
         p.resolve(event);
@@ -164,9 +180,10 @@ export class LogWriter {
     );
     // The timestamp is taken after the seq: readers judge a missing seq by the age of the next one.
     const ts = new Date();
-    const rows = drafts.map(({ cites, ...draft }, i) => {
+    const rows = drafts.map(({ cites, guard, ...draft }, i) => {
       const data = cites === undefined ? draft.data : { ...draft.data, log: drafts[cites]!.log, seq: seqs[cites]! };
-      return toStoredEvent({ ...draft, data, seq: seqs[i]!, ts: ts.toISOString() });
+      const row = toStoredEvent({ ...draft, data, seq: seqs[i]!, ts: ts.toISOString() });
+      return guard ? { ...row, guard } : row;
     });
     await this.options.beforeInsert?.(rows);
     return rows;

@@ -7,13 +7,18 @@ import type { Store, UserRecord } from '../storage/store.js';
 import { BoundedSet } from '../shared/bounded-set.js';
 import { personalLogName, privateLogName, type ChatEvent, type EventDraft } from './event.js';
 import type { LogReader } from './log-reader.js';
-import type { LogWriter } from './log-writer.js';
+import { GuardRefused, type LogWriter } from './log-writer.js';
 import { toChatEvent } from './stored.js';
 
 export interface HistoryQuery {
   before?: number;
   after?: number;
   limit: number;
+}
+
+/** Reads a remembered principal's session again (`Identity.confirm`). */
+export interface SessionConfirmation {
+  confirm(principal: Principal): Promise<Principal | undefined>;
 }
 
 export interface History {
@@ -31,15 +36,19 @@ export class Messages {
     private readonly writer: LogWriter,
     private readonly reader: LogReader,
     private readonly channels: Channels,
+    private readonly sessions: SessionConfirmation,
   ) {}
 
-  /** A message (or `/me` action) in a channel; members only, operators only when moderated. */
-  async postToChannel(principal: Principal, name: string, body: { text: string; action?: boolean }, idempotencyKey?: string) {
+  /**
+   * A message (or `/me` action) in a channel; members only, operators only when moderated.
+   * A remembered principal speaks on remembered access, and the append re-checks both at
+   * commit; if they no longer hold, the session and access are read again and the post is
+   * decided on those (sent under a new nick, or refused with the reason).
+   */
+  async postToChannel(principal: Principal, name: string, body: { text: string; action?: boolean }, idempotencyKey?: string): Promise<ChatEvent> {
     checkText(body.text);
-    const { channel, membership } = await this.channels.asMember(name, principal);
-    if (channel.moderated && !membership.isOperator) {
-      throw new CanaDuckError('not_operator', `${channel.name} is moderated: only operators may speak`);
-    }
+    const remembered = principal.remembered === true;
+    const { channel } = await this.channels.asSpeaker(name, principal, remembered);
     const draft: EventDraft = {
       log: channel.nameKey,
       type: body.action ? 'action' : 'message',
@@ -47,7 +56,16 @@ export class Messages {
       text: body.text,
       data: {},
     };
-    return this.post(principal, draft, idempotencyKey);
+    if (!remembered) return this.post(principal, draft, idempotencyKey);
+    try {
+      return await this.post(principal, { ...draft, guard: { sessionId: principal.sessionId, channelId: channel.id } }, idempotencyKey);
+    } catch (err) {
+      if (!(err instanceof GuardRefused)) throw err;
+      this.channels.forgetSpeaker(channel.nameKey, principal.userId);
+      const current = await this.sessions.confirm(principal);
+      if (!current) throw new CanaDuckError('unauthenticated', 'the session has ended');
+      return this.postToChannel(current, name, body, idempotencyKey);
+    }
   }
 
   /** A private message; the conversation is a log both sides read. */

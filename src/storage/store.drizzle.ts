@@ -6,6 +6,7 @@ import type {
   ChannelRecord,
   ChannelSummary,
   EventRef,
+  InsertedRef,
   MemberRecord,
   MembershipRecord,
   SessionRecord,
@@ -86,6 +87,12 @@ function prepareHotQueries(db: Database) {
       // Placeholder values bypass column mapping: the timestamp goes as ISO text.
       .where(and(eq(sessions.tokenHash, sql.placeholder('tokenHash')), gt(sessions.expiresAt, sql.placeholder('now'))))
       .prepare('canaduck_live_session'),
+    liveSessionById: db
+      .select({ session: sessionColumns, user: userColumns })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(and(eq(sessions.id, sql.placeholder('sessionId')), gt(sessions.expiresAt, sql.placeholder('now'))))
+      .prepare('canaduck_live_session_by_id'),
     channelAccess: db
       .select({ channel: channels, isOperator: memberships.isOperator })
       .from(channels)
@@ -167,6 +174,13 @@ export class DrizzleStore implements Store {
   findLiveSession(tokenHash: string, now: Date) {
     return this.run(async () => {
       const [row] = await this.hot.liveSession.execute({ tokenHash, now: now.toISOString() });
+      return row;
+    });
+  }
+
+  findLiveSessionById(sessionId: number, now: Date) {
+    return this.run(async () => {
+      const [row] = await this.hot.liveSessionById.execute({ sessionId, now: now.toISOString() });
       return row;
     });
   }
@@ -378,21 +392,54 @@ export class DrizzleStore implements Store {
   /**
    * One statement text for any batch size, the rows as one JSON parameter: building a
    * many-row INSERT through the query builder cost more CPU than the database spent on it.
+   * Guards are judged in the same statement, so "may still speak" and the insert see one
+   * snapshot; a refused row keeps its seq as a skip, which readers pass over.
    */
-  insertEvents(rows: StoredEvent[]): Promise<EventRef[]> {
+  insertEvents(rows: StoredEvent[]): Promise<InsertedRef[]> {
     if (rows.length === 0) return Promise.resolve([]);
     return this.run(async () => {
-      const batch = JSON.stringify(rows.map((r) => ({ ...r, ts: r.ts.toISOString() })));
+      const batch = JSON.stringify(
+        rows.map((r) => ({
+          log: r.log,
+          seq: r.seq,
+          type: r.type,
+          nick: r.nick,
+          text: r.text,
+          data: r.data,
+          ts: r.ts.toISOString(),
+          session_id: r.guard?.sessionId,
+          channel_id: r.guard?.channelId,
+        })),
+      );
       const result = await this.db.execute(sql`
+        with judged as (
+          select r.*, r.session_id is null or exists (
+              select 1 from ${sessions} s
+                join ${users} u on u.id = s.user_id
+                join ${memberships} m on m.user_id = s.user_id and m.channel_id = r.channel_id
+                join ${channels} c on c.id = m.channel_id
+              where s.id = r.session_id and s.expires_at > r.ts and u.nick = r.nick and (not c.moderated or m.is_operator)
+            ) as allowed
+          from jsonb_to_recordset(${batch}::jsonb)
+            as r(log text, seq bigint, type text, nick text, text text, data jsonb, ts timestamptz, session_id bigint, channel_id bigint)
+        )
         insert into ${events} (log, seq, type, nick, text, data, ts)
-        select log, seq, type, nick, text, data, ts
-        from jsonb_to_recordset(${batch}::jsonb)
-          as r(log text, seq bigint, type text, nick text, text text, data jsonb, ts timestamptz)
+        select log, seq,
+          case when allowed then type else 'skip' end,
+          case when allowed then nick else '' end,
+          case when allowed then text else '' end,
+          case when allowed then data else '{}'::jsonb end,
+          ts
+        from judged
         on conflict do nothing
-        returning log, seq`);
+        returning log, seq, type = 'skip' as refused`);
       // postgres-js gives rows as the result and int8 as text; PGlite gives { rows } and numbers.
-      const inserted = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as Array<{ log: string; seq: string | number }>;
-      return inserted.map((r) => ({ log: r.log, seq: Number(r.seq) }));
+      const inserted = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as Array<{
+        log: string;
+        seq: string | number;
+        refused: boolean;
+      }>;
+      return inserted.map((r) => (r.refused ? { log: r.log, seq: Number(r.seq), refused: true as const } : { log: r.log, seq: Number(r.seq) }));
     });
   }
 

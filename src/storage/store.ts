@@ -65,11 +65,29 @@ export interface StoredEvent {
   text: string;
   data: Record<string, unknown>;
   ts: Date;
+  /** Commit only if this still holds at commit time; otherwise the seq is stored as skipped. */
+  guard?: SpeakGuard;
+}
+
+/**
+ * "The author may still say this here": the session is live, its user still carries the
+ * row's nick, is a member of the channel and may speak in it (not moderated, or operator).
+ * It lets a writer act on what it remembers of sessions and memberships, and still never
+ * commit a message its author could no longer send.
+ */
+export interface SpeakGuard {
+  sessionId: number;
+  channelId: number;
 }
 
 export interface EventRef {
   log: string;
   seq: number;
+}
+
+/** An inserted row; `refused` when its guard failed and a skip row took its seq instead. */
+export interface InsertedRef extends EventRef {
+  refused?: true;
 }
 
 export interface Store {
@@ -87,6 +105,8 @@ export interface Store {
   findUserById(id: number): Promise<UserRecord | undefined>;
   /** The live session with this token hash and its user. */
   findLiveSession(tokenHash: string, now: Date): Promise<{ session: SessionRecord; user: UserRecord } | undefined>;
+  /** The same, by session id. */
+  findLiveSessionById(sessionId: number, now: Date): Promise<{ session: SessionRecord; user: UserRecord } | undefined>;
   /** Slides the session's expiry and marks its user active. */
   touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void>;
   countLiveSessions(userId: number, now: Date): Promise<number>;
@@ -120,8 +140,11 @@ export interface Store {
   userConversations(userId: number): Promise<string[]>;
 
   // logs
-  /** Inserts what is free; returns the refs that were inserted (conflicts are left out). */
-  insertEvents(rows: StoredEvent[]): Promise<EventRef[]>;
+  /**
+   * Inserts what is free; returns the refs that were inserted (conflicts are left out).
+   * A row whose guard fails is stored as a skip and returned as `refused`.
+   */
+  insertEvents(rows: StoredEvent[]): Promise<InsertedRef[]>;
   /** Claims `seqs` of `log` as skipped where nothing was committed. */
   insertSkips(log: string, seqs: number[], at: Date): Promise<void>;
   eventsAfter(log: string, after: number, limit: number): Promise<StoredEvent[]>;

@@ -94,6 +94,9 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect(await store.findUserById(u.id)).toEqual(u);
         expect(await store.findLiveSession(tokenHash, new Date())).toEqual({ session, user: u });
         expect(await store.findLiveSession(hash(), new Date())).toBeUndefined();
+        expect(await store.findLiveSessionById(session.id, new Date())).toEqual({ session, user: u });
+        expect(await store.findLiveSessionById(session.id, new Date(expiresAt.getTime() + 1))).toBeUndefined();
+        expect(await store.findLiveSessionById(session.id + 1_000_000, new Date())).toBeUndefined();
         expect(await store.findUserByNickKey(freshNick().nickKey)).toBeUndefined();
       });
 
@@ -393,6 +396,46 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         ]);
         expect(await store.insertEvents([row(log, 2), row(log, 4), row(log, 5)])).toEqual([{ log, seq: 5 }]);
         expect((await store.findEvent({ log, seq: 2 }))?.type).toBe('skip');
+      });
+
+      it('a guarded row commits only while its author may speak there; otherwise its seq is stored as a skip', async () => {
+        const [alice, bob, carol, dave] = [await user(), await user(), await user(), await user({ expiresAt: new Date(Date.now() + 1_000) })];
+        const c = await channel();
+        await store.addMember(c.id, alice.user.id, true);
+        await store.addMember(c.id, bob.user.id, false);
+        await store.addMember(c.id, dave.user.id, false);
+        const log = c.nameKey;
+        const said = (who: typeof alice, seq: number, fields: Partial<StoredEvent> = {}) =>
+          row(log, seq, { nick: who.user.nick, guard: { sessionId: who.session.id, channelId: c.id }, ...fields });
+        const refused = (seq: number) => ({ log, seq, refused: true });
+
+        const inserted = await store.insertEvents([
+          said(alice, 1),
+          said(bob, 2),
+          said(carol, 3), // not a member
+          said(bob, 4, { nick: 'someone-else' }), // no longer bob's nick
+          said(dave, 5, { ts: new Date(Date.now() + 2_000) }), // session expired by then
+          row(log, 6), // unguarded
+        ]);
+        expect(inserted.sort(byRef)).toEqual([{ log, seq: 1 }, { log, seq: 2 }, refused(3), refused(4), refused(5), { log, seq: 6 }]);
+        const stored = await store.eventsAfter(log, 0, 10);
+        expect(stored.map((r) => [r.seq, r.type, r.nick, r.text])).toEqual([
+          [1, 'message', alice.user.nick, 'text 1'],
+          [2, 'message', bob.user.nick, 'text 2'],
+          [3, 'skip', '', ''],
+          [4, 'skip', '', ''],
+          [5, 'skip', '', ''],
+          [6, 'message', 'alice', 'text 6'],
+        ]);
+
+        // Moderated: operators only. A refused seq that is already taken stays out of the result.
+        if (!(store instanceof DrizzleStore)) throw new Error('needs a DrizzleStore');
+        await store['db'].update(channelsTable).set({ moderated: true }).where(eq(channelsTable.id, c.id));
+        expect((await store.insertEvents([said(alice, 7), said(bob, 8), said(bob, 6)])).sort(byRef)).toEqual([{ log, seq: 7 }, refused(8)]);
+        // After leaving, nothing more.
+        await store.removeMember(c.id, alice.user.id);
+        expect(await store.insertEvents([said(alice, 9)])).toEqual([refused(9)]);
+        expect((await store.findEvent({ log, seq: 6 }))?.type).toBe('message');
       });
 
       it('eventsAfter returns the oldest events after a seq, in order, up to the limit', async () => {
