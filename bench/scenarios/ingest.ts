@@ -13,7 +13,7 @@ export const ingest: Scenario = {
   async run(ctx, result) {
     const connections = 50;
     const durationS = ctx.quick ? 1 : 10;
-    const warmupS = ctx.quick ? 0 : 2;
+    const warmupS = ctx.quick ? 0 : 5; // both servers reach steady JIT state first: throughput still rose run over run after 2 s
     const sessionCount = ctx.quick ? 5 : 50;
     const variants = [
       { name: '1ch', channels: ['ingest'] },

@@ -1,9 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import type { Redis, Result } from 'ioredis';
 import { unavailable } from '../errors.js';
 import type { ChatEvent } from '../messages/event.js';
 import type { Bus, BusEvent } from './bus.js';
-import { execPipeline } from './redis-client.js';
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    /** publish-all.lua: PUBLISH of each message on its channel, in order. */
+    canaduckPublishAll(numberOfChannels: number, ...channelsThenMessages: string[]): Result<number, Context>;
+  }
+}
+
+const PUBLISH_ALL = readFileSync(new URL('./publish-all.lua', import.meta.url), 'utf8');
 
 export interface RedisBusOptions {
   /** Shared client (see `createRedisClient`); the bus publishes on it and never quits it. */
@@ -90,6 +99,7 @@ export class RedisBus implements Bus {
   constructor(options: RedisBusOptions) {
     if (/[\r\n]/.test(options.replicaId) || options.replicaId === '') throw new Error('replicaId must be non-empty, without newlines');
     this.publisher = options.publisher;
+    this.publisher.defineCommand('canaduckPublishAll', { lua: PUBLISH_ALL }); // channel count given per call
     this.prefix = options.prefix;
     this.replicaId = options.replicaId;
     this.probeChannel = `${options.prefix}probe:${options.replicaId}`;
@@ -136,10 +146,12 @@ export class RedisBus implements Bus {
   async publish(events: readonly BusEvent[]): Promise<void> {
     if (events.length === 0) return;
     for (const event of events) this.deliver(event);
-    const pipeline = this.publisher.pipeline();
-    for (const { event, json } of events) pipeline.publish(this.channel(event.log), `${this.replicaId}\n${json}`);
     try {
-      await execPipeline(pipeline);
+      await this.publisher.canaduckPublishAll(
+        events.length,
+        ...events.map(({ event }) => this.channel(event.log)),
+        ...events.map(({ json }) => `${this.replicaId}\n${json}`),
+      );
     } catch (err) {
       throw unavailable('Redis', err);
     }

@@ -1,4 +1,4 @@
-import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { unavailable } from '../errors.js';
 
 /**
@@ -49,17 +49,4 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
     client.disconnect();
     throw unavailable('Redis', err);
   }
-}
-
-/**
- * Runs a pipeline and returns its replies; rejects with the first command's error (a
- * pipeline reports errors per command instead of rejecting).
- */
-export async function execPipeline(pipeline: ChainableCommander): Promise<unknown[]> {
-  const results = await pipeline.exec();
-  if (!results) throw new Error('pipeline was discarded');
-  return results.map(([err, reply]) => {
-    if (err) throw err;
-    return reply;
-  });
 }

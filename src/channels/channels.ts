@@ -4,6 +4,7 @@ import type { Principal } from '../identity/principal.js';
 import { personalLogName, type ChatEvent } from '../messages/event.js';
 import type { LogWriter } from '../messages/log-writer.js';
 import { casefold, isValidChannelName } from '../shared/names.js';
+import { codePoints } from '../shared/text.js';
 import type { ChannelRecord, ChannelSummary, MemberRecord, Store } from '../storage/store.js';
 
 export const MAX_TOPIC_CHARS = 390;
@@ -139,7 +140,7 @@ export class Channels {
   }
 
   async setTopic(principal: Principal, name: string, topic: string): Promise<ChatEvent> {
-    if (!topic.isWellFormed() || [...topic].length > MAX_TOPIC_CHARS || TOPIC_FORBIDDEN.test(topic)) {
+    if (!topic.isWellFormed() || codePoints(topic) > MAX_TOPIC_CHARS || TOPIC_FORBIDDEN.test(topic)) {
       throw new CanaDuckError('validation_failed', `a topic is at most ${MAX_TOPIC_CHARS} characters, without control characters`);
     }
     const { channel, membership } = await this.asMember(name, principal);

@@ -17,6 +17,8 @@ export interface UnitOfWork<T> {
 export interface LogWriterOptions {
   /** Concurrent appends committed in one INSERT at most. */
   maxBatch?: number;
+  /** Batches being committed at once: the next one gathers while earlier ones wait on the database. */
+  maxInFlight?: number;
   /** Seq conflicts tolerated before giving up (each one re-seeds the counter). */
   maxAttempts?: number;
   /** Test hook: runs after seqs are taken and before the insert (simulates slow or dying writers). */
@@ -64,8 +66,9 @@ const refKey = (ref: EventRef) => `${ref.seq}\u0000${ref.log}`;
  */
 export class LogWriter {
   private readonly queue: Pending[] = [];
-  private flushing = false;
+  private inFlight = 0;
   private readonly maxBatch: number;
+  private readonly maxInFlight: number;
   private readonly maxAttempts: number;
 
   constructor(
@@ -75,6 +78,7 @@ export class LogWriter {
     private readonly options: LogWriterOptions = {},
   ) {
     this.maxBatch = options.maxBatch ?? 100;
+    this.maxInFlight = options.maxInFlight ?? 2;
     this.maxAttempts = options.maxAttempts ?? 5;
   }
 
@@ -82,7 +86,7 @@ export class LogWriter {
   append(draft: EventDraft): Promise<ChatEvent> {
     return new Promise((resolve, reject) => {
       this.queue.push({ draft, attempts: 0, resolve, reject });
-      void this.flush();
+      this.flush();
     });
   }
 
@@ -116,13 +120,13 @@ export class LogWriter {
     }
   }
 
-  private async flush(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
-    try {
-      while (this.queue.length > 0) await this.commitBatch(this.queue.splice(0, this.maxBatch));
-    } finally {
-      this.flushing = false;
+  private flush(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      this.inFlight++;
+      void this.commitBatch(this.queue.splice(0, this.maxBatch)).finally(() => {
+        this.inFlight--;
+        this.flush();
+      });
     }
   }
 

@@ -5,34 +5,59 @@ import type { BucketShape, RateLimiter } from './rate-limiter.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    /** take-token.lua: spends a token of the bucket; returns [allowed, retryAfterMs]. */
-    canaduckTakeToken(bucket: string, ratePerSecond: number, burst: number): Result<[number, number], Context>;
+    /** take-tokens.lua: spends a token of each bucket; returns [allowed, retryAfterMs] per bucket, flattened. */
+    canaduckTakeTokens(numberOfBuckets: number, ...bucketsThenShape: Array<string | number>): Result<number[], Context>;
   }
 }
 
-const TAKE_TOKEN = readFileSync(new URL('./take-token.lua', import.meta.url), 'utf8');
+const TAKE_TOKENS = readFileSync(new URL('./take-tokens.lua', import.meta.url), 'utf8');
 
-/** Buckets in Redis (`${prefix}flood:${key}`), shared by every replica. */
+type Verdict = { allowed: true } | { allowed: false; retryAfterMs: number };
+
+interface Waiting {
+  bucket: string;
+  resolve: (verdict: Verdict) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Buckets in Redis (`${prefix}flood:${key}`), shared by every replica. Takes asked for in
+ * the same turn of the event loop (the requests that one socket poll brought in) go to
+ * Redis as one script call: a busy replica spends one command per burst, not per request.
+ */
 export class RedisRateLimiter implements RateLimiter {
+  private waiting: Waiting[] = [];
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly shape: BucketShape,
   ) {
-    redis.defineCommand('canaduckTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
+    redis.defineCommand('canaduckTakeTokens', { lua: TAKE_TOKENS }); // bucket count given per call
   }
 
-  async take(key: string) {
-    let reply: [number, number];
-    try {
-      reply = await this.redis.canaduckTakeToken(`${this.prefix}flood:${key}`, this.shape.ratePerSecond, this.shape.burst);
-    } catch (err) {
-      throw unavailable('Redis', err);
-    }
-    const [allowed, retryAfterMs] = reply;
-    return allowed === 1 ? { allowed: true as const } : { allowed: false as const, retryAfterMs };
+  take(key: string): Promise<Verdict> {
+    return new Promise((resolve, reject) => {
+      if (this.waiting.length === 0) setImmediate(() => void this.flush());
+      this.waiting.push({ bucket: `${this.prefix}flood:${key}`, resolve, reject });
+    });
   }
 
   /** The client is shared; its owner quits it. */
   async close(): Promise<void> {}
+
+  private async flush(): Promise<void> {
+    const batch = this.waiting;
+    this.waiting = [];
+    try {
+      const replies = await this.redis.canaduckTakeTokens(batch.length, ...batch.map((w) => w.bucket), this.shape.ratePerSecond, this.shape.burst);
+      batch.forEach((w, i) => {
+        const [allowed, retryAfterMs] = [Number(replies[2 * i]), Number(replies[2 * i + 1])];
+        w.resolve(allowed === 1 ? { allowed: true } : { allowed: false, retryAfterMs });
+      });
+    } catch (err) {
+      const failure = unavailable('Redis', err);
+      for (const w of batch) w.reject(failure);
+    }
+  }
 }

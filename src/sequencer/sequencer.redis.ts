@@ -1,20 +1,19 @@
 import { readFileSync } from 'node:fs';
-import type { ChainableCommander, Redis, Result } from 'ioredis';
+import type { Redis, Result } from 'ioredis';
 import { unavailable } from '../errors.js';
-import { execPipeline } from '../bus/redis-client.js';
 import type { SeqFloor, Sequencer } from './sequencer.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    /** next-seq.lua: INCR of the counter, or -1 when it does not exist. */
-    canaduckNextSeq(counter: string): Result<number, Context>;
+    /** next-seqs.lua: INCRBY of each counter (its last seq), or -1 for one that does not exist. */
+    canaduckNextSeqs(numberOfCounters: number, ...countersThenCounts: Array<string | number>): Result<number[], Context>;
     /** raise-seq.lua: sets the counter to `floor` unless it is already at least that. */
     canaduckRaiseSeq(counter: string, floor: number): Result<number, Context>;
   }
 }
 
 const script = (name: string) => readFileSync(new URL(name, import.meta.url), 'utf8');
-const NEXT_SEQ = script('./next-seq.lua');
+const NEXT_SEQS = script('./next-seqs.lua');
 const RAISE_SEQ = script('./raise-seq.lua');
 
 /** Rounds of "counter missing: seed it, take again" before giving up (someone keeps deleting it). */
@@ -27,7 +26,7 @@ const MAX_SEED_ROUNDS = 3;
  * floor, else the constructor's) before `INCR`, so a lost counter never goes back below
  * what was committed.
  *
- * `next(logs)` sends every log of a batch in one pipeline. The client is shared and owned
+ * `next(logs)` takes every seq of a batch in one script call. The client is shared and owned
  * by the caller: `close()` does not quit it.
  */
 export class RedisSequencer implements Sequencer {
@@ -42,25 +41,39 @@ export class RedisSequencer implements Sequencer {
     this.prefix = options.prefix;
     this.floor = options.floor;
     // Script definitions live on the client (EVALSHA with EVAL fallback, pipelines included).
-    this.redis.defineCommand('canaduckNextSeq', { numberOfKeys: 1, lua: NEXT_SEQ });
+    this.redis.defineCommand('canaduckNextSeqs', { lua: NEXT_SEQS }); // key count given per call
     this.redis.defineCommand('canaduckRaiseSeq', { numberOfKeys: 1, lua: RAISE_SEQ });
   }
 
+  /** One script call per round for the whole batch, however many logs and seqs it holds. */
   async next(logs: readonly string[], floor?: SeqFloor): Promise<number[]> {
-    const seqs = new Array<number>(logs.length).fill(-1);
-    let missing = logs.map((_, i) => i);
+    const wanted = new Map<string, number>();
+    for (const log of logs) wanted.set(log, (wanted.get(log) ?? 0) + 1);
+    const last = new Map<string, number>();
+    let missing = [...wanted.keys()];
     for (let round = 0; missing.length > 0; round++) {
       if (round === MAX_SEED_ROUNDS) {
-        throw unavailable('Redis', new Error(`seq counters keep vanishing: ${missing.map((i) => logs[i]).join(', ')}`));
+        throw unavailable('Redis', new Error(`seq counters keep vanishing: ${missing.join(', ')}`));
       }
-      if (round > 0) await Promise.all([...new Set(missing.map((i) => logs[i]!))].map((log) => this.seed(log, floor)));
-      const pipeline = this.redis.pipeline();
-      for (const i of missing) pipeline.canaduckNextSeq(this.counter(logs[i]!));
-      const replies = await this.exec(pipeline);
-      missing.forEach((i, k) => (seqs[i] = Number(replies[k])));
-      missing = missing.filter((i) => seqs[i] === -1);
+      if (round > 0) await Promise.all(missing.map((log) => this.seed(log, floor)));
+      let replies: number[];
+      try {
+        replies = await this.redis.canaduckNextSeqs(missing.length, ...missing.map((log) => this.counter(log)), ...missing.map((log) => wanted.get(log)!));
+      } catch (err) {
+        throw unavailable('Redis', err);
+      }
+      missing.forEach((log, i) => {
+        if (Number(replies[i]) !== -1) last.set(log, Number(replies[i]));
+      });
+      missing = missing.filter((log) => !last.has(log));
     }
-    return seqs;
+    // Each log's seqs are the `wanted` ones ending at `last`, handed out in the order asked.
+    const nextOf = new Map([...last].map(([log, end]) => [log, end - wanted.get(log)! + 1]));
+    return logs.map((log) => {
+      const seq = nextOf.get(log)!;
+      nextOf.set(log, seq + 1);
+      return seq;
+    });
   }
 
   async raise(log: string, floor: number): Promise<void> {
@@ -76,12 +89,6 @@ export class RedisSequencer implements Sequencer {
 
   private counter(log: string): string {
     return `${this.prefix}seq:${log}`;
-  }
-
-  private exec(pipeline: ChainableCommander): Promise<unknown[]> {
-    return execPipeline(pipeline).catch((err: unknown) => {
-      throw unavailable('Redis', err);
-    });
   }
 
   /**

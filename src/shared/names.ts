@@ -1,3 +1,4 @@
+import { codePoints } from './text.js';
 /**
  * Nick and channel name rules. Comparison is case-insensitive with RFC 1459
  * casemapping, where `[]\~` are the upper-case forms of `{}|^`.
@@ -23,8 +24,8 @@ const FORBIDDEN_IN_CHANNEL = /[\s,:\p{C}\p{Z}]/u;
 /** `name` includes the leading `#`: `#` then 1–49 characters. */
 export function isValidChannelName(name: string): boolean {
   if (!name.startsWith('#') || !name.isWellFormed()) return false;
-  const rest = [...name.slice(1)];
-  return rest.length >= 1 && rest.length <= 49 && !FORBIDDEN_IN_CHANNEL.test(name);
+  const length = codePoints(name) - 1;
+  return length >= 1 && length <= 49 && !FORBIDDEN_IN_CHANNEL.test(name);
 }
 
 /** The channel named in a URL path segment, where the leading `#` is dropped. */

@@ -8,9 +8,19 @@ const FORBIDDEN_CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f
 
 export function textProblem(text: string): string | undefined {
   if (!text.isWellFormed()) return 'text contains a lone surrogate (not valid UTF-8)';
-  const length = [...text].length;
+  const length = codePoints(text);
   if (length < 1) return 'text must not be empty';
   if (length > MAX_TEXT_CHARS) return `text exceeds ${MAX_TEXT_CHARS} characters`;
   if (FORBIDDEN_CONTROLS.test(text)) return 'text contains a control character (only newlines and tabs are allowed)';
   return undefined;
+}
+
+/** Characters as a person counts them (code points), without building an array per message. */
+export function codePoints(text: string): number {
+  let pairs = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) pairs++;
+  }
+  return text.length - pairs;
 }
