@@ -25,6 +25,9 @@ export class LogFeed {
   private readonly pending = new Map<number, BusEvent>();
   private readonly listeners = new Set<FeedListener>();
   private readonly waiters = new Set<{ after: number; wake: () => void }>();
+  /** Long-poll bodies by `after limit`, valid while `head` is `answersAt`. */
+  private readonly answers = new Map<string, { body: string; bytes: number; events: number }>();
+  private answersAt = -1;
   /** Cleared in the same tick the catch-up loop ends, so no request falls in between. */
   private catchingUp = false;
   private again = false;
@@ -91,21 +94,46 @@ export class LogFeed {
     return { events, next };
   }
 
-  /** Resolves once `head` passes `after`, or after `ms`, or on `signal`. */
-  waitBeyond(after: number, ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.head > after || this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const waiter = { after, wake: () => done() };
-      const timer = setTimeout(() => done(), ms);
-      const done = () => {
-        clearTimeout(timer);
+  /**
+   * Calls `wake` once `head` passes `after` (or the feed closes), synchronously in the tick
+   * the event arrives; returns a cancel. Already past: `wake` is called at once.
+   */
+  park(after: number, wake: () => void): () => void {
+    if (this.head > after || this.closed) {
+      wake();
+      return () => {};
+    }
+    const waiter = {
+      after,
+      wake: () => {
         this.waiters.delete(waiter);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      signal?.addEventListener('abort', done, { once: true });
-      this.waiters.add(waiter);
-    });
+        wake();
+      },
+    };
+    this.waiters.add(waiter);
+    return () => void this.waiters.delete(waiter);
+  }
+
+  /**
+   * The long-poll answer body for `after` (`{"events":[...],"next":N}`) from the ring, or
+   * `undefined` when the ring no longer reaches back that far. Serialised once per head:
+   * the polls woken together by one event share one body.
+   */
+  answerAfter(after: number, limit: number): { body: string; bytes: number; events: number } | undefined {
+    if (this.answersAt !== this.head) {
+      this.answers.clear();
+      this.answersAt = this.head;
+    }
+    const key = `${after} ${limit}`;
+    let answer = this.answers.get(key);
+    if (answer === undefined) {
+      const recent = this.recentAfter(after, limit);
+      if (!recent) return undefined;
+      const body = `{"events":[${recent.events.map((d) => d.json).join(',')}],"next":${recent.next}}`;
+      answer = { body, bytes: Buffer.byteLength(body), events: recent.events.length };
+      this.answers.set(key, answer);
+    }
+    return answer;
   }
 
   /** Reads storage past `head`: after a gap, a lost subscription, or as a periodic check. */
@@ -122,7 +150,7 @@ export class LogFeed {
   close(): void {
     this.closed = true;
     clearTimeout(this.retryTimer);
-    for (const waiter of this.waiters) waiter.wake();
+    for (const waiter of [...this.waiters]) waiter.wake();
     this.listeners.clear();
     this.pending.clear();
   }
@@ -180,7 +208,7 @@ export class LogFeed {
   }
 
   private wakeWaiters(): void {
-    for (const waiter of this.waiters) if (this.head > waiter.after) waiter.wake();
+    for (const waiter of [...this.waiters]) if (this.head > waiter.after) waiter.wake();
   }
 }
 

@@ -135,20 +135,65 @@ export class Realtime {
     opened();
   }
 
-  /** Long-poll on one log: answers at once if anything is past `after`, else waits up to `waitMs`. */
-  async pollLog(log: string, after: number, limit: number, waitMs: number, signal?: AbortSignal): Promise<PollResult> {
+  /**
+   * The per-log long-poll, answered on `res` itself: `{events, next}` at once when there is
+   * something after `after` (or `wait` is 0), else when the next event arrives or `waitMs`
+   * passes. A woken poll is written in the tick the event reaches the feed, with the body
+   * the feed serialised once for every poll waiting at that seq: going back through the
+   * framework's promise chain instead, the first of 1,000 woken polls waited for them all.
+   * Resolves once answered (or the client has gone).
+   */
+  async answerLogPoll(log: string, after: number, limit: number, waitMs: number, res: ServerResponse): Promise<void> {
     const feed = await this.feeds.acquire(log);
     this.stats.longPoll(1);
-    try {
-      if (await this.isAhead(feed, after)) return { events: [], next: feed.head, reset: true };
-      const first = await this.readFrom(feed, after, limit);
-      if (first.events.length > 0 || waitMs <= 0) return first;
-      await feed.waitBeyond(after, waitMs, signal);
-      return await this.readFrom(feed, after, limit);
-    } finally {
+    let parked = false;
+    const settle = () => {
       this.stats.longPoll(-1);
       this.feeds.release(feed);
+    };
+    try {
+      if (await this.isAhead(feed, after)) return writeJson(res, { events: [], next: feed.head, reset: true });
+      const first = await this.readFrom(feed, after, limit);
+      if (first.events > 0 || waitMs <= 0) return writeJson(res, first.body);
+      parked = true;
+    } finally {
+      if (!parked) settle();
     }
+    await new Promise<void>((resolve) => {
+      let finished = false;
+      let cancel = () => {};
+      const done = () => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        cancel();
+        res.off('close', done);
+        settle();
+        resolve();
+      };
+      const answer = () => {
+        const ready = feed.answerAfter(after, limit);
+        if (ready) {
+          writeJson(res, ready.body, ready.bytes);
+          // The bookkeeping waits: every poll woken by this event is written first.
+          return queueMicrotask(done);
+        }
+        // The ring no longer reaches back to `after` (a burst larger than it): from storage.
+        this.readFrom(feed, after, limit).then(
+          (result) => writeJson(res, result.body),
+          (err: unknown) => {
+            this.onError(err);
+            res.destroy();
+          },
+        ).finally(done);
+      };
+      res.once('close', done);
+      const timer = setTimeout(answer, waitMs);
+      cancel = feed.park(after, () => {
+        clearTimeout(timer);
+        answer();
+      });
+    });
   }
 
   /** Long-poll twin of the multiplexed stream. */
@@ -253,11 +298,12 @@ export class Realtime {
     return after > feed.head && after > (await this.store.maxSeq(feed.log));
   }
 
-  private async readFrom(feed: LogFeed, after: number, limit: number): Promise<PollResult> {
-    const recent = feed.recentAfter(after, limit);
-    if (recent) return { events: recent.events.map((d) => d.event), next: recent.next };
+  /** The answer from the ring, else from storage (the ring no longer reaches back to `after`). */
+  private async readFrom(feed: LogFeed, after: number, limit: number): Promise<{ body: string; events: number }> {
+    const recent = feed.answerAfter(after, limit);
+    if (recent) return recent;
     const { events, next } = await this.reader.readAfter(feed.log, after, limit);
-    return { events, next };
+    return { body: JSON.stringify({ events, next }), events: events.length };
   }
 }
 
@@ -273,4 +319,12 @@ function rewind(cursor: UserCursor, later: BusEvent[]): UserCursor {
     if (current !== undefined && current >= d.event.seq) logs.set(d.event.log, d.event.seq - 1);
   }
   return { ...cursor, logs };
+}
+
+/** What `c.json` would send, written straight to the socket. */
+function writeJson(res: ServerResponse, body: string | object, bytes?: number): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes ?? Buffer.byteLength(text) });
+  res.end(text);
 }

@@ -1,3 +1,4 @@
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import { CanaDuckError } from '../../errors.js';
 import type { HistoryQuery as HistoryRequest } from '../../messages/messages.js';
@@ -19,6 +20,9 @@ import {
 import { requirePrincipal } from '../session.js';
 
 const tags = ['messages'];
+
+/** The long-poll answer (the JSON the route documents) was written to the socket by the realtime layer. */
+const answeredOnSocket = RESPONSE_ALREADY_SENT as never;
 
 const postToChannel = createRoute({
   method: 'post',
@@ -92,7 +96,8 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
     const name = channelFromPath(c.req.valid('param').name);
     if (query.wait === undefined) return c.json(await messages.channelHistory(principal, name, request), 200);
     const { channel } = await channels.access(name, principal);
-    return c.json(await realtime.pollLog(channel.nameKey, request.after!, request.limit, waitMs(query.wait), c.req.raw.signal), 200);
+    await realtime.answerLogPoll(channel.nameKey, request.after!, request.limit, waitMs(query.wait), c.env.outgoing);
+    return answeredOnSocket;
   });
 
   app.openapi(postPrivate, async (c) => {
@@ -111,6 +116,7 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
     const { nick } = c.req.valid('param');
     if (query.wait === undefined) return c.json(await messages.privateHistory(principal, nick, request), 200);
     const log = await messages.privateLog(principal, nick);
-    return c.json(await realtime.pollLog(log, request.after!, request.limit, waitMs(query.wait), c.req.raw.signal), 200);
+    await realtime.answerLogPoll(log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing);
+    return answeredOnSocket;
   });
 }
