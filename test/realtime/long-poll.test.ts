@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { claimNick, httpJson, join, post, until } from '../support/delivery.js';
+import { modes, startIsolatedServer } from '../support/server.js';
+
+/**
+ * Per-log long-polls are answered on the socket by the realtime layer when the event
+ * reaches the feed: each must still be the same answer a route would give, exactly once,
+ * and a poll whose client leaves must stop being held.
+ */
+for (const mode of modes) {
+  describe(`per-log long-poll answered at wake (${mode})`, () => {
+    let stop: () => Promise<void>;
+    let base: string;
+    beforeAll(async () => {
+      const started = await startIsolatedServer(mode);
+      stop = started.stop;
+      base = started.url;
+    });
+    afterAll(() => stop?.());
+
+    const openPolls = async () => Number(/^canaduck_open_long_polls (\d+)$/m.exec((await httpJson(`${base}/metrics`)).body as string)?.[1] ?? NaN);
+    const head = async (token: string, channel: string) =>
+      (await httpJson(`${base}/api/channels/${channel}/events?limit=1`, { token })).body.next as number;
+
+    it('wakes every parked poll with the event as POST returned it, whatever its limit', async () => {
+      const channel = `lp-${Date.now().toString(36)}`;
+      const poster = await claimNick(base, 'p');
+      await join(base, poster.token, channel);
+      const after = await head(poster.token, channel);
+      const before = await openPolls();
+
+      const polls = Array.from({ length: 40 }, (_, i) =>
+        httpJson(`${base}/api/channels/${channel}/events?after=${after}&wait=20${i % 2 ? '&limit=1' : ''}`, { token: poster.token, timeoutMs: 25_000 }),
+      );
+      await until(async () => (await openPolls()) === before + 40, 'all polls to be parked');
+      const sent = await post(base, poster.token, channel, 'wake up');
+      expect(sent.status).toBe(201);
+
+      for (const reply of await Promise.all(polls)) {
+        expect(reply.status).toBe(200);
+        expect(String(reply.headers['content-type'])).toBe('application/json');
+        expect(reply.body).toEqual({ events: [sent.body], next: sent.body.seq });
+      }
+      await until(async () => (await openPolls()) === before, 'the answered polls to be uncounted');
+    });
+
+    it('answers an empty page when the wait runs out, and lets go of a poll whose client left', async () => {
+      const channel = `lq-${Date.now().toString(36)}`;
+      const user = await claimNick(base, 'q');
+      await join(base, user.token, channel);
+      const after = await head(user.token, channel);
+      const before = await openPolls();
+
+      const started = Date.now();
+      const timedOut = await httpJson(`${base}/api/channels/${channel}/events?after=${after}&wait=1`, { token: user.token });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      expect(timedOut.body).toEqual({ events: [], next: after });
+
+      const leaving = new AbortController();
+      const abandoned = fetch(`${base}/api/channels/${channel}/events?after=${after}&wait=20`, {
+        headers: { authorization: `Bearer ${user.token}` },
+        signal: leaving.signal,
+      }).catch(() => 'aborted');
+      await until(async () => (await openPolls()) === before + 1, 'the poll to be parked');
+      leaving.abort();
+      expect(await abandoned).toBe('aborted');
+      await until(async () => (await openPolls()) === before, 'the abandoned poll to be let go');
+
+      // The feed still serves the next poll normally.
+      const next = httpJson(`${base}/api/channels/${channel}/events?after=${after}&wait=10`, { token: user.token });
+      await until(async () => (await openPolls()) === before + 1, 'the next poll to be parked');
+      const sent = await post(base, user.token, channel, 'still here');
+      expect((await next).body.events).toEqual([sent.body]);
+    });
+  });
+}
