@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, exists, gt, inArray, lt, not, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, exists, gt, inArray, lt, not, or, sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { CanaDuckError, unavailable } from '../errors.js';
 import * as schema from './schema.js';
@@ -79,20 +79,18 @@ const liveSession = (userId: typeof users.id, now: Date) =>
   );
 
 function prepareHotQueries(db: Database) {
-  return {
-    liveSession: db
+  /** A session still live at `now`, with its user; `key` picks it (token hash or id). */
+  const liveSessionBy = (key: SQL, name: string) =>
+    db
       .select({ session: sessionColumns, user: userColumns })
       .from(sessions)
       .innerJoin(users, eq(users.id, sessions.userId))
       // Placeholder values bypass column mapping: the timestamp goes as ISO text.
-      .where(and(eq(sessions.tokenHash, sql.placeholder('tokenHash')), gt(sessions.expiresAt, sql.placeholder('now'))))
-      .prepare('canaduck_live_session'),
-    liveSessionById: db
-      .select({ session: sessionColumns, user: userColumns })
-      .from(sessions)
-      .innerJoin(users, eq(users.id, sessions.userId))
-      .where(and(eq(sessions.id, sql.placeholder('sessionId')), gt(sessions.expiresAt, sql.placeholder('now'))))
-      .prepare('canaduck_live_session_by_id'),
+      .where(and(key, gt(sessions.expiresAt, sql.placeholder('now'))))
+      .prepare(name);
+  return {
+    liveSession: liveSessionBy(eq(sessions.tokenHash, sql.placeholder('tokenHash')), 'canaduck_live_session'),
+    liveSessionById: liveSessionBy(eq(sessions.id, sql.placeholder('sessionId')), 'canaduck_live_session_by_id'),
     channelAccess: db
       .select({ channel: channels, isOperator: memberships.isOperator })
       .from(channels)

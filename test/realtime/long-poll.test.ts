@@ -19,15 +19,17 @@ for (const mode of modes) {
     afterAll(() => stop?.());
 
     const openPolls = async () => Number(/^canaduck_open_long_polls (\d+)$/m.exec((await httpJson(`${base}/metrics`)).body as string)?.[1] ?? NaN);
-    const head = async (token: string, channel: string) =>
-      (await httpJson(`${base}/api/channels/${channel}/events?limit=1`, { token })).body.next as number;
+    /** A fresh channel with one member; `after` is its head, `before` the polls open now. */
+    async function setUp(prefix: string) {
+      const channel = `${prefix}-${Date.now().toString(36)}`;
+      const user = await claimNick(base, prefix);
+      await join(base, user.token, channel);
+      const after = (await httpJson(`${base}/api/channels/${channel}/events?limit=1`, { token: user.token })).body.next as number;
+      return { channel, user, after, before: await openPolls() };
+    }
 
     it('wakes every parked poll with the event as POST returned it, whatever its limit', async () => {
-      const channel = `lp-${Date.now().toString(36)}`;
-      const poster = await claimNick(base, 'p');
-      await join(base, poster.token, channel);
-      const after = await head(poster.token, channel);
-      const before = await openPolls();
+      const { channel, user: poster, after, before } = await setUp('lp');
 
       const polls = Array.from({ length: 40 }, (_, i) =>
         httpJson(`${base}/api/channels/${channel}/events?after=${after}&wait=20${i % 2 ? '&limit=1' : ''}`, { token: poster.token, timeoutMs: 25_000 }),
@@ -45,11 +47,7 @@ for (const mode of modes) {
     });
 
     it('answers an empty page when the wait runs out, and lets go of a poll whose client left', async () => {
-      const channel = `lq-${Date.now().toString(36)}`;
-      const user = await claimNick(base, 'q');
-      await join(base, user.token, channel);
-      const after = await head(user.token, channel);
-      const before = await openPolls();
+      const { channel, user, after, before } = await setUp('lq');
 
       const started = Date.now();
       const timedOut = await httpJson(`${base}/api/channels/${channel}/events?after=${after}&wait=1`, { token: user.token });
