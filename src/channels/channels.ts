@@ -131,6 +131,7 @@ export class Channels {
         };
       },
     });
+    this.forgetSpeaker(channel.nameKey, principal.userId);
     return events[0]!;
   }
 

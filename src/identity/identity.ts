@@ -101,6 +101,16 @@ export class Identity {
     return found && this.principal(found, principal.via, now, false);
   }
 
+  /**
+   * Drops what this replica remembers of sessions that just changed here, so its next message
+   * is not sent on stale facts (the commit would refuse it; this spares that round). Rare
+   * operations, so a scan.
+   */
+  private forgetRemembered(changed: (live: LiveSession) => boolean): void {
+    const stale = [...this.recent.entries()].filter(([, live]) => changed(live)).map(([tokenHash]) => tokenHash);
+    for (const tokenHash of stale) this.recent.delete(tokenHash);
+  }
+
   /** Slides the expiry forward when it is due (one write per interval, not per request). */
   private async principal(live: LiveSession, via: Principal['via'], now: number, remembered: boolean): Promise<Principal> {
     const { session, user } = live;
@@ -146,6 +156,7 @@ export class Identity {
         };
       },
     });
+    this.forgetRemembered((live) => live.user.id === principal.userId);
     return result;
   }
 
@@ -157,6 +168,7 @@ export class Identity {
         return { drafts: await this.leaveIfGone(tx, principal.userId, reason), result: undefined };
       },
     });
+    this.forgetRemembered((live) => live.session.id === principal.sessionId);
   }
 
   async listOnline(): Promise<UserRecord[]> {

@@ -110,6 +110,17 @@ describe.runIf(servicesUp)('posting from remembered sessions, changed on another
     expect(texts).toEqual(['remembered from now on', 'before', 'operator speaks']);
   });
 
+  it('on the replica that made the change, the next post is decided without a refused attempt', async () => {
+    const { channel, onB } = await setUp();
+    const renamed = uniqueNick('carol');
+    expect((await onB.patch('/api/me', { nick: renamed })).status).toBe(200);
+    const post = await onB.post(`/api/channels/${channel}/messages`, { text: 'same replica' });
+    expect(post.body.nick).toBe(renamed);
+    expect((await onB.delete(`/api/channels/${channel}/membership`)).status).toBe(200);
+    await expectProblem(await onB.post(`/api/channels/${channel}/messages`, { text: 'gone' }), 403, 'not_member');
+    expect(await skipped(channel)).toEqual([]); // neither post went through a refused commit
+  });
+
   it('concurrent posts racing a part: every 201 is in the log, every refusal is not', async () => {
     const { channel, onA, onB } = await setUp();
     const posts = Array.from({ length: 40 }, (_, i) => onB.post(`/api/channels/${channel}/messages`, { text: `race ${i}` }));
