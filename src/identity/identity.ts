@@ -98,6 +98,8 @@ export class Identity {
   async confirm(principal: Principal): Promise<Principal | undefined> {
     const now = this.now();
     const found = await this.store.findLiveSessionById(principal.sessionId, new Date(now));
+    // What was remembered turned out stale: the next request reads storage again.
+    this.forgetRemembered((live) => live.session.id === principal.sessionId);
     return found && this.principal(found, principal.via, now, false);
   }
 

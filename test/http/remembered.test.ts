@@ -90,8 +90,12 @@ describe.runIf(servicesUp)('posting from remembered sessions, changed on another
     expect((await onA.delete('/api/sessions/current')).status).toBe(204);
 
     await expectProblem(await onB.post(`/api/channels/${channel}/messages`, { text: 'from beyond' }), 401, 'unauthenticated');
+    // Once refused, B reads the session again: retrying costs no further refused commits.
+    await expectProblem(await onB.post(`/api/channels/${channel}/messages`, { text: 'again' }), 401, 'unauthenticated');
+    expect(await skipped(channel)).toHaveLength(1);
     const texts = (await fullHistory(witness, `/api/channels/${channel}/events`)).map((e) => e.text);
     expect(texts).not.toContain('from beyond');
+    expect(texts).not.toContain('again');
   });
 
   it('refuses a non-operator once the channel is moderated, and accepts an operator', async () => {
