@@ -113,6 +113,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const writer = new LogWriter(store, sequencer, bus, {
     ...options.writer,
     onCommitted: (count) => metrics.eventsAppended(count),
+    onRefused: () => metrics.guardRefused(),
     onPublishError: (err) => log.warn('event committed but not published; readers will recover it from storage', errorFields(err)),
   });
   const reader = new LogReader(store, config.gapTimeoutMs);

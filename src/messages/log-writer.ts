@@ -25,6 +25,8 @@ export interface LogWriterOptions {
   beforeInsert?: (rows: readonly StoredEvent[]) => Promise<void>;
   onPublishError?: (err: unknown) => void;
   onCommitted?: (count: number) => void;
+  /** A guarded draft was refused at commit (its seq stored as a skip). */
+  onRefused?: () => void;
 }
 
 /**
@@ -100,7 +102,10 @@ export class LogWriter {
           taken = await this.sequence(drafts, (log) => tx.maxSeq(log));
           const inserted = await tx.insertEvents(taken);
           if (inserted.length !== taken.length) throw new SeqConflict(taken, inserted);
-          if (inserted.some((ref) => ref.refused)) throw new GuardRefused();
+          if (inserted.some((ref) => ref.refused)) {
+            this.options.onRefused?.();
+            throw new GuardRefused();
+          }
           const events = taken.map(toChatEvent);
           await work.finish?.(tx, events);
           return { events, result };
@@ -154,6 +159,7 @@ export class LogWriter {
     batch.forEach((p, i) => {
       const row = rows[i]!;
       if (refused.has(refKey(row))) {
+        this.options.onRefused?.();
         p.reject(new GuardRefused());
       } else if (inserted.has(refKey(row))) {
         const event = toChatEvent(row);

@@ -8,7 +8,7 @@ import type { RealtimeStats } from '../realtime/realtime.js';
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly counts = { frames: 0, appended: 0, longPolls: 0, streams: { log: 0, user: 0 } };
+  private readonly counts = { frames: 0, appended: 0, refused: 0, longPolls: 0, streams: { log: 0, user: 0 } };
   private readonly fanOutLatency: Histogram;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   private readonly streamsClosed: Counter<'reason'>;
@@ -45,6 +45,11 @@ export class Metrics {
         },
       });
     total('canaduck_events_appended_total', 'Events committed by this replica', () => counts.appended);
+    total(
+      'canaduck_guard_refusals_total',
+      'Messages sent on remembered session or membership facts that the commit found stale (each then decided again from storage)',
+      () => counts.refused,
+    );
     total('canaduck_frames_delivered_total', 'SSE event frames written to clients by this replica', () => counts.frames);
     this.fanOutLatency = new Histogram({
       name: 'canaduck_fanout_latency_seconds',
@@ -68,6 +73,10 @@ export class Metrics {
 
   eventsAppended(count: number): void {
     this.counts.appended += count;
+  }
+
+  guardRefused(): void {
+    this.counts.refused++;
   }
 
   readonly realtime: RealtimeStats = {

@@ -50,8 +50,11 @@ describe.runIf(servicesUp)('posting from remembered sessions, changed on another
     const { channel, onA, onB } = await setUp();
     expect((await onA.delete(`/api/channels/${channel}/membership`)).status).toBe(200);
 
+    const refusals = async () => Number(/^canaduck_guard_refusals_total (\d+)$/m.exec(await (await fetch(`${b.url}/metrics`)).text())?.[1]);
+    const refusedBefore = await refusals();
     await expectProblem(await onB.post(`/api/channels/${channel}/messages`, { text: 'after part' }), 403, 'not_member');
     expect(await skipped(channel)).toHaveLength(1); // the remembered path was taken and refused at commit
+    expect(await refusals()).toBe(refusedBefore + 1);
 
     // Back in, B accepts again; the history never shows the refused text, and has no hole.
     expect((await onA.put(`/api/channels/${channel}/membership`)).status).toBe(200);
