@@ -16,9 +16,10 @@
  * The table `floor_events` has the columns and primary key of CanaDuck's `events`.
  */
 import { randomBytes } from 'node:crypto';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
+import { json, readBody, serve } from './http.js';
 
 const prefix = process.env.FLOOR_REDIS_PREFIX ?? 'floor:';
 const sql = postgres(process.env.FLOOR_DATABASE_URL!, { max: Number(process.env.FLOOR_PG_POOL_SIZE ?? 16), onnotice: () => {} });
@@ -29,20 +30,6 @@ await sql`create table if not exists floor_events (
   data jsonb not null default '{}'::jsonb, ts timestamptz not null, primary key (log, seq))`;
 
 const sessions = new Map<string, string>();
-
-function json(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?')[0]!;
@@ -73,17 +60,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   json(res, 404, '{"code":"not_found"}');
 }
 
-const server = http.createServer((req, res) => {
-  handle(req, res).catch(() => {
-    if (!res.headersSent) json(res, 503, '{"code":"unavailable"}');
-    else res.destroy();
-  });
-});
-server.keepAliveTimeout = 65_000;
-server.listen(Number(process.env.PORT ?? 0), process.env.HOST ?? '127.0.0.1', () => {
-  const address = server.address();
-  console.log(JSON.stringify({ listening: typeof address === 'object' ? address?.port : address }));
-});
+const server = serve(handle, [503, '{"code":"unavailable"}']);
 process.on('SIGTERM', () => {
   server.close();
   void Promise.allSettled([sql.end({ timeout: 1 }), redis.quit()]).then(() => process.exit(0));

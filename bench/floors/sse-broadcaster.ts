@@ -18,8 +18,9 @@
  * Env: PORT, HOST (default 127.0.0.1), FLOOR_REDIS_URL, FLOOR_REDIS_PREFIX.
  */
 import { randomBytes } from 'node:crypto';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Redis } from 'ioredis';
+import { json, readBody, serve } from './http.js';
 
 interface Session {
   nick: string;
@@ -64,25 +65,6 @@ function channel(name: string): Channel {
     channels.set(key, ch);
   }
   return ch;
-}
-
-function json(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) reject(new Error('too large'));
-      else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 function session(req: IncomingMessage): Session | undefined {
@@ -175,7 +157,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   if (path === '/healthz') return json(res, 200, '{"status":"ok"}');
   if (path === '/bench/stats') return json(res, 200, JSON.stringify({ streams: allStreams.size, parked, channels: channels.size }));
   if (method === 'POST' && path === '/api/sessions') {
-    const { nick } = JSON.parse(await readBody(req)) as { nick: string };
+    const { nick } = JSON.parse(await readBody(req, MAX_BODY)) as { nick: string };
     const token = randomBytes(32).toString('base64url');
     sessions.set(token, { nick, channels: new Set() });
     return json(res, 201, JSON.stringify({ token, nick }));
@@ -195,7 +177,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
       return json(res, 200, '{}');
     }
     if (method === 'POST' && what === 'messages') {
-      const { text } = JSON.parse(await readBody(req)) as { text: string };
+      const { text } = JSON.parse(await readBody(req, MAX_BODY)) as { text: string };
       const ch = channel(name);
       const seq = ch.seq + 1;
       const eventJson = JSON.stringify({ log: ch.log, seq, type: 'message', nick: who.nick, text, data: {}, ts: new Date().toISOString() });
@@ -210,15 +192,6 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   }
   json(res, 404, '{"code":"not_found"}');
 }
-
-const server = http.createServer((req, res) => {
-  handle(req, res).catch(() => {
-    if (!res.headersSent) json(res, 400, '{"code":"bad_request"}');
-    else res.destroy();
-  });
-});
-server.keepAliveTimeout = 65_000;
-server.headersTimeout = 15_000;
 
 setInterval(() => {
   for (const res of allStreams) res.write(HEARTBEAT);
@@ -237,8 +210,6 @@ if (redisUrl) {
   await sub.psubscribe(`${prefix}log:*`);
 }
 
-server.listen(Number(process.env.PORT ?? 0), process.env.HOST ?? '127.0.0.1', () => {
-  const address = server.address();
-  console.log(JSON.stringify({ listening: typeof address === 'object' ? address?.port : address }));
-});
+// Listening only now: the cross-replica floor is subscribed before its first client.
+serve(handle, [400, '{"code":"bad_request"}']).headersTimeout = 15_000;
 process.on('SIGTERM', () => process.exit(0));
