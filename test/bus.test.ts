@@ -207,7 +207,8 @@ describe.runIf(servicesUp)('Redis bus', () => {
     it('publish is unavailable but still delivers locally; subscribe is unavailable; both heal', async () => {
       const healthyPeer = await replica();
       const atPeer = new Recorder(healthyPeer);
-      const cut = await replica({ publisher: await client(proxy.url(TEST_REDIS_URL)), subscribeTimeoutMs: 1_000 });
+      const cutPublisher = await client(proxy.url(TEST_REDIS_URL));
+      const cut = await replica({ publisher: cutPublisher, subscribeTimeoutMs: 1_000 });
       const atCut = new Recorder(cut);
       const log = freshBusLog();
       await Promise.all([cut.subscribe(log), healthyPeer.subscribe(log)]);
@@ -237,6 +238,8 @@ describe.runIf(servicesUp)('Redis bus', () => {
       await resubscribed;
       await healthyPeer.publish([chatEvent(log, 3)]);
       expect(await atCut.waitFor(log, 2)).toEqual([1, 3]);
+      // The publisher reconnects on its own backoff, not with the subscriber: until then a publish is 503.
+      await expect.poll(() => cutPublisher.status, { timeout: 5_000 }).toBe('ready');
       await cut.publish([chatEvent(log, 4)]);
       expect(await atPeer.waitFor(log, 3)).toEqual([2, 3, 4]);
       await expect.poll(() => cut.healthy()).toBe(true);
