@@ -1,12 +1,11 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { unavailable } from '../errors.js';
 
 /**
  * The options every CanaDuck Redis connection uses. The point of each is that a request
  * meeting a Redis outage fails fast with a 503 instead of hanging:
  *
- * - `lazyConnect`: nothing happens at construction; the owner awaits `connect()` (or uses
- *   `connectRedis`) so start-up fails with a clear error instead of retrying in the background.
+ * - `lazyConnect`: nothing happens at construction; the owner awaits `connect()` so start-up
+ *   fails with a clear error instead of retrying in the background.
  * - `enableOfflineQueue: false`: while the connection is down a command is rejected at once
  *   instead of being queued until Redis comes back (the default queues without bound).
  * - `maxRetriesPerRequest: 1`: a command in flight when the connection drops is retried on
@@ -34,19 +33,4 @@ export const redisClientOptions = {
 /** A client with `redisClientOptions`, not yet connected: await `connect()` before use. */
 export function createRedisClient(url: string, options: RedisOptions = {}): Redis {
   return new Redis(url, { ...redisClientOptions, ...options });
-}
-
-/**
- * Creates and connects a client; failure to connect is `CanaDuckError('unavailable')` and
- * leaves no reconnecting client behind.
- */
-export async function connectRedis(url: string, options: RedisOptions = {}): Promise<Redis> {
-  const client = createRedisClient(url, options);
-  try {
-    await client.connect();
-    return client;
-  } catch (err) {
-    client.disconnect();
-    throw unavailable('Redis', err);
-  }
 }

@@ -35,10 +35,6 @@ export class Feeds {
     this.checker.unref();
   }
 
-  get size(): number {
-    return this.feeds.size;
-  }
-
   /** The feed of `log`, started; release it when done. */
   async acquire(log: string): Promise<LogFeed> {
     let entry = this.feeds.get(log);

@@ -1,6 +1,5 @@
 import { toBusEvent, type BusEvent } from '../bus/bus.js';
 import type { LogReader } from '../messages/log-reader.js';
-import type { ChatEvent } from '../messages/event.js';
 
 export interface FeedListener {
   onEvent(feed: LogFeed, delivery: BusEvent): void;
@@ -70,18 +69,14 @@ export class LogFeed {
   receive(delivery: BusEvent): void {
     const { seq } = delivery.event;
     if (this.closed || seq <= this.head) return;
-    if (!this.started) {
-      // Held until the head is known: they may or may not be past it.
-      if (this.pending.size < MAX_PENDING) this.pending.set(seq, delivery);
-      return;
-    }
-    if (seq === this.head + 1) {
+    if (this.started && seq === this.head + 1) {
       this.advance(delivery);
       this.drainPending();
       return;
     }
+    // Beyond a gap, or before the head is known (they may or may not be past it): held.
     if (this.pending.size < MAX_PENDING) this.pending.set(seq, delivery);
-    this.catchUp();
+    this.catchUp(); // does nothing until started
   }
 
   /** Events after `after` held in memory, or `undefined` when the ring does not reach back that far. */
@@ -168,7 +163,7 @@ export class LogFeed {
           this.scheduleRetry(RETRY_MS);
           return;
         }
-        for (const event of result.events) if (event.seq > this.head) this.advance(toDelivery(event));
+        for (const event of result.events) if (event.seq > this.head) this.advance(toBusEvent(event));
         if (result.next > this.head) this.skipTo(result.next);
         this.drainPending();
         if (result.events.length >= CATCH_UP_PAGE) this.again = true;
@@ -212,4 +207,10 @@ export class LogFeed {
   }
 }
 
-const toDelivery = (event: ChatEvent): BusEvent => toBusEvent(event);
+/**
+ * A cursor past everything stored (e.g. after a database restore) cannot be continued:
+ * past the feed's head and past the largest seq in storage.
+ */
+export async function isAhead(feed: LogFeed, after: number, maxSeq: (log: string) => Promise<number>): Promise<boolean> {
+  return after > feed.head && after > (await maxSeq(feed.log));
+}

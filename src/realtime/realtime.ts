@@ -7,7 +7,7 @@ import type { LogReader } from '../messages/log-reader.js';
 import type { Store } from '../storage/store.js';
 import { Feeds } from './feeds.js';
 import { frameWithId, logFrame } from './frames.js';
-import type { LogFeed } from './log-feed.js';
+import { isAhead, type LogFeed } from './log-feed.js';
 import { LogFollower } from './log-follower.js';
 import { SseConnection, type CloseReason, type SseOptions } from './sse-connection.js';
 import { encodeUserCursor, type UserCursor } from './user-cursor.js';
@@ -32,12 +32,6 @@ const MAX_POLL_EVENTS = 1000;
 const NEVER = new Promise<void>(() => {});
 
 const noStats: RealtimeStats = { streamOpened() {}, streamClosed() {}, framesDelivered() {}, longPoll() {}, fanOut() {} };
-
-export interface PollResult {
-  events: ChatEvent[];
-  next: number;
-  reset?: boolean;
-}
 
 /** Live delivery: SSE streams and long-polls over this replica's feeds. */
 export class Realtime {
@@ -126,11 +120,17 @@ export class Realtime {
     }
     // Events caught up before the headers went out are sent now, each with the cursor after it.
     conn = this.open(res, 'user', release);
-    const startCursor = encodeUserCursor(rewind(subscription.cursor(), pending));
+    // Walking back from the current cursor: the cursor after each event, then the start.
+    const after: string[] = [];
+    let position = subscription.cursor();
+    for (let i = pending.length - 1; i >= 0; i--) {
+      after[i] = encodeUserCursor(position);
+      position = rewind(position, [pending[i]!]);
+    }
+    const startCursor = encodeUserCursor(position);
     conn.send(`id: ${startCursor}\n\n`);
     for (const { log, next } of resets) conn.send(resetFrame(log, next, startCursor));
-    const replay = [...pending];
-    replay.forEach((d, i) => this.sendFrame(conn!, frameWithId(d, encodeUserCursor(rewind(subscription.cursor(), replay.slice(i + 1))))));
+    pending.forEach((d, i) => this.sendFrame(conn!, frameWithId(d, after[i]!)));
     conn.onClose(() => subscription.close());
     opened();
   }
@@ -153,7 +153,7 @@ export class Realtime {
     };
     try {
       if (await this.isAhead(feed, after)) return writeJson(res, { events: [], next: feed.head, reset: true });
-      const first = await this.readFrom(feed, after, limit);
+      const first = feed.answerAfter(after, limit) ?? (await this.readStored(feed, after, limit));
       if (first.events > 0 || waitMs <= 0) return writeJson(res, first.body);
       parked = true;
     } finally {
@@ -179,7 +179,7 @@ export class Realtime {
           return queueMicrotask(done);
         }
         // The ring no longer reaches back to `after` (a burst larger than it): from storage.
-        this.readFrom(feed, after, limit).then(
+        this.readStored(feed, after, limit).then(
           (result) => writeJson(res, result.body),
           (err: unknown) => {
             this.onError(err);
@@ -293,15 +293,12 @@ export class Realtime {
     };
   }
 
-  /** A cursor past everything stored (e.g. after a database restore) cannot be continued. */
-  private async isAhead(feed: LogFeed, after: number): Promise<boolean> {
-    return after > feed.head && after > (await this.store.maxSeq(feed.log));
+  private isAhead(feed: LogFeed, after: number): Promise<boolean> {
+    return isAhead(feed, after, (log) => this.store.maxSeq(log));
   }
 
-  /** The answer from the ring, else from storage (the ring no longer reaches back to `after`). */
-  private async readFrom(feed: LogFeed, after: number, limit: number): Promise<{ body: string; events: number }> {
-    const recent = feed.answerAfter(after, limit);
-    if (recent) return recent;
+  /** The answer from storage, for when the ring no longer reaches back to `after`. */
+  private async readStored(feed: LogFeed, after: number, limit: number): Promise<{ body: string; events: number }> {
     const { events, next } = await this.reader.readAfter(feed.log, after, limit);
     return { body: JSON.stringify({ events, next }), events: events.length };
   }

@@ -3,7 +3,7 @@ import { personalLogName } from '../messages/event.js';
 import type { LogReader } from '../messages/log-reader.js';
 import type { Store } from '../storage/store.js';
 import type { Feeds } from './feeds.js';
-import type { LogFeed } from './log-feed.js';
+import { isAhead, type LogFeed } from './log-feed.js';
 import { LogFollower } from './log-follower.js';
 import type { UserCursor } from './user-cursor.js';
 
@@ -115,7 +115,7 @@ export class UserSubscription {
       return;
     }
     let start = from ?? feed.head;
-    if (start > feed.head && start > (await this.deps.store.maxSeq(log))) {
+    if (await isAhead(feed, start, (l) => this.deps.store.maxSeq(l))) {
       start = feed.head;
       this.emitReset(log, start);
     }
