@@ -10,9 +10,6 @@ export interface ReadAfterResult {
   settlesInMs?: number;
 }
 
-/** The most seqs claimed as skipped in one statement. */
-const SKIP_CHUNK = 1000;
-
 /**
  * Reads logs the way the delivery promise needs: only ever a contiguous prefix. A missing
  * seq followed by committed ones belongs to a writer in flight; readers stop before it.
@@ -83,11 +80,8 @@ export class LogReader {
     return { contiguous, claimed: false };
   }
 
-  private async claimSkipped(log: string, first: number, last: number): Promise<void> {
-    for (let start = first; start <= last; start += SKIP_CHUNK) {
-      const seqs: number[] = [];
-      for (let seq = start; seq <= Math.min(last, start + SKIP_CHUNK - 1); seq++) seqs.push(seq);
-      await this.store.insertSkips(log, seqs, new Date(this.now()));
-    }
+  private claimSkipped(log: string, first: number, last: number): Promise<void> {
+    const seqs = Array.from({ length: last - first + 1 }, (_, i) => first + i);
+    return this.store.insertSkips(log, seqs, new Date(this.now()));
   }
 }

@@ -4,7 +4,7 @@ import { unavailable } from '../errors.js';
 import type { SeqFloor, Sequencer } from '../sequencer/sequencer.js';
 import type { EventRef, Store, StoredEvent } from '../storage/store.js';
 import type { ChatEvent, EventDraft } from './event.js';
-import { toChatEvent, toStoredEvent } from './stored.js';
+import { toChatEvent } from './stored.js';
 
 /** A state change and the events that record it, committed together. */
 export interface UnitOfWork<T> {
@@ -192,8 +192,9 @@ export class LogWriter {
     const ts = new Date();
     const rows = drafts.map(({ cites, guard, ...draft }, i) => {
       const data = cites === undefined ? draft.data : { ...draft.data, log: drafts[cites]!.log, seq: seqs[cites]! };
-      const row = toStoredEvent({ ...draft, data, seq: seqs[i]!, ts: ts.toISOString() });
-      return guard ? { ...row, guard } : row;
+      const row: StoredEvent = { ...draft, data, seq: seqs[i]!, ts };
+      if (guard) row.guard = guard;
+      return row;
     });
     await this.options.beforeInsert?.(rows);
     return rows;
@@ -219,7 +220,11 @@ export class LogWriter {
   /** Best effort: if it fails, readers claim the seqs themselves after the gap timeout. */
   private async skipQuietly(rows: StoredEvent[]): Promise<void> {
     const byLog = new Map<string, number[]>();
-    for (const row of rows) byLog.set(row.log, [...(byLog.get(row.log) ?? []), row.seq]);
+    for (const row of rows) {
+      const seqs = byLog.get(row.log);
+      if (seqs) seqs.push(row.seq);
+      else byLog.set(row.log, [row.seq]);
+    }
     for (const [log, seqs] of byLog) await this.store.insertSkips(log, seqs, new Date()).catch(() => {});
   }
 

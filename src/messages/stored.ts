@@ -13,5 +13,3 @@ export const toChatEvent = (row: StoredEvent): ChatEvent => ({
   data: row.data,
   ts: row.ts.toISOString(),
 });
-
-export const toStoredEvent = (event: ChatEvent): StoredEvent => ({ ...event, ts: new Date(event.ts) });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Redis, Result } from 'ioredis';
 import { unavailable } from '../errors.js';
-import type { BucketShape, RateLimiter } from './rate-limiter.js';
+import type { BucketShape, RateLimiter, Verdict } from './rate-limiter.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -11,8 +11,6 @@ declare module 'ioredis' {
 }
 
 const TAKE_TOKENS = readFileSync(new URL('./take-tokens.lua', import.meta.url), 'utf8');
-
-type Verdict = { allowed: true } | { allowed: false; retryAfterMs: number };
 
 interface Waiting {
   bucket: string;

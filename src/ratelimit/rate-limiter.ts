@@ -6,8 +6,10 @@
  * is back. Buckets refill at `ratePerSecond` up to `burst`. The Redis adapter shares buckets
  * across replicas; the in-process one serves a single replica.
  */
+export type Verdict = { allowed: true } | { allowed: false; retryAfterMs: number };
+
 export interface RateLimiter {
-  take(key: string): Promise<{ allowed: true } | { allowed: false; retryAfterMs: number }>;
+  take(key: string): Promise<Verdict>;
   close(): Promise<void>;
 }
 

@@ -22,8 +22,8 @@ const MAX_SEED_ROUNDS = 3;
 /**
  * Redis counters, one key per log (`${prefix}seq:${log}`): the distributed mode's
  * sequencer, shared by every replica. A counter that does not exist (first use, or Redis
- * restarted empty) is seeded with `SET NX` from the largest seq stored (the caller's
- * floor, else the constructor's) before `INCR`, so a lost counter never goes back below
+ * restarted empty) is seeded through `raise` from the largest seq stored (the caller's
+ * floor, else the constructor's) before `INCRBY`, so a lost counter never goes back below
  * what was committed.
  *
  * `next(logs)` takes every seq of a batch in one script call. The client is shared and owned
@@ -107,12 +107,8 @@ export class RedisSequencer implements Sequencer {
     return pending;
   }
 
+  /** `raise` creates a missing counter at the floor and never lowers one another replica seeded. */
   private async seedFrom(log: string, floor: SeqFloor): Promise<void> {
-    const stored = await floor(log);
-    try {
-      await this.redis.set(this.counter(log), stored, 'NX');
-    } catch (err) {
-      throw unavailable('Redis', err);
-    }
+    await this.raise(log, await floor(log));
   }
 }

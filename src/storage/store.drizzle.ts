@@ -32,7 +32,7 @@ function errorCodes(err: unknown): string[] {
 }
 
 /** SQLSTATE of a driver error, e.g. 23505 for a unique violation (both drivers). */
-export function sqlState(err: unknown): string | undefined {
+function sqlState(err: unknown): string | undefined {
   return errorCodes(err).find((code) => /^[0-9A-Z]{5}$/.test(code));
 }
 
@@ -262,7 +262,7 @@ export class DrizzleStore implements Store {
     return this.run(async () => {
       const [created] = await this.db.insert(channels).values({ name, nameKey }).onConflictDoNothing().returning();
       if (created) return { channel: created, created: true };
-      const [existing] = await this.db.select().from(channels).where(eq(channels.nameKey, nameKey));
+      const existing = await this.findChannel(nameKey);
       if (!existing) throw new Error(`channel ${nameKey} vanished`);
       return { channel: existing, created: false };
     });
@@ -441,13 +441,15 @@ export class DrizzleStore implements Store {
     });
   }
 
+  /** Like `insertEvents`: one statement text for any number of seqs, given as one JSON parameter. */
   insertSkips(log: string, seqs: number[], at: Date): Promise<void> {
     if (seqs.length === 0) return Promise.resolve();
     return this.run(async () => {
-      await this.db
-        .insert(events)
-        .values(seqs.map((seq) => ({ log, seq, type: 'skip', nick: '', text: '', data: {}, ts: at })))
-        .onConflictDoNothing();
+      await this.db.execute(sql`
+        insert into ${events} (log, seq, type, nick, text, data, ts)
+        select ${log}, seq::bigint, 'skip', '', '', '{}'::jsonb, ${at.toISOString()}::timestamptz
+        from jsonb_array_elements_text(${JSON.stringify(seqs)}::jsonb) as s(seq)
+        on conflict do nothing`);
     });
   }
 
