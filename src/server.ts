@@ -29,7 +29,7 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
   // instead of to this one, which would hold it until the grace period cuts it.
   let draining = false;
   const unanswered = new Set<ServerResponse>();
-  const server: ServerType = createServer((req, res) => {
+  const server = createServer((req, res) => {
     if (draining) {
       res.shouldKeepAlive = false;
     } else {
@@ -39,11 +39,9 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
     return listener(req, res);
   });
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
-  if ('headersTimeout' in server) {
-    server.headersTimeout = 15_000; // slow-header clients
-    server.requestTimeout = 30_000; // a request body must arrive within this; streams are not cut by it
-    server.keepAliveTimeout = 65_000; // outlives long-polls between requests
-  }
+  server.headersTimeout = 15_000; // slow-header clients
+  server.requestTimeout = 30_000; // a request body must arrive within this; streams are not cut by it
+  server.keepAliveTimeout = 65_000; // outlives long-polls between requests
   const { port } = server.address() as AddressInfo;
   const sweep = setInterval(() => {
     services.identity.sweepExpired().catch((err: unknown) => services.log.warn('session sweep failed', errorFields(err)));
@@ -64,18 +62,16 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
       await new Promise<void>((resolve) => {
         // Connections left idle by the streams just ended (and by answered requests) are closed
         // as they become idle, not only those idle right now.
-        const idle = setInterval(() => {
-          if ('closeIdleConnections' in server) server.closeIdleConnections();
-        }, 250);
+        const idle = setInterval(() => server.closeIdleConnections(), 250);
         server.close(() => {
           clearInterval(idle);
           resolve();
         });
-        if ('closeIdleConnections' in server) server.closeIdleConnections();
+        server.closeIdleConnections();
         // Requests still running after the grace period are cut.
         setTimeout(() => {
           clearInterval(idle);
-          if ('closeAllConnections' in server) server.closeAllConnections();
+          server.closeAllConnections();
         }, 5_000).unref();
       });
       await services.close();

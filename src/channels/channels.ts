@@ -10,10 +10,6 @@ import type { ChannelRecord, ChannelSummary, MemberRecord, Store } from '../stor
 export const MAX_TOPIC_CHARS = 390;
 const TOPIC_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f]/;
 
-export interface ChannelView extends ChannelRecord {
-  memberCount: number;
-}
-
 /** A channel as the caller may see it, checked for existence and visibility. */
 export interface ChannelAccess {
   channel: ChannelRecord;
@@ -88,13 +84,17 @@ export class Channels {
     this.speakers.delete(`${nameKey} ${userId}`);
   }
 
-  async info(name: string, viewer: Principal): Promise<ChannelView> {
+  async info(name: string, viewer: Principal): Promise<ChannelSummary> {
     const { channel } = await this.access(name, viewer);
+    return this.withMemberCount(channel);
+  }
+
+  private async withMemberCount(channel: ChannelRecord): Promise<ChannelSummary> {
     return { ...channel, memberCount: await this.store.memberCount(channel.id) };
   }
 
   /** Idempotent: joining a channel one is in changes nothing and appends nothing. */
-  async join(principal: Principal, name: string): Promise<{ channel: ChannelRecord; isOperator: boolean; event?: ChatEvent }> {
+  async join(principal: Principal, name: string): Promise<{ channel: ChannelSummary; isOperator: boolean; event?: ChatEvent }> {
     const key = Channels.key(name);
     const { events, result } = await this.writer.transact({
       prepare: async (tx) => {
@@ -112,7 +112,7 @@ export class Channels {
         };
       },
     });
-    return { ...result, event: events[0] };
+    return { ...result, channel: await this.withMemberCount(result.channel), event: events[0] };
   }
 
   async part(principal: Principal, name: string, reason = ''): Promise<ChatEvent> {

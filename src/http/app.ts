@@ -45,13 +45,14 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
     },
   });
 
+  const logRequests = services.config.logLevel === 'debug';
   app.use('*', async (c, next) => {
     c.set('services', services);
     const started = performance.now();
     await next();
     const seconds = (performance.now() - started) / 1000;
     services.metrics.httpDuration.observe({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) }, seconds);
-    services.log.debug('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(seconds * 1000).toFixed(2) });
+    if (logRequests) services.log.debug('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(seconds * 1000).toFixed(2) });
   });
   app.use('/api/*', jsonBody, identify, floodControl);
 

@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { CanaDuckError } from '../errors.js';
 import type { AppEnv } from './env.js';
+import { SAFE_METHODS } from './session.js';
 
 export const MAX_BODY_BYTES = 16 * 1024;
 const MAX_DEPTH = 16;
@@ -16,8 +17,7 @@ const invalid = (detail: string) => new CanaDuckError('validation_failed', detai
  * surrogates. The accepted text is handed to Hono's body cache for the validators.
  */
 export const jsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const method = c.req.method;
-  if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return next();
+  if (SAFE_METHODS.has(c.req.method)) return next();
   const declared = Number(c.req.header('content-length') ?? NaN);
   if (declared > MAX_BODY_BYTES) throw tooLarge();
   const bytes = await readBounded(c);

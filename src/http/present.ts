@@ -1,19 +1,16 @@
-import type { ChannelView } from '../channels/channels.js';
-import type { ChannelRecord, MemberRecord, UserRecord } from '../storage/store.js';
+import type { ChannelSummary, MemberRecord, UserRecord } from '../storage/store.js';
 
 /** Domain records as the API shows them (see schemas.ts). */
 
-export const presentChannel = (channel: ChannelRecord, memberCount: number) => ({
+export const presentChannel = (channel: ChannelSummary) => ({
   name: channel.name,
   topic: channel.topic,
   topicBy: channel.topicBy,
   topicAt: channel.topicAt?.toISOString() ?? null,
   modes: { inviteOnly: channel.inviteOnly, topicLocked: channel.topicLocked, moderated: channel.moderated },
-  memberCount,
+  memberCount: channel.memberCount,
   createdAt: channel.createdAt.toISOString(),
 });
-
-export const presentChannelView = (view: ChannelView) => presentChannel(view, view.memberCount);
 
 export const presentMember = (member: MemberRecord) => ({ nick: member.nick, operator: member.isOperator, online: member.online });
 

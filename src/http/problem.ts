@@ -25,9 +25,7 @@ export const problemBody = (err: CanaDuckError): Problem => ({
 export function asCanaDuckError(err: unknown): CanaDuckError {
   if (err instanceof CanaDuckError) return err;
   if (err instanceof HTTPException) {
-    if (err.status === 413) return new CanaDuckError('payload_too_large', 'the request body is larger than 16 KiB');
     if (err.status === 415) return new CanaDuckError('unsupported_media_type', 'send the body as application/json');
-    if (err.status === 401) return new CanaDuckError('unauthenticated', err.message);
     if (err.status < 500) return new CanaDuckError('validation_failed', err.message || 'the request is malformed');
   }
   return new CanaDuckError('internal', 'something went wrong on our side; it has been logged');

@@ -2,6 +2,9 @@ import { z } from '@hono/zod-openapi';
 import { problemCatalog, type ProblemCode } from '../errors.js';
 import { EVENT_TYPES } from '../messages/event.js';
 import { MAX_TEXT_CHARS } from '../shared/text.js';
+import { ROLES } from '../storage/store.js';
+
+const RoleSchema = z.enum(ROLES);
 
 /** One schema per concept: these drive validation, response types and the OpenAPI document. */
 
@@ -35,7 +38,7 @@ export const SessionSchema = z
   .object({
     token: z.string().openapi({ description: 'Bearer token (256 random bits). Also set as the HttpOnly `canaduck_session` cookie.' }),
     nick: z.string(),
-    role: z.enum(['user', 'moderator', 'admin']),
+    role: RoleSchema,
     expiresAt: z.string().datetime().openapi({ description: 'Slides forward while the session is used.' }),
   })
   .openapi('Session');
@@ -43,7 +46,7 @@ export const SessionSchema = z
 export const MeSchema = z
   .object({
     nick: z.string(),
-    role: z.enum(['user', 'moderator', 'admin']),
+    role: RoleSchema,
     registered: z.boolean(),
     channels: z.array(z.string()),
     expiresAt: z.string().datetime(),
@@ -53,12 +56,12 @@ export const MeSchema = z
 export const RenameBody = z.object({ nick: NickSchema }).openapi('Rename');
 
 export const UserSummarySchema = z
-  .object({ nick: z.string(), role: z.enum(['user', 'moderator', 'admin']), idleSeconds: z.number().int() })
+  .object({ nick: z.string(), role: RoleSchema, idleSeconds: z.number().int() })
   .openapi('UserSummary');
 export const WhoisSchema = z
   .object({
     nick: z.string(),
-    role: z.enum(['user', 'moderator', 'admin']),
+    role: RoleSchema,
     online: z.boolean(),
     idleSeconds: z.number().int(),
     channels: z.array(z.string()).openapi({ description: 'Channels the user is in that you can see.' }),

@@ -134,28 +134,22 @@ export class Identity {
     return { user, channels: memberships.map((m) => m.channel.name) };
   }
 
-  /** `/nick`: a `nick` event in every channel the user is in. */
-  async rename(principal: Principal, nick: string): Promise<UserRecord> {
+  /** `/nick`: a `nick` event in every channel the user is in. Answers like `me`. */
+  async rename(principal: Principal, nick: string): Promise<{ user: UserRecord; channels: string[] }> {
     if (!isValidNick(nick)) throw new CanaDuckError('invalid_nick', `${JSON.stringify(nick)} is not a valid nick`);
     const { result } = await this.writer.transact({
       prepare: async (tx) => {
         const user = await tx.findUserById(principal.userId);
         if (!user) throw new CanaDuckError('unauthenticated', 'the session has ended');
-        if (user.nick === nick) return { drafts: [], result: user };
-        if (!(await tx.renameUser(user.id, nick, casefold(nick)))) {
+        const renaming = user.nick !== nick;
+        if (renaming && !(await tx.renameUser(user.id, nick, casefold(nick)))) {
           throw new CanaDuckError('nick_in_use', `${nick} is already in use`);
         }
         const memberships = await tx.userMemberships(user.id);
-        return {
-          drafts: memberships.map((m) => ({
-            log: m.channel.nameKey,
-            type: 'nick' as const,
-            nick: user.nick,
-            text: '',
-            data: { newNick: nick },
-          })),
-          result: { ...user, nick, nickKey: casefold(nick) },
-        };
+        const drafts = renaming
+          ? memberships.map((m) => ({ log: m.channel.nameKey, type: 'nick' as const, nick: user.nick, text: '', data: { newNick: nick } }))
+          : [];
+        return { drafts, result: { user: { ...user, nick, nickKey: casefold(nick) }, channels: memberships.map((m) => m.channel.name) } };
       },
     });
     this.forgetRemembered((live) => live.user.id === principal.userId);
@@ -177,16 +171,26 @@ export class Identity {
     return this.store.listOnlineUsers(new Date(this.now()));
   }
 
-  async whois(nick: string, viewer: Principal): Promise<Whois> {
+  /** The user holding `nick`, or `not_found`. */
+  async findUser(nick: string): Promise<UserRecord> {
     const user = isValidNick(nick) ? await this.store.findUserByNickKey(casefold(nick)) : undefined;
     if (!user) throw new CanaDuckError('not_found', `no user is called ${nick}`);
+    return user;
+  }
+
+  async whois(nick: string, viewer: Principal): Promise<Whois> {
+    const user = await this.findUser(nick);
     const now = new Date(this.now());
-    const memberships = await this.store.userMemberships(user.id);
-    const viewerChannels = new Set((await this.store.userMemberships(viewer.userId)).map((m) => m.channel.id));
+    const [memberships, viewerMemberships, liveSessions] = await Promise.all([
+      this.store.userMemberships(user.id),
+      this.store.userMemberships(viewer.userId),
+      this.store.countLiveSessions(user.id, now),
+    ]);
+    const viewerChannels = new Set(viewerMemberships.map((m) => m.channel.id));
     return {
       nick: user.nick,
       role: user.role,
-      online: (await this.store.countLiveSessions(user.id, now)) > 0,
+      online: liveSessions > 0,
       idleSeconds: Math.max(0, Math.floor((now.getTime() - user.lastActiveAt.getTime()) / 1000)),
       // Invite-only channels are shown only to those who share them.
       channels: memberships.filter((m) => !m.channel.inviteOnly || viewerChannels.has(m.channel.id)).map((m) => m.channel.name),

@@ -1,7 +1,6 @@
 import type { Channels } from '../channels/channels.js';
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
-import { casefold, isValidNick } from '../shared/names.js';
 import { textProblem } from '../shared/text.js';
 import type { Store, UserRecord } from '../storage/store.js';
 import { BoundedSet } from '../shared/bounded-set.js';
@@ -16,8 +15,9 @@ export interface HistoryQuery {
   limit: number;
 }
 
-/** Reads a remembered principal's session again (`Identity.confirm`). */
-export interface SessionConfirmation {
+/** What messages need of identity (`Identity`): users by nick, remembered principals confirmed. */
+export interface People {
+  findUser(nick: string): Promise<UserRecord>;
   confirm(principal: Principal): Promise<Principal | undefined>;
 }
 
@@ -36,7 +36,7 @@ export class Messages {
     private readonly writer: LogWriter,
     private readonly reader: LogReader,
     private readonly channels: Channels,
-    private readonly sessions: SessionConfirmation,
+    private readonly people: People,
   ) {}
 
   /**
@@ -62,7 +62,7 @@ export class Messages {
     } catch (err) {
       if (!(err instanceof GuardRefused)) throw err;
       this.channels.forgetSpeaker(channel.nameKey, principal.userId);
-      const current = await this.sessions.confirm(principal);
+      const current = await this.people.confirm(principal);
       if (!current) throw new CanaDuckError('unauthenticated', 'the session has ended');
       return this.postToChannel(current, name, body, idempotencyKey);
     }
@@ -71,7 +71,7 @@ export class Messages {
   /** A private message; the conversation is a log both sides read. */
   async postPrivate(principal: Principal, nick: string, body: { text: string }, idempotencyKey?: string) {
     checkText(body.text);
-    const target = await this.findUser(nick);
+    const target = await this.people.findUser(nick);
     const log = privateLogName(principal.userId, target.id);
     await this.startConversation(principal, log, target.id);
     const draft: EventDraft = {
@@ -90,13 +90,13 @@ export class Messages {
   }
 
   async privateHistory(principal: Principal, nick: string, query: HistoryQuery): Promise<History> {
-    const target = await this.findUser(nick);
+    const target = await this.people.findUser(nick);
     return this.history(privateLogName(principal.userId, target.id), query);
   }
 
   /** The private log with `nick`, for streams. */
   async privateLog(principal: Principal, nick: string): Promise<string> {
-    return privateLogName(principal.userId, (await this.findUser(nick)).id);
+    return privateLogName(principal.userId, (await this.people.findUser(nick)).id);
   }
 
   /**
@@ -125,12 +125,6 @@ export class Messages {
     if (query.after === undefined) return this.reader.readBefore(log, query.before, query.limit);
     const { events, next } = await this.reader.readAfter(log, query.after, query.limit);
     return { events, next };
-  }
-
-  private async findUser(nick: string): Promise<UserRecord> {
-    const user = isValidNick(nick) ? await this.store.findUserByNickKey(casefold(nick)) : undefined;
-    if (!user) throw new CanaDuckError('not_found', `no user is called ${nick}`);
-    return user;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { bigint, bigserial, boolean, index, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { ROLES } from './store.js';
 
 /** A person on the server. An unregistered user exists only while one of its sessions lives. */
 export const users = pgTable(
@@ -9,7 +10,7 @@ export const users = pgTable(
     nick: text('nick').notNull(),
     /** RFC 1459 casefolded nick: the database enforces one holder per nick. */
     nickKey: text('nick_key').notNull(),
-    role: text('role', { enum: ['user', 'moderator', 'admin'] }).notNull().default('user'),
+    role: text('role', { enum: ROLES }).notNull().default('user'),
     passwordHash: text('password_hash'),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     lastActiveAt: timestamp('last_active_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),

@@ -8,7 +8,8 @@
  *   reported as not inserted, so a seq is committed at most once.
  * - A failure of the database itself surfaces as `CanaDuckError('unavailable')`.
  */
-export type Role = 'user' | 'moderator' | 'admin';
+export const ROLES = ['user', 'moderator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
 
 export interface UserRecord {
   id: number;

@@ -3,7 +3,7 @@ import type { MiddlewareHandler } from 'hono';
 import { CanaDuckError } from '../../errors.js';
 import { channelFromPath } from '../../shared/names.js';
 import type { AppEnv } from '../env.js';
-import { presentChannel, presentChannelView, presentMember } from '../present.js';
+import { presentChannel, presentMember } from '../present.js';
 import {
   ChannelParam,
   ChannelSchema,
@@ -82,6 +82,7 @@ const topic = createRoute({
  * `%25FF`): malformed input is refused instead of being taken literally.
  */
 const channelSegmentDecodes: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (!c.req.url.includes('%')) return next(); // nothing percent-encoded: nothing to fail
   const segment = new URL(c.req.url).pathname.split('/')[3] ?? '';
   try {
     decodeURIComponent(segment);
@@ -98,20 +99,18 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>): void {
 
   app.openapi(list, async (c) => {
     const summaries = await c.get('services').channels.list(c.get('principal'));
-    return c.json({ channels: summaries.map(presentChannelView) }, 200);
+    return c.json({ channels: summaries.map(presentChannel) }, 200);
   });
 
   app.openapi(info, async (c) => {
     const view = await c.get('services').channels.info(channelFromPath(c.req.valid('param').name), requirePrincipal(c));
-    return c.json(presentChannelView(view), 200);
+    return c.json(presentChannel(view), 200);
   });
 
   app.openapi(join, async (c) => {
     const principal = requirePrincipal(c);
-    const { channels, store } = c.get('services');
-    const joined = await channels.join(principal, channelFromPath(c.req.valid('param').name));
-    const memberCount = await store.memberCount(joined.channel.id);
-    return c.json({ channel: presentChannel(joined.channel, memberCount), operator: joined.isOperator, event: joined.event ?? null }, 200);
+    const joined = await c.get('services').channels.join(principal, channelFromPath(c.req.valid('param').name));
+    return c.json({ channel: presentChannel(joined.channel), operator: joined.isOperator, event: joined.event ?? null }, 200);
   });
 
   app.openapi(part, async (c) => {

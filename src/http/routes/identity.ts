@@ -1,5 +1,7 @@
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../env.js';
+import type { Principal } from '../../identity/principal.js';
+import type { UserRecord } from '../../storage/store.js';
 import { presentUserSummary } from '../present.js';
 import {
   ClaimSessionBody,
@@ -93,25 +95,23 @@ export function registerIdentityRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.body(null, 204);
   });
 
-  const presentMe = async (c: Parameters<Parameters<typeof app.openapi>[1]>[0]) => {
-    const principal = requirePrincipal(c);
-    const { user, channels } = await c.get('services').identity.me(principal);
-    return {
-      nick: user.nick,
-      role: user.role,
-      registered: user.registered,
-      channels,
-      expiresAt: principal.expiresAt.toISOString(),
-      since: user.createdAt.toISOString(),
-    };
-  };
+  const presentMe = (principal: Principal, { user, channels }: { user: UserRecord; channels: string[] }) => ({
+    nick: user.nick,
+    role: user.role,
+    registered: user.registered,
+    channels,
+    expiresAt: principal.expiresAt.toISOString(),
+    since: user.createdAt.toISOString(),
+  });
 
-  app.openapi(me, async (c) => c.json(await presentMe(c), 200));
+  app.openapi(me, async (c) => {
+    const principal = requirePrincipal(c);
+    return c.json(presentMe(principal, await c.get('services').identity.me(principal)), 200);
+  });
 
   app.openapi(rename, async (c) => {
     const principal = requirePrincipal(c);
-    await c.get('services').identity.rename(principal, c.req.valid('json').nick);
-    return c.json(await presentMe(c), 200);
+    return c.json(presentMe(principal, await c.get('services').identity.rename(principal, c.req.valid('json').nick)), 200);
   });
 
   app.openapi(who, async (c) => {
