@@ -33,11 +33,7 @@ export class LogFollower implements FeedListener {
     if (this.closed || this.pumping) return;
     const { seq } = delivery.event;
     if (seq <= this.cursor) return;
-    if (seq === this.cursor + 1) {
-      this.cursor = seq;
-      this.emit(delivery, this);
-      return;
-    }
+    if (seq === this.cursor + 1) return this.deliver(delivery);
     void this.catchUp();
   }
 

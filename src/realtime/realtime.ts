@@ -2,7 +2,6 @@ import type { ServerResponse } from 'node:http';
 import type { Bus, BusEvent } from '../bus/bus.js';
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
-import type { ChatEvent } from '../messages/event.js';
 import type { LogReader } from '../messages/log-reader.js';
 import type { Store } from '../storage/store.js';
 import { Feeds } from './feeds.js';
@@ -196,9 +195,12 @@ export class Realtime {
     });
   }
 
-  /** Long-poll twin of the multiplexed stream. */
-  async pollUser(principal: Principal, cursor: UserCursor | undefined, waitMs: number, signal?: AbortSignal) {
-    const events: ChatEvent[] = [];
+  /**
+   * Long-poll twin of the multiplexed stream. Answers the JSON text of
+   * `{events, cursor, resets?}`, built from each event's JSON as serialised once for the bus.
+   */
+  async pollUser(principal: Principal, cursor: UserCursor | undefined, waitMs: number, signal?: AbortSignal): Promise<string> {
+    const events: string[] = [];
     const resets: Array<{ log: string; next: number }> = [];
     let wake: (() => void) | undefined;
     let full!: () => void;
@@ -208,7 +210,7 @@ export class Realtime {
       // Catch-ups stop once the answer is full; the cursor then says where to go on.
       { ...this.deps(), pace: () => (events.length >= MAX_POLL_EVENTS ? NEVER : undefined) },
       (d) => {
-        events.push(d.event);
+        events.push(d.json);
         if (events.length >= MAX_POLL_EVENTS) full();
         wake?.();
       },
@@ -239,8 +241,8 @@ export class Realtime {
         });
       }
       await subscription.settled();
-      const answer = { events: [...events], cursor: encodeUserCursor(subscription.cursor()) };
-      return resets.length > 0 ? { ...answer, resets } : answer;
+      const answer = `{"events":[${events.join(',')}],"cursor":${JSON.stringify(encodeUserCursor(subscription.cursor()))}`;
+      return resets.length > 0 ? `${answer},"resets":${JSON.stringify(resets)}}` : `${answer}}`;
     } finally {
       subscription.close();
       this.stats.longPoll(-1);
