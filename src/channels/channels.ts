@@ -5,16 +5,10 @@ import { personalLogName, type ChatEvent } from '../messages/event.js';
 import type { LogWriter } from '../messages/log-writer.js';
 import { casefold, isValidChannelName } from '../shared/names.js';
 import { codePoints } from '../shared/text.js';
-import type { ChannelRecord, ChannelSummary, MemberRecord, Store } from '../storage/store.js';
+import type { ChannelAccess, ChannelRecord, ChannelSummary, MemberRecord, Store } from '../storage/store.js';
 
 export const MAX_TOPIC_CHARS = 390;
 const TOPIC_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f]/;
-
-/** A channel as the caller may see it, checked for existence and visibility. */
-export interface ChannelAccess {
-  channel: ChannelRecord;
-  membership: { isOperator: boolean } | undefined;
-}
 
 /**
  * Channels: creation on first join (the creator is operator), membership, names and

@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, exists, gt, inArray, lt, not, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, exists, getTableColumns, gt, inArray, lt, not, or, sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { CanaDuckError, unavailable } from '../errors.js';
 import * as schema from './schema.js';
@@ -60,15 +60,7 @@ const sessionColumns = {
   expiresAt: sessions.expiresAt,
 };
 
-const eventColumns = {
-  log: events.log,
-  seq: events.seq,
-  type: events.type,
-  nick: events.nick,
-  text: events.text,
-  data: events.data,
-  ts: events.ts,
-};
+const eventColumns = getTableColumns(events);
 
 const toEvent = (row: { text: string | null } & Omit<StoredEvent, 'text'>): StoredEvent => ({ ...row, text: row.text ?? '' });
 
@@ -281,16 +273,7 @@ export class DrizzleStore implements Store {
             );
       return this.db
         .select({
-          id: channels.id,
-          name: channels.name,
-          nameKey: channels.nameKey,
-          topic: channels.topic,
-          topicBy: channels.topicBy,
-          topicAt: channels.topicAt,
-          inviteOnly: channels.inviteOnly,
-          topicLocked: channels.topicLocked,
-          moderated: channels.moderated,
-          createdAt: channels.createdAt,
+          ...getTableColumns(channels),
           memberCount: sql<number>`count(${memberships.userId})`.mapWith(Number),
         })
         .from(channels)

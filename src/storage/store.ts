@@ -41,6 +41,12 @@ export interface ChannelRecord {
   createdAt: Date;
 }
 
+/** A channel and the viewer's membership in it, if any. */
+export interface ChannelAccess {
+  channel: ChannelRecord;
+  membership: { isOperator: boolean } | undefined;
+}
+
 export interface ChannelSummary extends ChannelRecord {
   memberCount: number;
 }
@@ -122,7 +128,7 @@ export interface Store {
   // channels
   findChannel(nameKey: string): Promise<ChannelRecord | undefined>;
   /** The channel and the user's membership of it, in one round trip. */
-  findChannelAccess(nameKey: string, userId: number): Promise<{ channel: ChannelRecord; membership: { isOperator: boolean } | undefined } | undefined>;
+  findChannelAccess(nameKey: string, userId: number): Promise<ChannelAccess | undefined>;
   /** Creates the channel unless it exists; returns it and whether this call created it. */
   ensureChannel(name: string, nameKey: string): Promise<{ channel: ChannelRecord; created: boolean }>;
   listChannels(viewerId: number | undefined): Promise<ChannelSummary[]>;

@@ -3,7 +3,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { decodeUserCursor, parseSeqCursor } from '../../realtime/user-cursor.js';
 import { channelFromPath } from '../../shared/names.js';
 import type { AppEnv } from '../env.js';
-import { ChatEventSchema, HistoryQuery, json, problems } from '../schemas.js';
+import { ChannelParam, ChatEventSchema, HistoryQuery, json, problems } from '../schemas.js';
 import { requirePrincipal } from '../session.js';
 import { waitMs } from './messages.js';
 
@@ -68,7 +68,7 @@ export function registerStreamRoutes(app: OpenAPIHono<AppEnv>): void {
     description:
       'The `id:` is the seq. Resume with `Last-Event-ID` (EventSource sends it) or `?after=SEQ`; without either, only new events. A cursor ahead of the log gets a `reset` event and restarts from the head.',
     request: {
-      params: z.object({ name: z.string().openapi({ param: { name: 'name', in: 'path' } }) }),
+      params: ChannelParam,
       query: z.object({ after: z.string().optional() }),
     },
     responses: sseResponse,
