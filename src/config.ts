@@ -24,6 +24,10 @@ export interface Config {
   allowedOrigins: string[];
   pgPoolSize: number;
   publicDir: string;
+  /** A request's headers must arrive within this (slow-header clients); checked every second. */
+  headersTimeoutMs: number;
+  /** A whole request (headers and body) must arrive within this; responses and streams are not cut by it. */
+  requestTimeoutMs: number;
 }
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
@@ -54,6 +58,12 @@ export function loadConfig(env: Env = process.env): Config {
   if (databaseUrl && !redisUrl) {
     throw new ConfigError('DATABASE_URL is set but REDIS_URL is not: replicas need Redis to order and fan out events. Set both, or neither for the embedded mode.');
   }
+  const headersTimeoutMs = integer(env, 'CANADUCK_HEADERS_TIMEOUT_SECONDS', 15, 1, 600) * 1000;
+  const requestTimeoutMs = integer(env, 'CANADUCK_REQUEST_TIMEOUT_SECONDS', 30, 1, 3600) * 1000;
+  // node:http refuses a headers timeout longer than the request timeout (ERR_OUT_OF_RANGE at start-up).
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError('CANADUCK_HEADERS_TIMEOUT_SECONDS must not exceed CANADUCK_REQUEST_TIMEOUT_SECONDS: the headers are part of the request.');
+  }
   const logLevel = (env.CANADUCK_LOG_LEVEL ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`CANADUCK_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   return {
@@ -75,5 +85,7 @@ export function loadConfig(env: Env = process.env): Config {
     allowedOrigins: (env.CANADUCK_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     pgPoolSize: integer(env, 'CANADUCK_PG_POOL_SIZE', 16, 1, 200),
     publicDir: env.CANADUCK_PUBLIC_DIR || new URL('../public', import.meta.url).pathname,
+    headersTimeoutMs,
+    requestTimeoutMs,
   };
 }

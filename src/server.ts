@@ -29,19 +29,25 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
   // instead of to this one, which would hold it until the grace period cuts it.
   let draining = false;
   const unanswered = new Set<ServerResponse>();
-  const server = createServer((req, res) => {
-    if (draining) {
-      res.shouldKeepAlive = false;
-    } else {
-      unanswered.add(res);
-      res.once('close', () => unanswered.delete(res));
-    }
-    return listener(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
-  server.headersTimeout = 15_000; // slow-header clients
-  server.requestTimeout = 30_000; // a request body must arrive within this; streams are not cut by it
+  const server = createServer(
+    {
+      headersTimeout: config.headersTimeoutMs, // slow-header clients
+      requestTimeout: config.requestTimeoutMs, // a request body must arrive within this; responses and streams are not cut by it
+      // Node checks both timeouts only this often (30 s by default: a 15 s setting fired at ~43 s).
+      connectionsCheckingInterval: Math.min(1000, Math.floor(config.headersTimeoutMs / 2)),
+    },
+    (req, res) => {
+      if (draining) {
+        res.shouldKeepAlive = false;
+      } else {
+        unanswered.add(res);
+        res.once('close', () => unanswered.delete(res));
+      }
+      return listener(req, res);
+    },
+  );
   server.keepAliveTimeout = 65_000; // outlives long-polls between requests
+  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const { port } = server.address() as AddressInfo;
   const sweep = setInterval(() => {
     services.identity.sweepExpired().catch((err: unknown) => services.log.warn('session sweep failed', errorFields(err)));

@@ -23,6 +23,25 @@ describe('configuration', () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 
+  it('reads the HTTP timeouts in seconds, 15 s for headers and 30 s for a whole request by default', () => {
+    expect(loadConfig({})).toMatchObject({ headersTimeoutMs: 15_000, requestTimeoutMs: 30_000 });
+    expect(loadConfig({ CANADUCK_HEADERS_TIMEOUT_SECONDS: '2', CANADUCK_REQUEST_TIMEOUT_SECONDS: '3600' })).toMatchObject({
+      headersTimeoutMs: 2000,
+      requestTimeoutMs: 3_600_000,
+    });
+  });
+
+  it.each([
+    [{ CANADUCK_HEADERS_TIMEOUT_SECONDS: '0' }, /CANADUCK_HEADERS_TIMEOUT_SECONDS must be an integer from 1 to 600/],
+    [{ CANADUCK_HEADERS_TIMEOUT_SECONDS: '1.5' }, /CANADUCK_HEADERS_TIMEOUT_SECONDS must be an integer/],
+    [{ CANADUCK_REQUEST_TIMEOUT_SECONDS: '3601' }, /CANADUCK_REQUEST_TIMEOUT_SECONDS must be an integer from 1 to 3600/],
+    [{ CANADUCK_REQUEST_TIMEOUT_SECONDS: 'soon' }, /CANADUCK_REQUEST_TIMEOUT_SECONDS must be an integer/],
+    [{ CANADUCK_HEADERS_TIMEOUT_SECONDS: '60' }, /must not exceed CANADUCK_REQUEST_TIMEOUT_SECONDS/],
+  ])('refuses the HTTP timeouts %o', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
   it('makes `npm start` exit with the message instead of starting half-configured', () => {
     const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       env: { PATH: process.env.PATH, REDIS_URL: 'redis://127.0.0.1:6379' },
