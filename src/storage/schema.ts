@@ -84,9 +84,26 @@ export const events = pgTable(
     text: text('text'),
     data: jsonb('data').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     ts: timestamp('ts', { withTimezone: true, mode: 'date' }).notNull(),
+    /**
+     * The user whose right to read this log the event changes (join, part, kick, quit):
+     * readers' access ends at a position in the log. Never sent to clients.
+     */
+    subject: bigint('subject', { mode: 'number' }),
   },
-  (t) => [primaryKey({ columns: [t.log, t.seq] })],
+  (t) => [primaryKey({ columns: [t.log, t.seq] }), index('events_subject').on(t.subject, t.log, t.seq).where(sql`${t.subject} is not null`)],
 );
+
+/**
+ * This deployment's identity, made on first start: its id tags every bus frame (frames of
+ * another deployment sharing the Redis are dropped) and its secret signs them.
+ */
+export const deployment = pgTable('deployment', {
+  /** Always 'this': one row. */
+  key: text('key').primaryKey(),
+  id: text('id').notNull(),
+  secret: text('secret').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
 
 /** A POST retried with the same `Idempotency-Key` returns the event the first one made. */
 export const idempotencyKeys = pgTable(

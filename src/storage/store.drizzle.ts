@@ -15,7 +15,7 @@ import type {
   UserRecord,
 } from './store.js';
 
-const { users, sessions, channels, memberships, events, idempotencyKeys, conversations } = schema;
+const { users, sessions, channels, memberships, events, idempotencyKeys, conversations, deployment } = schema;
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 
@@ -62,7 +62,8 @@ const sessionColumns = {
 
 const eventColumns = getTableColumns(events);
 
-const toEvent = (row: { text: string | null } & Omit<StoredEvent, 'text'>): StoredEvent => ({ ...row, text: row.text ?? '' });
+const toEvent = ({ subject, ...row }: { text: string | null; subject: number | null } & Omit<StoredEvent, 'text' | 'subject'>): StoredEvent =>
+  subject === null ? { ...row, text: row.text ?? '' } : { ...row, text: row.text ?? '', subject };
 
 // Raw `sql` parameters bypass column mapping: postgres-js needs the Date as text.
 const liveSession = (userId: typeof users.id, now: Date) =>
@@ -200,11 +201,10 @@ export class DrizzleStore implements Store {
     return this.run(async () => (await this.db.delete(sessions).where(eq(sessions.id, sessionId)).returning({ id: sessions.id })).length > 0);
   }
 
-  deleteExpiredSessions(now: Date, limit: number): Promise<number[]> {
+  deleteExpiredSessions(now: Date, limit: number) {
     return this.run(async () => {
       const expired = this.db.select({ id: sessions.id }).from(sessions).where(lt(sessions.expiresAt, now)).limit(limit);
-      const rows = await this.db.delete(sessions).where(inArray(sessions.id, expired)).returning({ userId: sessions.userId });
-      return [...new Set(rows.map((r) => r.userId))];
+      return this.db.delete(sessions).where(inArray(sessions.id, expired)).returning({ sessionId: sessions.id, userId: sessions.userId });
     });
   }
 
@@ -388,6 +388,7 @@ export class DrizzleStore implements Store {
           text: r.text,
           data: r.data,
           ts: r.ts.toISOString(),
+          subject: r.subject,
           session_id: r.guard?.sessionId,
           channel_id: r.guard?.channelId,
         })),
@@ -402,15 +403,16 @@ export class DrizzleStore implements Store {
               where s.id = r.session_id and s.expires_at > r.ts and u.nick = r.nick and (not c.moderated or m.is_operator)
             ) as allowed
           from jsonb_to_recordset(${batch}::jsonb)
-            as r(log text, seq bigint, type text, nick text, text text, data jsonb, ts timestamptz, session_id bigint, channel_id bigint)
+            as r(log text, seq bigint, type text, nick text, text text, data jsonb, ts timestamptz, subject bigint, session_id bigint, channel_id bigint)
         )
-        insert into ${events} (log, seq, type, nick, text, data, ts)
+        insert into ${events} (log, seq, type, nick, text, data, ts, subject)
         select log, seq,
           case when allowed then type else 'skip' end,
           case when allowed then nick else '' end,
           case when allowed then text else '' end,
           case when allowed then data else '{}'::jsonb end,
-          ts
+          ts,
+          case when allowed then subject end
         from judged
         on conflict do nothing
         returning log, seq, type = 'skip' as refused`);
@@ -477,6 +479,27 @@ export class DrizzleStore implements Store {
         .from(events)
         .where(eq(events.log, log));
       return row?.max ?? 0;
+    });
+  }
+
+  nextJoin(log: string, userId: number, after: number): Promise<number | undefined> {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select({ seq: events.seq })
+        .from(events)
+        .where(and(eq(events.subject, userId), eq(events.log, log), gt(events.seq, after), eq(events.type, 'join')))
+        .orderBy(asc(events.seq))
+        .limit(1);
+      return row?.seq;
+    });
+  }
+
+  deploymentIdentity(fresh: { id: string; secret: string }) {
+    return this.run(async () => {
+      await this.db.insert(deployment).values({ key: 'this', ...fresh }).onConflictDoNothing();
+      const [row] = await this.db.select({ id: deployment.id, secret: deployment.secret }).from(deployment).where(eq(deployment.key, 'this'));
+      if (!row) throw new Error('the deployment row vanished');
+      return row;
     });
   }
 

@@ -72,6 +72,8 @@ export interface StoredEvent {
   text: string;
   data: Record<string, unknown>;
   ts: Date;
+  /** The user whose access to the log this event changes (join, part, kick, quit); never sent to clients. */
+  subject?: number;
   /** Commit only if this still holds at commit time; otherwise the seq is stored as skipped. */
   guard?: SpeakGuard;
 }
@@ -118,8 +120,8 @@ export interface Store {
   touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void>;
   countLiveSessions(userId: number, now: Date): Promise<number>;
   deleteSession(sessionId: number): Promise<boolean>;
-  /** Deletes sessions past their expiry and returns the users they belonged to. */
-  deleteExpiredSessions(now: Date, limit: number): Promise<number[]>;
+  /** Deletes sessions past their expiry and returns them; of replicas sweeping at once, each session goes to one. */
+  deleteExpiredSessions(now: Date, limit: number): Promise<Array<{ sessionId: number; userId: number }>>;
   /** `false` when another user holds the nick. */
   renameUser(userId: number, nick: string, nickKey: string): Promise<boolean>;
   deleteUser(userId: number): Promise<void>;
@@ -159,6 +161,11 @@ export interface Store {
   eventsBefore(log: string, before: number | undefined, limit: number): Promise<StoredEvent[]>;
   findEvent(ref: EventRef): Promise<StoredEvent | undefined>;
   maxSeq(log: string): Promise<number>;
+  /** The seq of the first `join` of `userId` in `log` after `after`, if any. */
+  nextJoin(log: string, userId: number, after: number): Promise<number | undefined>;
+
+  /** This deployment's identity, made on first call (once, however many replicas start at once). */
+  deploymentIdentity(fresh: { id: string; secret: string }): Promise<{ id: string; secret: string }>;
 
   // idempotency
   findIdempotencyKey(userId: number, key: string): Promise<EventRef | undefined>;

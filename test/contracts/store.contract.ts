@@ -170,7 +170,10 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         const firstBatch = await store.deleteExpiredSessions(now, 2);
         const secondBatch = await store.deleteExpiredSessions(now, 10);
         expect(firstBatch).toHaveLength(2);
-        expect([...firstBatch, ...secondBatch].sort()).toEqual(expired.map((e) => e.user.id).sort());
+        const byId = (a: { sessionId: number }, b: { sessionId: number }) => a.sessionId - b.sessionId;
+        expect([...firstBatch, ...secondBatch].sort(byId)).toEqual(
+          expired.map((e) => ({ sessionId: e.session.id, userId: e.user.id })).sort(byId),
+        );
         expect(await store.deleteExpiredSessions(now, 10)).toEqual([]);
         expect(await store.countLiveSessions(alive.user.id, new Date())).toBe(1);
         // Users are left alone: the caller decides what to do with them.
