@@ -1,9 +1,13 @@
 import type { ChatEvent } from '../messages/event.js';
 
-/** A committed event as it travels: parsed, plus its JSON text, serialised once by the writer. */
+/**
+ * A committed event as it travels: parsed, plus its JSON text, serialised once by the writer,
+ * and the user whose access to the log it changes (never part of the client's JSON).
+ */
 export interface BusEvent {
   event: ChatEvent;
   json: string;
+  subject?: number;
 }
 
 /**
@@ -32,4 +36,5 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-export const toBusEvent = (event: ChatEvent): BusEvent => ({ event, json: JSON.stringify(event) });
+export const toBusEvent = (event: ChatEvent, subject?: number): BusEvent =>
+  subject === undefined ? { event, json: JSON.stringify(event) } : { event, json: JSON.stringify(event), subject };

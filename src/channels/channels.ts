@@ -3,6 +3,7 @@ import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
 import { personalLogName, type ChatEvent } from '../messages/event.js';
 import type { LogWriter } from '../messages/log-writer.js';
+import { BoundedSet } from '../shared/bounded-set.js';
 import { casefold, isValidChannelName } from '../shared/names.js';
 import { codePoints } from '../shared/text.js';
 import type { ChannelAccess, ChannelRecord, ChannelSummary, MemberRecord, Store } from '../storage/store.js';
@@ -21,6 +22,8 @@ export class Channels {
    * refused append and a fresh look, never a message its author could no longer send.
    */
   private readonly speakers = new LRUCache<string, ChannelAccess & { membership: { isOperator: boolean } }>({ max: 50_000, ttl: 30_000 });
+  /** Channel keys known to exist (channels are never deleted): a live read of an unknown name costs no feed. */
+  private readonly existing = new BoundedSet<string>(50_000);
 
   constructor(
     private readonly store: Store,
@@ -47,6 +50,18 @@ export class Channels {
     const { channel, membership } = found;
     if (channel.inviteOnly && !membership) throw new CanaDuckError('invite_only', `${channel.name} is invite-only`);
     return { channel, membership };
+  }
+
+  /**
+   * The log of an existing channel, or `not_found`; whether the caller may read it is for
+   * `asMember` to say (after the live transport took the log's head).
+   */
+  async logOf(name: string): Promise<string> {
+    const key = Channels.key(name);
+    if (this.existing.has(key)) return key;
+    if (!(await this.store.findChannel(key))) throw new CanaDuckError('not_found', `${name} does not exist`);
+    this.existing.add(key);
+    return key;
   }
 
   /** Like `access`, but the viewer must be a member. */
@@ -99,7 +114,7 @@ export class Channels {
         await tx.addMember(channel.id, principal.userId, created);
         return {
           drafts: [
-            { log: key, type: 'join' as const, nick: principal.nick, text: '', data: {} },
+            { log: key, type: 'join' as const, nick: principal.nick, text: '', data: {}, subject: principal.userId },
             { log: personalLogName(principal.userId), type: 'join' as const, nick: principal.nick, text: '', data: {}, cites: 0 },
           ],
           result: { channel, isOperator: created },
@@ -118,7 +133,7 @@ export class Channels {
         }
         return {
           drafts: [
-            { log: channel.nameKey, type: 'part' as const, nick: principal.nick, text: reason, data: {} },
+            { log: channel.nameKey, type: 'part' as const, nick: principal.nick, text: reason, data: {}, subject: principal.userId },
             { log: personalLogName(principal.userId), type: 'part' as const, nick: principal.nick, text: '', data: {}, cites: 0 },
           ],
           result: undefined,

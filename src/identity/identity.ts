@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { CanaDuckError } from '../errors.js';
+import { sessionEndDraft, type EventDraft } from '../messages/event.js';
 import type { LogWriter } from '../messages/log-writer.js';
 import { casefold, isValidNick } from '../shared/names.js';
 import type { SessionRecord, Store, UserRecord } from '../storage/store.js';
@@ -156,12 +157,18 @@ export class Identity {
     return result;
   }
 
-  /** `/quit`: ends this session; the user leaves every channel unless other sessions remain. */
+  /**
+   * `/quit`: ends this session (its streams and polls end at once, on every replica); the
+   * user leaves every channel unless other sessions remain.
+   */
   async quit(principal: Principal, reason = ''): Promise<void> {
     await this.writer.transact({
       prepare: async (tx) => {
-        await tx.deleteSession(principal.sessionId);
-        return { drafts: await this.leaveIfGone(tx, principal.userId, reason), result: undefined };
+        if (!(await tx.deleteSession(principal.sessionId))) return { drafts: [], result: undefined };
+        // The channels' quit events go out first: a reader's channel streams deliver them before
+        // the session's end closes them.
+        const drafts = [...(await this.leaveIfGone(tx, principal.userId, reason)), sessionEndDraft(principal.userId, principal.nick, principal.sessionId, 'quit')];
+        return { drafts, result: undefined };
       },
     });
     this.forgetRemembered((live) => live.session.id === principal.sessionId);
@@ -198,11 +205,26 @@ export class Identity {
     };
   }
 
-  /** Ends expired sessions: their users quit. Safe to run on every replica at once. */
+  /**
+   * Ends expired sessions: each one's streams end, and users left without a session quit.
+   * Safe to run on every replica at once: each session is deleted, and its events written,
+   * by exactly one of them, in one transaction.
+   */
   async sweepExpired(batch = 200): Promise<number> {
-    const userIds = await this.store.deleteExpiredSessions(new Date(this.now()), batch);
-    for (const userId of userIds) await this.depart(userId, 'session expired');
-    return userIds.length;
+    const { result } = await this.writer.transact({
+      prepare: async (tx) => {
+        const expired = await tx.deleteExpiredSessions(new Date(this.now()), batch);
+        const drafts: EventDraft[] = [];
+        for (const userId of new Set(expired.map((e) => e.userId))) {
+          const user = await tx.findUserById(userId);
+          if (!user) continue;
+          drafts.push(...(await this.leaveIfGone(tx, userId, 'session expired')));
+          for (const e of expired) if (e.userId === userId) drafts.push(sessionEndDraft(userId, user.nick, e.sessionId, 'session expired'));
+        }
+        return { drafts, result: expired.length };
+      },
+    });
+    return result;
   }
 
   private async depart(userId: number, reason: string): Promise<void> {
@@ -212,12 +234,12 @@ export class Identity {
   }
 
   /** If no live session remains, the user leaves every channel and, unregistered, is deleted. */
-  private async leaveIfGone(tx: Store, userId: number, reason: string) {
+  private async leaveIfGone(tx: Store, userId: number, reason: string): Promise<EventDraft[]> {
     const user = await tx.findUserById(userId);
     if (!user || (await tx.countLiveSessions(userId, new Date(this.now()))) > 0) return [];
     const memberships = await tx.userMemberships(userId);
     for (const m of memberships) await tx.removeMember(m.channel.id, userId);
     if (!user.registered) await tx.deleteUser(userId);
-    return memberships.map((m) => ({ log: m.channel.nameKey, type: 'quit' as const, nick: user.nick, text: reason, data: {} }));
+    return memberships.map((m) => ({ log: m.channel.nameKey, type: 'quit' as const, nick: user.nick, text: reason, data: {}, subject: userId }));
   }
 }

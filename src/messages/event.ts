@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { SpeakGuard } from '../storage/store.js';
 
 /** The one shape every log event has on the wire (DESIGN §5). */
@@ -29,11 +30,38 @@ export interface ChatEvent {
 }
 
 /**
+ * The event shape, checked where an event arrives from outside this process (bus frames):
+ * exactly these fields, a type from the list, a seq that is a safe positive integer.
+ */
+export const ChatEventShape = z
+  .object({
+    log: z.string().min(1).max(200),
+    seq: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+    type: z.enum(EVENT_TYPES),
+    nick: z.string().max(64),
+    text: z.string(),
+    data: z.record(z.string(), z.unknown()),
+    ts: z.iso.datetime(),
+  })
+  .strict();
+
+/**
  * What a writer provides; the log append gives it a seq and a timestamp. `cites` is the
  * index of another draft of the same append: its log and seq are copied into `data`.
+ * `subject` is the user whose access to the log the event changes (see `endsAccess`).
  * `guard` makes the commit conditional (see `SpeakGuard`).
  */
-export type EventDraft = Omit<ChatEvent, 'seq' | 'ts'> & { cites?: number; guard?: SpeakGuard };
+export type EventDraft = Omit<ChatEvent, 'seq' | 'ts'> & { cites?: number; subject?: number; guard?: SpeakGuard };
+
+/** Event types that end their subject's right to read the log. */
+const ENDING_TYPES: ReadonlySet<EventType> = new Set(['part', 'kick', 'quit']);
+
+/**
+ * Access is a point in the log: the event that ends a reader's right to it is the last one
+ * the reader receives, on every transport.
+ */
+export const endsAccess = (entry: { event: { type: EventType }; subject?: number }, userId: number): boolean =>
+  entry.subject === userId && ENDING_TYPES.has(entry.event.type);
 
 /** The log of the private conversation between two users, the same from either side. */
 export function privateLogName(userA: number, userB: number): string {
@@ -46,4 +74,15 @@ export function privateLogName(userA: number, userB: number): string {
  * private conversation). Never served to clients as such.
  */
 export const personalLogName = (userId: number): string => `user:${userId}`;
+
+/** The personal log's control event that ends one session: its streams and polls end at once. */
+export const sessionEndDraft = (userId: number, nick: string, sessionId: number, reason: string): EventDraft => ({
+  log: personalLogName(userId),
+  type: 'quit',
+  nick,
+  text: reason,
+  data: { session: sessionId },
+});
+
+export const endsSession = (event: ChatEvent, sessionId: number): boolean => event.type === 'quit' && event.data.session === sessionId;
 

@@ -1,9 +1,9 @@
 import type { Store, StoredEvent } from '../storage/store.js';
 import type { ChatEvent } from './event.js';
-import { SKIP, toChatEvent } from './stored.js';
+import { SKIP, toChatEvent, toLogEntry, type LogEntry } from './stored.js';
 
 export interface ReadAfterResult {
-  events: ChatEvent[];
+  entries: LogEntry[];
   /** Every seq up to here is settled: continue with `after = next`. */
   next: number;
   /** A seq after `next` is still in flight; it will be settled within this many ms. */
@@ -25,17 +25,17 @@ export class LogReader {
   ) {}
 
   async readAfter(log: string, after: number, limit: number): Promise<ReadAfterResult> {
-    const events: ChatEvent[] = [];
+    const entries: LogEntry[] = [];
     let next = after;
     for (let round = 0; round < 3; round++) {
-      const rows = await this.store.eventsAfter(log, next, limit - events.length);
+      const rows = await this.store.eventsAfter(log, next, limit - entries.length);
       const gap = await this.settle(rows, next, log);
-      for (const row of gap.contiguous) if (row.type !== SKIP) events.push(toChatEvent(row));
+      for (const row of gap.contiguous) if (row.type !== SKIP) entries.push(toLogEntry(row));
       next = gap.contiguous.at(-1)?.seq ?? next;
-      if (gap.settlesInMs !== undefined) return { events, next, settlesInMs: gap.settlesInMs };
-      if (!gap.claimed || events.length >= limit) break; // claimed seqs: read again past them
+      if (gap.settlesInMs !== undefined) return { entries, next, settlesInMs: gap.settlesInMs };
+      if (!gap.claimed || entries.length >= limit) break; // claimed seqs: read again past them
     }
-    return { events, next };
+    return { entries, next };
   }
 
   /** The `limit` events before `before` (the newest without it), never past a seq in flight. */

@@ -111,7 +111,7 @@ export class LogWriter {
           return { events, result };
         });
         // Published only once committed: nothing half-written is ever delivered.
-        await this.publish(outcome.events);
+        await this.publish(taken);
         return outcome;
       } catch (err) {
         if (err instanceof SeqConflict) {
@@ -154,7 +154,7 @@ export class LogWriter {
       for (const p of batch) p.reject(err);
       return;
     }
-    const committed: ChatEvent[] = [];
+    const committed: StoredEvent[] = [];
     const retry: Pending[] = [];
     batch.forEach((p, i) => {
       const row = rows[i]!;
@@ -162,9 +162,8 @@ export class LogWriter {
         this.options.onRefused?.();
         p.reject(new GuardRefused());
       } else if (inserted.has(refKey(row))) {
-        const event = toChatEvent(row);
-        committed.push(event);
-        p.resolve(event);
+        committed.push(row);
+        p.resolve(toChatEvent(row));
       } else if (++p.attempts < this.maxAttempts) {
         retry.push(p);
       } else {
@@ -190,9 +189,10 @@ export class LogWriter {
     );
     // The timestamp is taken after the seq: readers judge a missing seq by the age of the next one.
     const ts = new Date();
-    const rows = drafts.map(({ cites, guard, ...draft }, i) => {
+    const rows = drafts.map(({ cites, guard, subject, ...draft }, i) => {
       const data = cites === undefined ? draft.data : { ...draft.data, log: drafts[cites]!.log, seq: seqs[cites]! };
       const row: StoredEvent = { ...draft, data, seq: seqs[i]!, ts };
+      if (subject !== undefined) row.subject = subject;
       if (guard) row.guard = guard;
       return row;
     });
@@ -228,10 +228,10 @@ export class LogWriter {
     for (const [log, seqs] of byLog) await this.store.insertSkips(log, seqs, new Date()).catch(() => {});
   }
 
-  private async publish(events: ChatEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    this.options.onCommitted?.(events.length);
-    await this.bus.publish(events.map(toBusEvent)).catch((err: unknown) => {
+  private async publish(rows: StoredEvent[]): Promise<void> {
+    if (rows.length === 0) return;
+    this.options.onCommitted?.(rows.length);
+    await this.bus.publish(rows.map((row) => toBusEvent(toChatEvent(row), row.subject))).catch((err: unknown) => {
       // Committed but not announced: readers find it in storage through the next gap or catch-up.
       this.options.onPublishError?.(err);
     });

@@ -24,6 +24,8 @@ export interface People {
 export interface History {
   events: ChatEvent[];
   next: number;
+  /** `after` was ahead of the log (e.g. after a database restore): start again from `next`, its head. */
+  reset?: true;
 }
 
 /** Channel messages, private messages and the history of both. */
@@ -84,8 +86,9 @@ export class Messages {
     return this.post(principal, draft, idempotencyKey);
   }
 
+  /** Members only: a channel's events are for those in it (DESIGN §7: access ends at a part). */
   async channelHistory(principal: Principal, name: string, query: HistoryQuery): Promise<History> {
-    const { channel } = await this.channels.access(name, principal);
+    const { channel } = await this.channels.asMember(name, principal);
     return this.history(channel.nameKey, query);
   }
 
@@ -123,8 +126,12 @@ export class Messages {
 
   private async history(log: string, query: HistoryQuery): Promise<History> {
     if (query.after === undefined) return this.reader.readBefore(log, query.before, query.limit);
-    const { events, next } = await this.reader.readAfter(log, query.after, query.limit);
-    return { events, next };
+    const { entries, next } = await this.reader.readAfter(log, query.after, query.limit);
+    // A cursor past everything stored is never continued silently.
+    if (entries.length === 0 && query.after > 0 && query.after > (await this.store.maxSeq(log))) {
+      return { events: [], next: await this.reader.head(log), reset: true };
+    }
+    return { events: entries.map((e) => e.event), next };
   }
 
   /**

@@ -13,3 +13,12 @@ export const toChatEvent = (row: StoredEvent): ChatEvent => ({
   data: row.data,
   ts: row.ts.toISOString(),
 });
+
+/** A committed event with the user whose access it changes, as readers need it. */
+export interface LogEntry {
+  event: ChatEvent;
+  subject?: number;
+}
+
+export const toLogEntry = (row: StoredEvent): LogEntry =>
+  row.subject === undefined ? { event: toChatEvent(row) } : { event: toChatEvent(row), subject: row.subject };
