@@ -510,6 +510,7 @@ describe.each(modes)('real-time clients (%s mode)', (mode) => {
     await expectProblem(fourth, 429, 'too_many_streams');
     // Another session of someone else is not affected.
     const other = await Client.claim(server.url, unique('o'));
+    await other.put(`/api/channels/${channel}/membership`);
     const theirs = await RawStream.open(`${server.url}/api/channels/${channel}/stream`, bearer(other));
     expect(theirs.status).toBe(200);
     theirs.close();

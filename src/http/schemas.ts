@@ -126,6 +126,13 @@ export const HistorySchema = z
     events: z.array(ChatEventSchema),
     next: z.number().int().openapi({ description: 'Continue with `after=next`: everything up to it is settled.' }),
     reset: z.boolean().optional().openapi({ description: 'Present when `after` was ahead of the log: start again from `next`.' }),
+    ended: z
+      .enum(['access_ended', 'session_ended'])
+      .optional()
+      .openapi({
+        description:
+          'Long-poll only. `access_ended`: the last event is the one that ended your membership (your part, kick or quit); `session_ended`: the session quit or expired while the poll waited. Polling again is refused.',
+      }),
   })
   .openapi('History');
 

@@ -1,5 +1,21 @@
 import { toBusEvent, type BusEvent } from '../bus/bus.js';
+import { endsAccess } from '../messages/event.js';
 import type { LogReader } from '../messages/log-reader.js';
+
+/** A per-log long-poll answer: `{"events":[...],"next":N}` as text. */
+export interface LogAnswer {
+  body: string;
+  bytes: number;
+  events: number;
+  /** The answer ends with the event that ends the reader's access. */
+  ended: boolean;
+}
+
+/** The answer carrying `events` (serialised once, for the bus), to continue after `next`. */
+export function answerOf(events: readonly BusEvent[], next: number, ended: boolean): LogAnswer {
+  const body = `{"events":[${events.map((d) => d.json).join(',')}],"next":${next}${ended ? ',"ended":"access_ended"' : ''}}`;
+  return { body, bytes: Buffer.byteLength(body), events: events.length, ended };
+}
 
 export interface FeedListener {
   onEvent(feed: LogFeed, delivery: BusEvent): void;
@@ -25,8 +41,10 @@ export class LogFeed {
   private readonly listeners = new Set<FeedListener>();
   private readonly waiters = new Set<{ after: number; wake: () => void }>();
   /** Long-poll bodies by `after limit`, valid while `head` is `answersAt`. */
-  private readonly answers = new Map<string, { body: string; bytes: number; events: number }>();
+  private readonly answers = new Map<string, LogAnswer>();
   private answersAt = -1;
+  /** Events in the ring that change someone's access: while none, every reader gets the shared answer. */
+  private accessEventsInRing = 0;
   /** Cleared in the same tick the catch-up loop ends, so no request falls in between. */
   private catchingUp = false;
   private again = false;
@@ -112,9 +130,16 @@ export class LogFeed {
   /**
    * The long-poll answer body for `after` (`{"events":[...],"next":N}`) from the ring, or
    * `undefined` when the ring no longer reaches back that far. Serialised once per head:
-   * the polls woken together by one event share one body.
+   * the polls woken together by one event share one body. For `userId`, the answer stops at
+   * the event that ends that user's access (`ended`): such an answer is the reader's own.
    */
-  answerAfter(after: number, limit: number): { body: string; bytes: number; events: number } | undefined {
+  answerAfter(after: number, limit: number, userId?: number): LogAnswer | undefined {
+    if (userId !== undefined && this.accessEventsInRing > 0) {
+      const recent = this.recentAfter(after, limit);
+      if (!recent) return undefined;
+      const last = recent.events.findIndex((d) => endsAccess(d, userId));
+      if (last >= 0) return answerOf(recent.events.slice(0, last + 1), recent.events[last]!.event.seq, true);
+    }
     if (this.answersAt !== this.head) {
       this.answers.clear();
       this.answersAt = this.head;
@@ -124,8 +149,7 @@ export class LogFeed {
     if (answer === undefined) {
       const recent = this.recentAfter(after, limit);
       if (!recent) return undefined;
-      const body = `{"events":[${recent.events.map((d) => d.json).join(',')}],"next":${recent.next}}`;
-      answer = { body, bytes: Buffer.byteLength(body), events: recent.events.length };
+      answer = answerOf(recent.events, recent.next, false);
       this.answers.set(key, answer);
     }
     return answer;
@@ -163,10 +187,10 @@ export class LogFeed {
           this.scheduleRetry(RETRY_MS);
           return;
         }
-        for (const event of result.events) if (event.seq > this.head) this.advance(toBusEvent(event));
+        for (const { event, subject } of result.entries) if (event.seq > this.head) this.advance(toBusEvent(event, subject));
         if (result.next > this.head) this.skipTo(result.next);
         this.drainPending();
-        if (result.events.length >= CATCH_UP_PAGE) this.again = true;
+        if (result.entries.length >= CATCH_UP_PAGE) this.again = true;
         else if (result.settlesInMs !== undefined) this.scheduleRetry(result.settlesInMs + 5);
       } while (this.again && !this.closed);
     } finally {
@@ -183,7 +207,12 @@ export class LogFeed {
   private advance(delivery: BusEvent): void {
     this.head = delivery.event.seq;
     this.ring.push(delivery);
-    if (this.ring.length > this.ringSize) this.ringFloor = this.ring.shift()!.event.seq;
+    if (delivery.subject !== undefined) this.accessEventsInRing++;
+    if (this.ring.length > this.ringSize) {
+      const dropped = this.ring.shift()!;
+      this.ringFloor = dropped.event.seq;
+      if (dropped.subject !== undefined) this.accessEventsInRing--;
+    }
     for (const listener of this.listeners) listener.onEvent(this, delivery);
     this.wakeWaiters();
   }

@@ -1,4 +1,5 @@
 import { toBusEvent, type BusEvent } from '../bus/bus.js';
+import { endsAccess } from '../messages/event.js';
 import type { LogReader } from '../messages/log-reader.js';
 import type { FeedListener, LogFeed } from './log-feed.js';
 
@@ -6,12 +7,22 @@ const STORAGE_PAGE = 500;
 /** Events taken from the ring at a time. */
 const RING_CHUNK = 256;
 
+/** Whose follower this is: it ends after the event that ends that user's access to the log. */
+export interface FollowerAccess {
+  userId: number;
+  /** Called once, after the last event was emitted; the follower is closed by then. */
+  onEnded(last: BusEvent, follower: LogFollower): void;
+}
+
 /**
  * One subscriber's position in one log. Emits every committed event after its cursor
  * exactly once, in seq order: live from the feed when it is at the feed's head, otherwise
  * from the feed's ring or from storage until it catches up. While catching up it ignores
  * live events; they are in the ring or in storage, and the catch-up loop runs until the
  * cursor reaches the feed's head.
+ *
+ * With `access`, the follower stops at the event that ends the reader's access (its part,
+ * kick or quit), however it got there (live, ring or storage), so nothing after it is emitted.
  */
 export class LogFollower implements FeedListener {
   /** Cleared in the same tick the catch-up loop ends: an event arriving after it is taken live. */
@@ -27,6 +38,7 @@ export class LogFollower implements FeedListener {
     private readonly onError: (err: unknown) => void,
     /** Backpressure for catch-ups: a promise to wait for before emitting more, if any. */
     private readonly pace: () => Promise<void> | undefined = () => undefined,
+    private readonly access?: FollowerAccess,
   ) {}
 
   onEvent(_feed: LogFeed, delivery: BusEvent): void {
@@ -58,9 +70,10 @@ export class LogFollower implements FeedListener {
       try {
         for (;;) {
           const page = await this.reader.readAfter(this.feed.log, this.cursor, STORAGE_PAGE);
-          for (const event of page.events) this.deliver(toBusEvent(event));
+          for (const { event, subject } of page.entries) this.deliver(toBusEvent(event, subject));
+          if (this.closed) return;
           this.cursor = Math.max(this.cursor, page.next);
-          if (this.closed || page.events.length < STORAGE_PAGE) return;
+          if (page.entries.length < STORAGE_PAGE) return;
         }
       } finally {
         this.pumping = false;
@@ -93,8 +106,8 @@ export class LogFollower implements FeedListener {
             this.onError(err);
             return; // the next live event or check starts another catch-up
           }
-          if (page.events.length === 0 && page.next <= this.cursor) return; // nothing settled past us yet
-          batch = page.events.map(toBusEvent);
+          if (page.entries.length === 0 && page.next <= this.cursor) return; // nothing settled past us yet
+          batch = page.entries.map(({ event, subject }) => toBusEvent(event, subject));
           next = page.next;
         }
         for (const delivery of batch) {
@@ -115,5 +128,9 @@ export class LogFollower implements FeedListener {
     if (this.closed || delivery.event.seq <= this.cursor) return;
     this.cursor = delivery.event.seq;
     this.emit(delivery, this);
+    if (this.access && !this.closed && endsAccess(delivery, this.access.userId)) {
+      this.close();
+      this.access.onEnded(delivery, this);
+    }
   }
 }

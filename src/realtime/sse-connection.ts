@@ -1,7 +1,6 @@
 import type { ServerResponse } from 'node:http';
+import type { CloseReason } from './close-reasons.js';
 import { HEARTBEAT } from './frames.js';
-
-export type CloseReason = 'client' | 'slow' | 'stalled' | 'shutdown' | 'ended';
 
 export interface SseOptions {
   /** Bytes Node may hold for a client that reads slowly before it is cut off. */

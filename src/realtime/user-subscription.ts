@@ -9,16 +9,26 @@ import type { UserCursor } from './user-cursor.js';
 
 interface Followed {
   follower: LogFollower;
-  /** Set by a `part`: the follower stops after delivering this seq (the part itself). */
-  endAt?: number;
+  /** The latest join of this log seen in the personal log: a rejoin if it comes after the follower's end. */
+  joinedAt?: number;
+  /** The follower stopped at the user's part, kick or quit; whether they came back is being read. */
+  ending?: boolean;
 }
+
+/** The reset a cursor gets when its personal position is ahead of the personal log: everything restarts from now. */
+export const WHOLE_FEED = '*';
 
 /**
  * Everything one user receives, for the multiplexed stream and its long-poll twin: every
  * channel the user is in and every private conversation, each followed exactly from its
  * own cursor. Which logs those are is itself read from the user's personal log, whose
- * control events (committed with each join, part or new conversation) say where each log
- * starts and ends, so a channel joined later appears from its join event.
+ * control events (committed with each join or new conversation) say where each log starts,
+ * so a channel joined later appears from its join event.
+ *
+ * Where a channel ends for the user is read from the channel's own log: its follower stops
+ * at the user's part, kick or quit, whatever the personal log has said so far, so nothing
+ * after it is delivered, live, caught up or resumed. A later rejoin starts it again from the
+ * rejoin.
  */
 export class UserSubscription {
   private personal: LogFollower | undefined;
@@ -37,7 +47,7 @@ export class UserSubscription {
       pace?: () => Promise<void> | undefined;
     },
     private readonly emit: (delivery: BusEvent) => void,
-    /** A log's position in the cursor was ahead of the log (e.g. a restored database): it restarts at `next`. */
+    /** A position in the cursor was ahead of its log (e.g. a restored database): it restarts at `next`. */
     private readonly emitReset: (log: string, next: number) => void = () => {},
   ) {}
 
@@ -46,10 +56,25 @@ export class UserSubscription {
    * followed logs is known; their catch-ups run on (paced by `deps.pace`): see `caughtUp`.
    */
   async start(cursor: UserCursor | undefined): Promise<void> {
-    const allowed = await this.allowedLogs();
+    // The personal log's head is taken before memberships are read: a join or part committed
+    // after that read has its control event after this head, so it is seen below.
     const personalFeed = await this.deps.feeds.acquire(personalLogName(this.userId));
+    const personalHead = personalFeed.head;
+    let allowed: Set<string>;
+    try {
+      allowed = await this.allowedLogs();
+      if (cursor && (await isAhead(personalFeed, cursor.personal, (l) => this.deps.store.maxSeq(l)))) {
+        // Control events since are unknown: no position of this cursor can be trusted.
+        this.emitReset(WHOLE_FEED, 0);
+        cursor = undefined;
+      }
+    } catch (err) {
+      this.deps.feeds.release(personalFeed);
+      throw err;
+    }
+    if (this.closed) return this.deps.feeds.release(personalFeed);
     if (cursor) for (const [log, seq] of cursor.logs) if (allowed.has(log)) await this.follow(log, seq);
-    this.personal = new LogFollower(personalFeed, cursor?.personal ?? personalFeed.head, this.deps.reader, (d) => this.onControl(d), this.deps.onError);
+    this.personal = new LogFollower(personalFeed, cursor?.personal ?? personalHead, this.deps.reader, (d) => this.onControl(d), this.deps.onError);
     personalFeed.add(this.personal);
     // Through storage, not just this replica's feed: a join committed elsewhere is already in
     // `allowed`, and its control event (same transaction) must be seen before we decide that
@@ -57,8 +82,7 @@ export class UserSubscription {
     if (cursor) await this.personal.catchUpThroughStorage();
     else await this.personal.catchUp();
     await this.control;
-    // Logs the user is in that neither the cursor nor the personal log accounted for start at their head.
-    for (const log of allowed) if (!this.followed.has(log)) await this.follow(log, undefined);
+    await this.followFromHead([...allowed].filter((log) => !this.followed.has(log)));
   }
 
   /** Resolves once every followed log has caught up with its feed. */
@@ -73,7 +97,11 @@ export class UserSubscription {
 
   cursor(): UserCursor {
     const logs = new Map<string, number>();
-    for (const [log, { follower }] of this.followed) logs.set(log, follower.cursor);
+    for (const [log, entry] of this.followed) {
+      // A log whose end is being decided is left out: resumed from there, the reader might be
+      // given what followed its part. If the user is back, the log starts again from its head.
+      if (!entry.ending) logs.set(log, entry.follower.cursor);
+    }
     return { user: this.userId, personal: this.personal?.cursor ?? 0, logs };
   }
 
@@ -93,6 +121,28 @@ export class UserSubscription {
     return new Set([...memberships.map((m) => m.channel.nameKey), ...conversations]);
   }
 
+  /**
+   * Logs the user is in that neither the cursor nor the personal log accounted for start at
+   * their head: the heads are taken first, then membership is read again, so a part committed
+   * meanwhile either removes the log here or lies after its head, where the follower stops at it.
+   */
+  private async followFromHead(logs: string[]): Promise<void> {
+    if (logs.length === 0 || this.closed) return;
+    const feeds = await Promise.all(logs.map((log) => this.deps.feeds.acquire(log)));
+    const heads = feeds.map((feed) => feed.head);
+    let still: Set<string>;
+    try {
+      still = await this.allowedLogs();
+    } catch (err) {
+      for (const feed of feeds) this.deps.feeds.release(feed);
+      throw err;
+    }
+    feeds.forEach((feed, i) => {
+      if (this.closed || !still.has(feed.log) || this.followed.has(feed.log)) this.deps.feeds.release(feed);
+      else this.startFollower(feed, heads[i]!);
+    });
+  }
+
   private onControl(delivery: BusEvent): void {
     const { type, data } = delivery.event;
     const log = typeof data.log === 'string' ? data.log : undefined;
@@ -100,54 +150,71 @@ export class UserSubscription {
     if (!log) return;
     this.control = this.control
       .then(async () => {
-        if (type === 'join' && seq !== undefined) await this.follow(log, seq - 1);
-        else if (type === 'private') await this.follow(log, 0);
-        else if ((type === 'part' || type === 'kick') && seq !== undefined) this.end(log, seq);
+        if (type === 'join' && seq !== undefined) {
+          const entry = this.followed.get(log);
+          // A running follower reaches the join itself, unless it first stops at an earlier part.
+          if (entry) entry.joinedAt = Math.max(entry.joinedAt ?? 0, seq);
+          else await this.follow(log, seq - 1);
+        } else if (type === 'private') {
+          await this.follow(log, 0);
+        }
       })
       .catch(this.deps.onError);
   }
 
-  private async follow(log: string, from: number | undefined): Promise<void> {
+  private async follow(log: string, from: number): Promise<void> {
     if (this.closed || this.followed.has(log)) return;
     const feed: LogFeed = await this.deps.feeds.acquire(log);
-    if (this.closed || this.followed.has(log)) {
-      this.deps.feeds.release(feed);
-      return;
-    }
-    let start = from ?? feed.head;
-    if (await isAhead(feed, start, (l) => this.deps.store.maxSeq(l))) {
+    if (this.closed || this.followed.has(log)) return this.deps.feeds.release(feed);
+    let start = from;
+    if (await isAhead(feed, start, (l) => this.deps.store.maxSeq(l)).catch((err: unknown) => (this.deps.feeds.release(feed), Promise.reject(err)))) {
       start = feed.head;
       this.emitReset(log, start);
     }
-    if (this.closed || this.followed.has(log)) {
-      this.deps.feeds.release(feed);
-      return;
-    }
-    const follower = new LogFollower(feed, start, this.deps.reader, (d, f) => this.deliver(d, f), this.deps.onError, this.deps.pace);
-    this.followed.set(log, { follower });
+    if (this.closed || this.followed.has(log)) return this.deps.feeds.release(feed);
+    this.startFollower(feed, start);
+  }
+
+  /** Follows `feed` (already acquired, released with the follower) after `start`. */
+  private startFollower(feed: LogFeed, start: number, joinedAt?: number): void {
+    const follower = new LogFollower(feed, start, this.deps.reader, (d, f) => this.deliver(d, f), this.deps.onError, this.deps.pace, {
+      userId: this.userId,
+      onEnded: (last, ended) => void this.ended(feed.log, last.event.seq, ended),
+    });
+    this.followed.set(feed.log, joinedAt === undefined ? { follower } : { follower, joinedAt });
     feed.add(follower);
     void follower.catchUp();
   }
 
   private deliver(delivery: BusEvent, follower: LogFollower): void {
     const entry = this.followed.get(delivery.event.log);
+    if (entry && entry.follower === follower) this.emit(delivery);
+  }
+
+  /**
+   * The user's access to `log` ended at `seq` (delivered). If they joined again later, the
+   * log goes on from that join (nothing in between); otherwise it is no longer followed and
+   * a later join comes through the personal log.
+   */
+  private async ended(log: string, seq: number, follower: LogFollower): Promise<void> {
+    const entry = this.followed.get(log);
     if (!entry || entry.follower !== follower) return;
-    this.emit(delivery);
-    if (entry.endAt !== undefined && follower.cursor >= entry.endAt) this.unfollow(delivery.event.log);
-  }
-
-  private end(log: string, seq: number): void {
-    const entry = this.followed.get(log);
-    if (!entry) return;
-    entry.endAt = seq;
-    if (entry.follower.cursor >= seq) this.unfollow(log);
-  }
-
-  private unfollow(log: string): void {
-    const entry = this.followed.get(log);
-    if (!entry) return;
+    entry.ending = true;
+    let rejoin: number | undefined;
+    try {
+      rejoin = (entry.joinedAt ?? 0) > seq ? entry.joinedAt : await this.deps.store.nextJoin(log, this.userId, seq);
+    } catch (err) {
+      this.deps.onError(err);
+    }
+    if (this.closed || this.followed.get(log) !== entry) return;
+    // A join seen in the personal log while storage was read counts too.
+    if ((entry.joinedAt ?? 0) > seq) rejoin = Math.max(rejoin ?? 0, entry.joinedAt!);
+    if (rejoin !== undefined && rejoin > seq) {
+      this.startFollower(follower.feed, rejoin - 1, entry.joinedAt);
+      return;
+    }
     this.followed.delete(log);
-    this.release(entry.follower);
+    this.deps.feeds.release(follower.feed);
   }
 
   private release(follower: LogFollower): void {

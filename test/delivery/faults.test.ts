@@ -17,6 +17,7 @@ import {
   settleAndTally,
   statusSummary,
   stopAll,
+  memberOfAll,
   storedSeqs,
   subscribeMix,
   until,
@@ -220,7 +221,7 @@ describe.runIf(servicesUp)('the delivery promise under faults (distributed)', ()
       expect(statusSummary(writers)).toEqual({ 201: expect.any(Number), 503: expect.any(Number) });
       expect(writers.reduce((n, w) => n + w.stats.missingRetryAfter + w.stats.networkErrors, 0)).toBe(0);
 
-      const t = await settleAndTally(subs, () => storedSeqs(a, subs[0]!.token, channels));
+      const t = await settleAndTally(subs, () => storedSeqs(a, memberOfAll(subs).token, channels));
       expectClean(t, 'Redis restart');
     } finally {
       await c.close();
@@ -302,7 +303,7 @@ describe.runIf(servicesUp)('the delivery promise under faults (distributed)', ()
       await until(() => busB.healthy(), 'B to resubscribe', 10_000);
       expect(statusSummary(writers)).toEqual({ 201: committed() });
 
-      const t = await settleAndTally(subs, () => storedSeqs(a, subs[0]!.token, channels), 20_000);
+      const t = await settleAndTally(subs, () => storedSeqs(a, memberOfAll(subs).token, channels), 20_000);
       expectClean(t, 'pub/sub connection killed');
     } finally {
       admin.disconnect();
@@ -348,7 +349,7 @@ describe.runIf(servicesUp)('the delivery promise under faults (distributed)', ()
 
       // Every SSE client was on r1 and had to reconnect to r2.
       for (const sub of subs.filter((s) => s instanceof SseSubscriber)) expect(sub.connects, sub.name).toBeGreaterThanOrEqual(2);
-      const t = await settleAndTally(subs, () => storedSeqs(r2.url, subs[0]!.token, channels), 30_000);
+      const t = await settleAndTally(subs, () => storedSeqs(r2.url, memberOfAll(subs).token, channels), 30_000);
       expectClean(t, 'replica SIGKILLed');
     } finally {
       await Promise.all(writers.map((w) => w.stop()));

@@ -174,7 +174,7 @@ for (const mode of modes) {
         for (let i = 1; i <= 10; i++) seqs.push((await say(alice, { text: `m${i}` }, undefined, name)).body.seq);
       });
 
-      const page = (query: string, client = bob) => client.get(`/api/channels/${name}/events${query}`);
+      const page = (query: string, client = alice) => client.get(`/api/channels/${name}/events${query}`);
       const seqsOf = (reply: { body: any }) => reply.body.events.map((e: any) => e.seq);
 
       it('the log is gap-free and in increasing order', () => {

@@ -137,7 +137,10 @@ describe.runIf(servicesUp)('posting from remembered sessions, changed on another
     for (const r of replies) expect([201, 403]).toContain(r.status);
     await expectProblem(await onB.post(`/api/channels/${channel}/messages`, { text: 'after the race' }), 403, 'not_member');
 
-    const history = await fullHistory(onA, `/api/channels/${channel}/events`); // public: still readable
+    // Channel history is for members: a witness joins to read what was committed.
+    const witness = await Client.claim(a.url, uniqueNick('witness'));
+    expect((await witness.put(`/api/channels/${channel}/membership`)).status).toBe(200);
+    const history = await fullHistory(witness, `/api/channels/${channel}/events`);
     const accepted = replies.filter((r) => r.status === 201).map((r) => r.body.text as string);
     const committed = history.filter((e) => e.type === 'message' && e.text !== 'remembered from now on').map((e) => e.text as string);
     expect(committed.sort()).toEqual(accepted.sort());

@@ -615,6 +615,13 @@ export async function subscribeMix(options: MixOptions): Promise<Subscriber[]> {
   );
 }
 
+/** A subscriber of the mix that is in every channel (the multiplexed ones join them all): channel history is for members. */
+export function memberOfAll(subscribers: Subscriber[]): Subscriber {
+  const member = subscribers.find((s) => s.kind === 'sse-user' || s.kind === 'poll-user');
+  if (!member) throw new Error('no multiplexed subscriber in the mix: nobody is in every channel');
+  return member;
+}
+
 export const stopAll = (subscribers: Subscriber[]) => Promise.all(subscribers.map((s) => s.stop()));
 
 /** A one-line summary of a tally, for logs and failure messages. */

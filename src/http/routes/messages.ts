@@ -39,7 +39,8 @@ const channelHistory = createRoute({
   path: '/api/channels/{name}/events',
   tags,
   summary: 'Channel history',
-  description: '`before` for scrollback (the newest events without it), `after` for what came next. Never returns past a seq still being committed.',
+  description:
+    'Members only: the whole channel history for those in it. `before` for scrollback (the newest events without it), `after` for what came next, with `wait` as long-poll. Never returns past a seq still being committed. A long-poll answer stops at the event that ends your membership (`ended: "access_ended"`), and a waiting one is answered at once when the session ends (`ended: "session_ended"`).',
   request: { params: ChannelParam, query: HistoryQuery },
   responses: { 200: json(HistorySchema, 'Events in increasing seq order'), ...problems(400, 401, 403, 404) },
 });
@@ -95,8 +96,10 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
     const { channels, messages, realtime } = c.get('services');
     const name = channelFromPath(c.req.valid('param').name);
     if (query.wait === undefined) return c.json(await messages.channelHistory(principal, name, request), 200);
-    const { channel } = await channels.access(name, principal);
-    await realtime.answerLogPoll(channel.nameKey, request.after!, request.limit, waitMs(query.wait), c.env.outgoing);
+    const log = await channels.logOf(name);
+    await realtime.answerLogPoll(principal, log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing, () =>
+      channels.asMember(name, principal),
+    );
     return answeredOnSocket;
   });
 
@@ -116,7 +119,7 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
     const { nick } = c.req.valid('param');
     if (query.wait === undefined) return c.json(await messages.privateHistory(principal, nick, request), 200);
     const log = await messages.privateLog(principal, nick);
-    await realtime.answerLogPoll(log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing);
+    await realtime.answerLogPoll(principal, log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing, async () => {});
     return answeredOnSocket;
   });
 }

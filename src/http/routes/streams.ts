@@ -33,7 +33,14 @@ const userEvents = createRoute({
           resets: z
             .array(z.object({ log: z.string(), next: z.number().int() }))
             .optional()
-            .openapi({ description: 'Logs whose position in the cursor was ahead of the log: they restart at `next`.' }),
+            .openapi({
+              description:
+                'Logs whose position in the cursor was ahead of the log: they restart at `next`. `log: "*"`: the cursor as a whole was ahead (a restored database); everything restarts from now.',
+            }),
+          ended: z
+            .enum(['session_ended'])
+            .optional()
+            .openapi({ description: 'The session quit or expired while the poll waited: polling again is refused (401).' }),
         })
         .openapi('UserEvents'),
       'What arrived',
@@ -54,10 +61,12 @@ export function registerStreamRoutes(app: OpenAPIHono<AppEnv>): void {
   app.get('/api/channels/:name/stream', async (c) => {
     const principal = requirePrincipal(c);
     const { channels, realtime } = c.get('services');
-    const { channel } = await channels.access(channelFromPath(c.req.param('name')), principal);
+    const name = channelFromPath(c.req.param('name'));
+    const log = await channels.logOf(name);
     // EventSource reconnects to the same URL with a newer Last-Event-ID: the header wins.
     const cursor = c.req.header('last-event-id') ?? c.req.query('after');
-    await realtime.streamLog(principal, channel.nameKey, cursor === undefined ? undefined : parseSeqCursor(cursor), c.env.outgoing);
+    const after = cursor === undefined ? undefined : parseSeqCursor(cursor);
+    await realtime.streamLog(principal, log, after, c.env.outgoing, () => channels.asMember(name, principal));
     return RESPONSE_ALREADY_SENT;
   });
   app.openAPIRegistry.registerPath({
@@ -66,7 +75,7 @@ export function registerStreamRoutes(app: OpenAPIHono<AppEnv>): void {
     tags,
     summary: 'Live events of one channel (SSE)',
     description:
-      'The `id:` is the seq. Resume with `Last-Event-ID` (EventSource sends it) or `?after=SEQ`; without either, only new events. A cursor ahead of the log gets a `reset` event and restarts from the head.',
+      'Members only. The `id:` is the seq. Resume with `Last-Event-ID` (EventSource sends it) or `?after=SEQ`; without either, only new events. A cursor ahead of the log gets a `reset` event and restarts from the head. The stream ends after the event that ends your membership (your `part`, `kick` or `quit`), with a final `end` event `{reason: "access_ended"}`, and at once when the session ends (`{reason: "session_ended"}`); reconnecting then is refused.',
     request: {
       params: ChannelParam,
       query: z.object({ after: z.string().optional() }),

@@ -1,0 +1,92 @@
+import type { BusEvent } from '../bus/bus.js';
+import { CanaDuckError } from '../errors.js';
+import { endsSession, personalLogName } from '../messages/event.js';
+import type { Feeds } from './feeds.js';
+import type { FeedListener, LogFeed } from './log-feed.js';
+
+/** The session a transport serves, and how to read whether it still lives. */
+export interface WatchedSession {
+  userId: number;
+  sessionId: number;
+  /** Its expiry from storage, or `undefined` once it has ended. */
+  liveUntil(): Promise<Date | undefined>;
+}
+
+/** Checks that come back this much after the expiry find it past, not on the edge. */
+const EXPIRY_MARGIN_MS = 50;
+
+/**
+ * Ends a transport the moment its session ends, on whichever replica that happens: a quit
+ * or an expiry sweep commits a control event to the user's personal log, which this watch
+ * follows through the replica's feed; an expiry nobody swept yet is caught by a timer at
+ * the session's expiry, which reads storage again (the expiry slides while the session is
+ * used elsewhere).
+ *
+ * `start` follows the personal log from its head and only then reads the session from
+ * storage, so a quit committed in between is seen by one or the other.
+ */
+export class SessionWatch implements FeedListener {
+  private feed: LogFeed | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly feeds: Feeds,
+    private readonly session: WatchedSession,
+    private readonly onEnd: () => void,
+  ) {}
+
+  /** Throws `unauthenticated` when the session has already ended. */
+  async start(): Promise<void> {
+    this.feed = await this.feeds.acquire(personalLogName(this.session.userId));
+    if (this.closed) return this.releaseFeed();
+    this.feed.add(this);
+    const expiresAt = await this.session.liveUntil().catch((err: unknown) => {
+      this.close();
+      throw err;
+    });
+    if (!expiresAt) {
+      this.close();
+      throw new CanaDuckError('unauthenticated', 'the session has ended');
+    }
+    this.schedule(expiresAt);
+  }
+
+  onEvent(_feed: LogFeed, delivery: BusEvent): void {
+    if (endsSession(delivery.event, this.session.sessionId)) this.end();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.releaseFeed();
+  }
+
+  private end(): void {
+    if (this.closed) return;
+    this.close();
+    this.onEnd();
+  }
+
+  private schedule(expiresAt: Date): void {
+    if (this.closed) return;
+    // setTimeout holds at most 2^31 - 1 ms; a later expiry is looked at again then.
+    const delay = Math.min(Math.max(0, expiresAt.getTime() - Date.now()) + EXPIRY_MARGIN_MS, 2 ** 31 - 1);
+    this.timer = setTimeout(() => {
+      this.session.liveUntil().then(
+        (next) => (next ? this.schedule(next) : this.end()),
+        // Storage unreachable: look again shortly rather than end a session that may live.
+        () => this.schedule(new Date(Date.now() + 1000)),
+      );
+    }, delay);
+    this.timer.unref();
+  }
+
+  private releaseFeed(): void {
+    if (!this.feed) return;
+    this.feed.remove(this);
+    this.feeds.release(this.feed);
+    this.feed = undefined;
+  }
+}
