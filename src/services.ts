@@ -1,7 +1,9 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Bus } from './bus/bus.js';
 import { MemoryBus } from './bus/bus.memory.js';
 import { RedisBus } from './bus/bus.redis.js';
+import type { DropReason } from './bus/frame.js';
+import { claimRedisPrefix } from './bus/prefix-claim.js';
 import { createRedisClient } from './bus/redis-client.js';
 import { Channels } from './channels/channels.js';
 import type { Config } from './config.js';
@@ -62,6 +64,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   let pingRedis: (() => Promise<boolean>) | undefined;
   let rateLimiter: RateLimiter | undefined;
   const bucket = { ratePerSecond: config.floodRate, burst: config.floodBurst };
+  const metrics = new Metrics();
 
   if (config.mode === 'distributed') {
     store = await openPostgresStore(config.databaseUrl!, { poolSize: config.pgPoolSize });
@@ -82,18 +85,29 @@ export async function openServices(config: Config, options: ServiceOptions = {})
       redisDown = false;
       log.info('Redis connection back');
     });
+    let deployment: { id: string; secret: string };
     try {
+      deployment = await store.deploymentIdentity({ id: randomUUID(), secret: randomBytes(32).toString('base64url') });
       await redis.connect();
+      await claimRedisPrefix(redis, config.redisPrefix, deployment.id);
     } catch (err) {
+      redis.disconnect();
       await store.close();
       throw err;
     }
     closers.push(async () => redis.disconnect());
+    // A Redis restarted empty lost the claim: take it again, and say so if someone else did.
+    redis.on('ready', () => {
+      claimRedisPrefix(redis, config.redisPrefix, deployment.id).catch((err: unknown) => log.error('Redis prefix claim failed', errorFields(err)));
+    });
     sequencer = new RedisSequencer({ redis, prefix: config.redisPrefix, floor: (logName) => store.maxSeq(logName) });
     bus = await RedisBus.create({
       publisher: redis,
       prefix: config.redisPrefix,
       replicaId,
+      deployment,
+      onDropped: reportDroppedFrame(log, metrics),
+      onHandlerError: (err) => log.error('bus handler failed', errorFields(err)),
       probeIntervalMs: options.busProbe?.intervalMs,
       probeTimeoutMs: options.busProbe?.timeoutMs,
     });
@@ -109,7 +123,6 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   if (rateLimiter) closers.push(() => rateLimiter.close());
   closers.unshift(() => bus.close(), () => sequencer.close());
 
-  const metrics = new Metrics();
   const writer = new LogWriter(store, sequencer, bus, {
     ...options.writer,
     onCommitted: (count) => metrics.eventsAppended(count),
@@ -157,5 +170,24 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     async close() {
       for (const close of closers) await close().catch((err: unknown) => log.warn('error while closing', errorFields(err)));
     },
+  };
+}
+
+/** How often a dropped bus frame is logged per reason: every drop is counted, a flood is not logged line by line. */
+const DROP_LOG_INTERVAL_MS = 60_000;
+
+/** Counts each dropped frame in the metric and logs it with its reason, at most once a minute per reason. */
+function reportDroppedFrame(log: Logger, metrics: Metrics): (reason: DropReason, detail: string) => void {
+  const last = new Map<DropReason, { at: number; unlogged: number }>();
+  return (reason, detail) => {
+    metrics.busFrameDropped(reason);
+    const seen = last.get(reason);
+    const now = Date.now();
+    if (seen && now - seen.at < DROP_LOG_INTERVAL_MS) {
+      seen.unlogged++;
+      return;
+    }
+    log.warn('bus frame dropped', { reason, detail, droppedSinceLastLine: seen?.unlogged ?? 0 });
+    last.set(reason, { at: now, unlogged: 0 });
   };
 }

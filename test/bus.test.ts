@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { BusEvent } from '../src/bus/bus.js';
 import { MemoryBus } from '../src/bus/bus.memory.js';
 import { RedisBus, type RedisBusOptions } from '../src/bus/bus.redis.js';
+import { FrameCodec, type DropReason } from '../src/bus/frame.js';
 import { createRedisClient } from '../src/bus/redis-client.js';
 import { CanaDuckError } from '../src/errors.js';
 import { chatEvent, freshBusLog, Recorder, runBusContract } from './contracts/bus.contract.js';
@@ -14,6 +15,8 @@ runBusContract('in-process (MemoryBus)', { open: async () => new MemoryBus() });
 
 describe.runIf(servicesUp)('Redis bus', () => {
   const { prefix, clear } = freshRedisPrefix();
+  /** The deployment every replica of this suite belongs to (in production: from its database). */
+  const deployment = { id: `test-${randomBytes(4).toString('hex')}`, secret: randomBytes(32).toString('base64url') };
   const clients: Redis[] = [];
   const buses: RedisBus[] = [];
 
@@ -31,6 +34,7 @@ describe.runIf(servicesUp)('Redis bus', () => {
       publisher: options.publisher ?? (await client()),
       prefix,
       replicaId: `replica-${randomBytes(3).toString('hex')}`,
+      deployment,
       probeIntervalMs: 200,
       probeTimeoutMs: 300,
       ...options,
@@ -59,7 +63,8 @@ describe.runIf(servicesUp)('Redis bus', () => {
   const slowReplica = async () => replica({ publisher: await client(slowLink.url(TEST_REDIS_URL)) });
 
   /** Publishes as another replica would, straight from a fast connection (one write, no pipeline). */
-  const publishRaw = (event: BusEvent) => admin.publish(`${prefix}log:${event.event.log}`, `elsewhere\n${event.json}`);
+  const elsewhere = new FrameCodec(deployment, 'elsewhere');
+  const publishRaw = (event: BusEvent) => admin.publish(`${prefix}log:${event.event.log}`, elsewhere.encode(event));
 
   runBusContract('Redis (RedisBus)', {
     open: () => replica(),
@@ -86,7 +91,7 @@ describe.runIf(servicesUp)('Redis bus', () => {
     expect((error as CanaDuckError).code).toBe('unavailable');
   };
 
-  it('puts `${replicaId}\\n${json}` on `${prefix}log:${log}`, one channel per log', async () => {
+  it('puts a signed frame `cd1 <deployment> <replica> <subject> <mac>\\n<json>` on `${prefix}log:${log}`, one channel per log', async () => {
     const bus = await replica({ replicaId: 'replica-wire' });
     const log = freshBusLog();
     const raw = await client();
@@ -95,8 +100,61 @@ describe.runIf(servicesUp)('Redis bus', () => {
     await raw.subscribe(`${prefix}log:${log}`);
     const event = chatEvent(log, 1);
     await bus.publish([event]);
-    await expect.poll(() => received).toEqual([[`${prefix}log:${log}`, `replica-wire\n${event.json}`]]);
+    await expect.poll(() => received).toHaveLength(1);
+    const [channel, frame] = received[0]!;
+    expect(channel).toBe(`${prefix}log:${log}`);
+    expect(frame).toMatch(new RegExp(`^cd1 ${deployment.id} replica-wire - [\\w-]{22}\n`));
+    expect(frame.endsWith(`\n${event.json}`)).toBe(true);
     await raw.quit();
+  });
+
+  describe('frames are checked, never trusted', () => {
+    /** A replica whose drops are recorded, subscribed to a fresh log. */
+    async function checkingReplica() {
+      const dropped: DropReason[] = [];
+      const bus = await replica({ onDropped: (reason) => dropped.push(reason) });
+      const at = new Recorder(bus);
+      const log = freshBusLog();
+      await bus.subscribe(log);
+      return { bus, at, log, dropped };
+    }
+
+    it('delivers a frame of its deployment, signed, with the event as sent and its subject', async () => {
+      const { at, log } = await checkingReplica();
+      await publishRaw({ ...chatEvent(log, 1, { type: 'part' }), subject: 42 });
+      await at.waitFor(log, 1);
+      expect(at.events[0]).toMatchObject({ event: { log, seq: 1, type: 'part' }, subject: 42 });
+    });
+
+    it('drops, counts and names: old unsigned frames, other deployments, forged or moved frames, bad events', async () => {
+      const { at, log, dropped } = await checkingReplica();
+      const channel = `${prefix}log:${log}`;
+      const good = chatEvent(log, 1);
+      const other = freshBusLog();
+      const stranger = new FrameCodec({ id: 'another-deployment', secret: 'another-secret' }, 'r1');
+      const forger = new FrameCodec({ id: deployment.id, secret: 'guessed-secret' }, 'r1');
+      const cases: Array<[DropReason, string]> = [
+        ['malformed', `elsewhere\n${good.json}`], // the frame of an older replica: no header
+        ['malformed', good.json],
+        ['foreign_deployment', stranger.encode(good)],
+        ['bad_signature', forger.encode(good)],
+        // Signed for another log, published on this one's channel.
+        ['bad_signature', elsewhere.encode(chatEvent(other, 1)).replace(other, log)],
+        // Signed for this channel, but the event inside names another log.
+        ['log_mismatch', elsewhere.encode({ ...chatEvent(other, 1), event: { ...chatEvent(other, 1).event, log } })],
+        // A type that would forge SSE lines, and an unknown field; properly signed, so the shape check is what stops them.
+        ['invalid_event', elsewhere.encode({ event: good.event, json: good.json.replace('"message"', '"message\\nevent: forged"') })],
+        ['invalid_event', elsewhere.encode({ event: good.event, json: good.json.replace('{', '{"extra":1,') })],
+        ['invalid_event', elsewhere.encode({ event: good.event, json: good.json.replace('"seq":1', '"seq":-1') })],
+        ['malformed', elsewhere.encode({ event: good.event, json: good.json.replace(',', ',\n') })],
+      ];
+      for (const [, frame] of cases) await admin.publish(channel, frame);
+      await publishRaw(good);
+      expect(await at.waitFor(log, 1)).toEqual([1]);
+      await expect.poll(() => dropped.length).toBe(cases.length);
+      expect(dropped.sort()).toEqual(cases.map(([reason]) => reason).sort());
+      expect(at.events.map((e) => e.json)).toEqual([good.json]);
+    });
   });
 
   it('uses one subscriber connection per bus, subscribed only to what is wanted', async () => {
@@ -195,7 +253,7 @@ describe.runIf(servicesUp)('Redis bus', () => {
       const dead = createRedisClient('redis://127.0.0.1:1');
       dead.on('error', () => {});
       const started = performance.now();
-      const error = await RedisBus.create({ publisher: dead, prefix, replicaId: 'nowhere' }).then(
+      const error = await RedisBus.create({ publisher: dead, prefix, replicaId: 'nowhere', deployment }).then(
         () => undefined,
         (err: unknown) => err,
       );

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis, Result } from 'ioredis';
 import { unavailable } from '../errors.js';
-import type { ChatEvent } from '../messages/event.js';
 import type { Bus, BusEvent } from './bus.js';
+import { FrameCodec, type DeploymentIdentity, type DropReason } from './frame.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -19,8 +19,12 @@ export interface RedisBusOptions {
   publisher: Redis;
   /** Key and channel prefix (`CANADUCK_REDIS_PREFIX`). */
   prefix: string;
-  /** Unique per replica: tags envelopes so a replica ignores its own echo. No newline. */
+  /** Unique per replica: tags frames so a replica ignores its own echo. */
   replicaId: string;
+  /** This deployment's identity (from its database): frames of another deployment are dropped, and frames are signed. */
+  deployment: DeploymentIdentity;
+  /** A frame from Redis that was not delivered, and why. Default: nothing. */
+  onDropped?: (reason: DropReason, detail: string) => void;
   /** How often the subscriber connection is probed. Default 5000. */
   probeIntervalMs?: number;
   /** A probe not back within this time forces the subscriber to reconnect. Default 3000. */
@@ -49,9 +53,12 @@ function closedGate(): Gate {
 
 /**
  * Redis pub/sub: the distributed mode's bus. One channel per log (`${prefix}log:${log}`);
- * an envelope is `${replicaId}\n${event JSON}`, so the JSON is serialised once by the
- * writer and parsed once per receiving replica, and a replica drops its own echo (it has
- * already delivered its events locally, synchronously, inside `publish`).
+ * a frame (see `FrameCodec`) is a signed header line and the event JSON, so the JSON is
+ * serialised once by the writer and parsed once per receiving replica, and a replica drops
+ * its own echo (it has already delivered its events locally, synchronously, inside
+ * `publish`). Frames are checked, never trusted: the log is the channel's, the frame must
+ * be this deployment's and signed with its secret, and the event must match the event
+ * shape; any other frame is dropped and reported to `onDropped`.
  *
  * Publishing uses the shared client; subscribing uses a dedicated connection
  * (`publisher.duplicate()`), which the bus owns and quits in `close()`. ioredis's own
@@ -71,6 +78,9 @@ export class RedisBus implements Bus {
   private readonly publisher: Redis;
   private readonly prefix: string;
   private readonly replicaId: string;
+  private readonly codec: FrameCodec;
+  private readonly onDropped: (reason: DropReason, detail: string) => void;
+  private readonly logChannelPrefix: string;
   private readonly probeChannel: string;
   private readonly probeIntervalMs: number;
   private readonly probeTimeoutMs: number;
@@ -97,11 +107,13 @@ export class RedisBus implements Bus {
   private probeCount = 0;
 
   constructor(options: RedisBusOptions) {
-    if (/[\r\n]/.test(options.replicaId) || options.replicaId === '') throw new Error('replicaId must be non-empty, without newlines');
+    this.codec = new FrameCodec(options.deployment, options.replicaId);
+    this.onDropped = options.onDropped ?? (() => {});
     this.publisher = options.publisher;
     this.publisher.defineCommand('canaduckPublishAll', { lua: PUBLISH_ALL }); // channel count given per call
     this.prefix = options.prefix;
     this.replicaId = options.replicaId;
+    this.logChannelPrefix = `${options.prefix}log:`;
     this.probeChannel = `${options.prefix}probe:${options.replicaId}`;
     this.probeIntervalMs = options.probeIntervalMs ?? 5_000;
     this.probeTimeoutMs = options.probeTimeoutMs ?? 3_000;
@@ -150,7 +162,7 @@ export class RedisBus implements Bus {
       await this.publisher.canaduckPublishAll(
         events.length,
         ...events.map(({ event }) => this.channel(event.log)),
-        ...events.map(({ json }) => `${this.replicaId}\n${json}`),
+        ...events.map((event) => this.codec.encode(event)),
       );
     } catch (err) {
       throw unavailable('Redis', err);
@@ -219,7 +231,7 @@ export class RedisBus implements Bus {
   }
 
   private channel(log: string): string {
-    return `${this.prefix}log:${log}`;
+    return `${this.logChannelPrefix}${log}`;
   }
 
   private async release(log: string): Promise<void> {
@@ -288,18 +300,10 @@ export class RedisBus implements Bus {
       }
       return;
     }
-    const newline = message.indexOf('\n');
-    if (newline < 0) return;
-    if (newline === this.replicaId.length && message.startsWith(this.replicaId)) return; // our own echo
-    const json = message.slice(newline + 1);
-    let event: ChatEvent;
-    try {
-      event = JSON.parse(json) as ChatEvent;
-    } catch (err) {
-      this.onHandlerError(err);
-      return;
-    }
-    this.deliver({ event, json });
+    if (!channel.startsWith(this.logChannelPrefix)) return;
+    const decoded = this.codec.decode(channel.slice(this.logChannelPrefix.length), message);
+    if ('delivery' in decoded) this.deliver(decoded.delivery);
+    else if ('dropped' in decoded) this.guard(() => this.onDropped(decoded.dropped, decoded.detail));
   }
 
   private deliver(event: BusEvent): void {

@@ -12,6 +12,7 @@ export class Metrics {
   private readonly fanOutLatency: Histogram;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   private readonly streamsClosed: Counter<'reason'>;
+  private readonly framesDropped: Counter<'reason'>;
 
   constructor() {
     const registers = [this.registry];
@@ -65,6 +66,16 @@ export class Metrics {
       registers,
     });
     this.streamsClosed = new Counter({ name: 'canaduck_streams_closed_total', help: 'SSE streams closed, by reason', labelNames: ['reason'], registers });
+    this.framesDropped = new Counter({
+      name: 'canaduck_bus_frames_dropped_total',
+      help: 'Frames received from the Redis bus and dropped, by reason (malformed, foreign_deployment, bad_signature, invalid_event, log_mismatch)',
+      labelNames: ['reason'],
+      registers,
+    });
+  }
+
+  busFrameDropped(reason: string): void {
+    this.framesDropped.inc({ reason });
   }
 
   text(): Promise<string> {
