@@ -72,6 +72,25 @@ export class Channels {
   }
 
   /**
+   * Whether the viewer may read the channel's events after `after`: a member may; so may a
+   * former member whose cursor lies inside their membership, up to the event that ended it
+   * (`endsAt`), so that a client caught between two polls still receives its part or kick.
+   */
+  async asReader(name: string, viewer: Principal, after?: number): Promise<ChannelAccess & { endsAt?: number }> {
+    try {
+      return await this.asMember(name, viewer);
+    } catch (err) {
+      if (after === undefined || !(err instanceof CanaDuckError) || (err.code !== 'not_member' && err.code !== 'invite_only')) throw err;
+      const key = Channels.key(name);
+      const endsAt = await this.store.accessEndAfter(key, viewer.userId, after);
+      if (endsAt === undefined) throw err;
+      const channel = await this.store.findChannel(key);
+      if (!channel) throw err;
+      return { channel, membership: undefined, endsAt };
+    }
+  }
+
+  /**
    * Where the viewer may speak (a member; an operator if the channel is moderated), else the
    * error saying why. With `remembered`, a recent answer of this replica may be reused.
    */

@@ -86,10 +86,17 @@ export class Messages {
     return this.post(principal, draft, idempotencyKey);
   }
 
-  /** Members only: a channel's events are for those in it (DESIGN §7: access ends at a part). */
+  /**
+   * Members only: a channel's events are for those in it (DESIGN §7: access ends at a part).
+   * A former member reading `after` a position inside their membership gets up to the event
+   * that ended it (see `Channels.asReader`).
+   */
   async channelHistory(principal: Principal, name: string, query: HistoryQuery): Promise<History> {
-    const { channel } = await this.channels.asMember(name, principal);
-    return this.history(channel.nameKey, query);
+    const { channel, endsAt } = await this.channels.asReader(name, principal, query.after);
+    const history = await this.history(channel.nameKey, query);
+    if (endsAt === undefined) return history;
+    const last = history.events.findIndex((e) => e.seq >= endsAt);
+    return last < 0 ? history : { events: history.events.slice(0, last + 1), next: endsAt };
   }
 
   async privateHistory(principal: Principal, nick: string, query: HistoryQuery): Promise<History> {

@@ -73,7 +73,13 @@ export class UserSubscription {
       throw err;
     }
     if (this.closed) return this.deps.feeds.release(personalFeed);
-    if (cursor) for (const [log, seq] of cursor.logs) if (allowed.has(log)) await this.follow(log, seq);
+    if (cursor) {
+      for (const [log, seq] of cursor.logs) {
+        // A channel left since the cursor goes on up to the event that ended it (its follower
+        // stops there), so a client caught between two polls still receives its part or kick.
+        if (allowed.has(log) || (await this.deps.store.accessEndAfter(log, this.userId, seq)) !== undefined) await this.follow(log, seq);
+      }
+    }
     this.personal = new LogFollower(personalFeed, cursor?.personal ?? personalHead, this.deps.reader, (d) => this.onControl(d), this.deps.onError);
     personalFeed.add(this.personal);
     // Through storage, not just this replica's feed: a join committed elsewhere is already in

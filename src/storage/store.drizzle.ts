@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, exists, getTableColumns, gt, inArray, lt, not, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, exists, getTableColumns, gt, inArray, lt, lte, not, or, sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { CanaDuckError, unavailable } from '../errors.js';
 import * as schema from './schema.js';
@@ -479,6 +479,26 @@ export class DrizzleStore implements Store {
         .from(events)
         .where(eq(events.log, log));
       return row?.max ?? 0;
+    });
+  }
+
+  accessEndAfter(log: string, userId: number, after: number): Promise<number | undefined> {
+    return this.run(async () => {
+      const ofUser = and(eq(events.subject, userId), eq(events.log, log));
+      const [before] = await this.db
+        .select({ type: events.type })
+        .from(events)
+        .where(and(ofUser, lte(events.seq, after)))
+        .orderBy(desc(events.seq))
+        .limit(1);
+      if (before?.type !== 'join') return undefined;
+      const [next] = await this.db
+        .select({ seq: events.seq, type: events.type })
+        .from(events)
+        .where(and(ofUser, gt(events.seq, after)))
+        .orderBy(asc(events.seq))
+        .limit(1);
+      return next && next.type !== 'join' ? next.seq : undefined;
     });
   }
 

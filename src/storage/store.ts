@@ -161,6 +161,11 @@ export interface Store {
   eventsBefore(log: string, before: number | undefined, limit: number): Promise<StoredEvent[]>;
   findEvent(ref: EventRef): Promise<StoredEvent | undefined>;
   maxSeq(log: string): Promise<number>;
+  /**
+   * If `userId` was a member of `log` at `after` (their latest join, part, kick or quit at or
+   * before it is a join) and left it later, the seq of the event that ended it.
+   */
+  accessEndAfter(log: string, userId: number, after: number): Promise<number | undefined>;
   /** The seq of the first `join` of `userId` in `log` after `after`, if any. */
   nextJoin(log: string, userId: number, after: number): Promise<number | undefined>;
 

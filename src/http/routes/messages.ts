@@ -98,7 +98,7 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
     if (query.wait === undefined) return c.json(await messages.channelHistory(principal, name, request), 200);
     const log = await channels.logOf(name);
     await realtime.answerLogPoll(principal, log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing, () =>
-      channels.asMember(name, principal),
+      channels.asReader(name, principal, request.after),
     );
     return answeredOnSocket;
   });

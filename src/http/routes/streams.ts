@@ -66,7 +66,7 @@ export function registerStreamRoutes(app: OpenAPIHono<AppEnv>): void {
     // EventSource reconnects to the same URL with a newer Last-Event-ID: the header wins.
     const cursor = c.req.header('last-event-id') ?? c.req.query('after');
     const after = cursor === undefined ? undefined : parseSeqCursor(cursor);
-    await realtime.streamLog(principal, log, after, c.env.outgoing, () => channels.asMember(name, principal));
+    await realtime.streamLog(principal, log, after, c.env.outgoing, () => channels.asReader(name, principal, after));
     return RESPONSE_ALREADY_SENT;
   });
   app.openAPIRegistry.registerPath({
