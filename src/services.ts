@@ -8,8 +8,9 @@ import { createRedisClient } from './bus/redis-client.js';
 import { Channels } from './channels/channels.js';
 import type { Config } from './config.js';
 import { Identity } from './identity/identity.js';
-import { LogReader } from './messages/log-reader.js';
-import { LogWriter, type LogWriterOptions } from './messages/log-writer.js';
+import { parseDelivery, type Delivery } from './log/delivery.js';
+import { LogReader } from './log/log-reader.js';
+import { LogWriter, type LogWriterOptions } from './log/log-writer.js';
 import { Messages } from './messages/messages.js';
 import { Metrics } from './operations/metrics.js';
 import { Realtime, type RealtimeOptions } from './realtime/realtime.js';
@@ -30,7 +31,7 @@ export interface Services {
   replicaId: string;
   store: Store;
   sequencer: Sequencer;
-  bus: Bus;
+  bus: Bus<Delivery>;
   writer: LogWriter;
   reader: LogReader;
   identity: Identity;
@@ -60,7 +61,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const closers: Array<() => Promise<void>> = [];
   let store: Store;
   let sequencer: Sequencer;
-  let bus: Bus;
+  let bus: Bus<Delivery>;
   let pingRedis: (() => Promise<boolean>) | undefined;
   let rateLimiter: RateLimiter | undefined;
   const bucket = { ratePerSecond: config.floodRate, burst: config.floodBurst };
@@ -101,11 +102,12 @@ export async function openServices(config: Config, options: ServiceOptions = {})
       claimRedisPrefix(redis, config.redisPrefix, deployment.id).catch((err: unknown) => log.error('Redis prefix claim failed', errorFields(err)));
     });
     sequencer = new RedisSequencer({ redis, prefix: config.redisPrefix, floor: (logName) => store.maxSeq(logName) });
-    bus = await RedisBus.create({
+    bus = await RedisBus.create<Delivery>({
       publisher: redis,
       prefix: config.redisPrefix,
       replicaId,
       deployment,
+      accept: parseDelivery,
       onDropped: reportDroppedFrame(log, metrics),
       onHandlerError: (err) => log.error('bus handler failed', errorFields(err)),
       probeIntervalMs: options.busProbe?.intervalMs,
@@ -117,7 +119,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     store = await openPgliteStore(config.dataDir);
     closers.push(() => store.close());
     sequencer = new MemorySequencer((logName) => store.maxSeq(logName));
-    bus = new MemoryBus();
+    bus = new MemoryBus<Delivery>();
     if (config.floodRate > 0) rateLimiter = new MemoryRateLimiter(bucket);
   }
   if (rateLimiter) closers.push(() => rateLimiter.close());

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { BusEvent } from '../src/bus/bus.js';
+import { parseDelivery, type Delivery } from '../src/log/delivery.js';
 import { MemoryBus } from '../src/bus/bus.memory.js';
 import { RedisBus, type RedisBusOptions } from '../src/bus/bus.redis.js';
 import { FrameCodec, type DropReason } from '../src/bus/frame.js';
@@ -11,14 +11,14 @@ import { chatEvent, freshBusLog, Recorder, runBusContract } from './contracts/bu
 import { freshRedisPrefix, servicesUp, TEST_REDIS_URL } from './support/services.js';
 import { FaultProxy } from './support/fault-proxy.js';
 
-runBusContract('in-process (MemoryBus)', { open: async () => new MemoryBus() });
+runBusContract('in-process (MemoryBus)', { open: async () => new MemoryBus<Delivery>() });
 
 describe.runIf(servicesUp)('Redis bus', () => {
   const { prefix, clear } = freshRedisPrefix();
   /** The deployment every replica of this suite belongs to (in production: from its database). */
   const deployment = { id: `test-${randomBytes(4).toString('hex')}`, secret: randomBytes(32).toString('base64url') };
   const clients: Redis[] = [];
-  const buses: RedisBus[] = [];
+  const buses: RedisBus<Delivery>[] = [];
 
   async function client(url = TEST_REDIS_URL): Promise<Redis> {
     const redis = createRedisClient(url);
@@ -29,12 +29,13 @@ describe.runIf(servicesUp)('Redis bus', () => {
   }
 
   /** A replica's bus over its own publisher connection; probes are fast, as tests need. */
-  async function replica(options: Partial<RedisBusOptions> = {}): Promise<RedisBus> {
-    const bus = await RedisBus.create({
+  async function replica(options: Partial<RedisBusOptions<Delivery>> = {}): Promise<RedisBus<Delivery>> {
+    const bus = await RedisBus.create<Delivery>({
       publisher: options.publisher ?? (await client()),
       prefix,
       replicaId: `replica-${randomBytes(3).toString('hex')}`,
       deployment,
+      accept: parseDelivery,
       probeIntervalMs: 200,
       probeTimeoutMs: 300,
       ...options,
@@ -64,7 +65,7 @@ describe.runIf(servicesUp)('Redis bus', () => {
 
   /** Publishes as another replica would, straight from a fast connection (one write, no pipeline). */
   const elsewhere = new FrameCodec(deployment, 'elsewhere');
-  const publishRaw = (event: BusEvent) => admin.publish(`${prefix}log:${event.event.log}`, elsewhere.encode(event));
+  const publishRaw = (event: Delivery) => admin.publish(`${prefix}log:${event.event.log}`, elsewhere.encode(event));
 
   runBusContract('Redis (RedisBus)', {
     open: () => replica(),
@@ -72,7 +73,7 @@ describe.runIf(servicesUp)('Redis bus', () => {
   });
 
   /** Resolves on the next onResubscribed of `bus`, with the ms it took from now. */
-  function nextResubscribe(bus: RedisBus, timeoutMs = 5_000): Promise<number> {
+  function nextResubscribe(bus: RedisBus<Delivery>, timeoutMs = 5_000): Promise<number> {
     const started = performance.now();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('onResubscribed did not fire')), timeoutMs);
@@ -141,12 +142,12 @@ describe.runIf(servicesUp)('Redis bus', () => {
         // Signed for another log, published on this one's channel.
         ['bad_signature', elsewhere.encode(chatEvent(other, 1)).replace(other, log)],
         // Signed for this channel, but the event inside names another log.
-        ['log_mismatch', elsewhere.encode({ ...chatEvent(other, 1), event: { ...chatEvent(other, 1).event, log } })],
+        ['log_mismatch', elsewhere.encode({ ...chatEvent(other, 1), log })],
         // A type that would forge SSE lines, and an unknown field; properly signed, so the shape check is what stops them.
-        ['invalid_event', elsewhere.encode({ event: good.event, json: good.json.replace('"message"', '"message\\nevent: forged"') })],
-        ['invalid_event', elsewhere.encode({ event: good.event, json: good.json.replace('{', '{"extra":1,') })],
-        ['invalid_event', elsewhere.encode({ event: good.event, json: good.json.replace('"seq":1', '"seq":-1') })],
-        ['malformed', elsewhere.encode({ event: good.event, json: good.json.replace(',', ',\n') })],
+        ['invalid_event', elsewhere.encode({ log: good.log, json: good.json.replace('"message"', '"message\\nevent: forged"') })],
+        ['invalid_event', elsewhere.encode({ log: good.log, json: good.json.replace('{', '{"extra":1,') })],
+        ['invalid_event', elsewhere.encode({ log: good.log, json: good.json.replace('"seq":1', '"seq":-1') })],
+        ['malformed', elsewhere.encode({ log: good.log, json: good.json.replace(',', ',\n') })],
       ];
       for (const [, frame] of cases) await admin.publish(channel, frame);
       await publishRaw(good);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis, Result } from 'ioredis';
 import { unavailable } from '../errors.js';
-import type { Bus, BusEvent } from './bus.js';
+import type { Bus, Publication } from './bus.js';
 import { FrameCodec, type DeploymentIdentity, type DropReason } from './frame.js';
 
 declare module 'ioredis' {
@@ -14,7 +14,10 @@ declare module 'ioredis' {
 
 const PUBLISH_ALL = readFileSync(new URL('./publish-all.lua', import.meta.url), 'utf8');
 
-export interface RedisBusOptions {
+/** The consumer's check of a publication from another replica: what handlers get, or why it is dropped. */
+export type Accept<P> = (publication: Publication) => P | { rejected: 'invalid_event' | 'log_mismatch'; detail: string };
+
+export interface RedisBusOptions<P extends Publication = Publication> {
   /** Shared client (see `createRedisClient`); the bus publishes on it and never quits it. */
   publisher: Redis;
   /** Key and channel prefix (`CANADUCK_REDIS_PREFIX`). */
@@ -25,6 +28,8 @@ export interface RedisBusOptions {
   deployment: DeploymentIdentity;
   /** A frame from Redis that was not delivered, and why. Default: nothing. */
   onDropped?: (reason: DropReason, detail: string) => void;
+  /** Checks each publication from another replica before handlers see it. Default: none (handlers get publications). */
+  accept?: Accept<P>;
   /** How often the subscriber connection is probed. Default 5000. */
   probeIntervalMs?: number;
   /** A probe not back within this time forces the subscriber to reconnect. Default 3000. */
@@ -71,7 +76,7 @@ function closedGate(): Gate {
  * its subscriber listens; if the token is not back within `probeTimeoutMs`, the bus marks
  * itself unhealthy and drops the subscriber connection, which reconnects and resubscribes.
  */
-export class RedisBus implements Bus {
+export class RedisBus<P extends Publication = Publication> implements Bus<P> {
   /** The dedicated subscriber connection; exposed for diagnostics (`CLIENT ID`) and tests. */
   readonly subscriber: Redis;
 
@@ -87,7 +92,8 @@ export class RedisBus implements Bus {
   private readonly subscribeTimeoutMs: number;
   private readonly onHandlerError: (err: unknown) => void;
 
-  private readonly eventHandlers: Array<(event: BusEvent) => void> = [];
+  private readonly eventHandlers: Array<(publication: P) => void> = [];
+  private readonly accept: Accept<P>;
   private readonly resubscribedHandlers: Array<() => void> = [];
   /** Wanted logs, with the number of local consumers of each. */
   private readonly refs = new Map<string, number>();
@@ -106,9 +112,10 @@ export class RedisBus implements Bus {
   private probe?: { token: string; published: boolean; deadline: NodeJS.Timeout };
   private probeCount = 0;
 
-  constructor(options: RedisBusOptions) {
+  constructor(options: RedisBusOptions<P>) {
     this.codec = new FrameCodec(options.deployment, options.replicaId);
     this.onDropped = options.onDropped ?? (() => {});
+    this.accept = options.accept ?? ((publication) => publication as P);
     this.publisher = options.publisher;
     this.publisher.defineCommand('canaduckPublishAll', { lua: PUBLISH_ALL }); // channel count given per call
     this.prefix = options.prefix;
@@ -137,8 +144,8 @@ export class RedisBus implements Bus {
   }
 
   /** Creates a bus and resolves once its subscriber is connected and subscribed. */
-  static async create(options: RedisBusOptions): Promise<RedisBus> {
-    const bus = new RedisBus(options);
+  static async create<P extends Publication = Publication>(options: RedisBusOptions<P>): Promise<RedisBus<P>> {
+    const bus = new RedisBus<P>(options);
     await bus.start();
     return bus;
   }
@@ -155,14 +162,14 @@ export class RedisBus implements Bus {
     this.probeTimer = setInterval(() => this.sendProbe(), this.probeIntervalMs).unref();
   }
 
-  async publish(events: readonly BusEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    for (const event of events) this.deliver(event);
+  async publish(publications: readonly P[]): Promise<void> {
+    if (publications.length === 0) return;
+    for (const publication of publications) this.deliver(publication);
     try {
       await this.publisher.canaduckPublishAll(
-        events.length,
-        ...events.map(({ event }) => this.channel(event.log)),
-        ...events.map((event) => this.codec.encode(event)),
+        publications.length,
+        ...publications.map(({ log }) => this.channel(log)),
+        ...publications.map((publication) => this.codec.encode(publication)),
       );
     } catch (err) {
       throw unavailable('Redis', err);
@@ -196,7 +203,7 @@ export class RedisBus implements Bus {
     await this.release(log);
   }
 
-  onEvent(handler: (event: BusEvent) => void): void {
+  onEvent(handler: (publication: P) => void): void {
     this.eventHandlers.push(handler);
   }
 
@@ -302,12 +309,15 @@ export class RedisBus implements Bus {
     }
     if (!channel.startsWith(this.logChannelPrefix)) return;
     const decoded = this.codec.decode(channel.slice(this.logChannelPrefix.length), message);
-    if ('delivery' in decoded) this.deliver(decoded.delivery);
-    else if ('dropped' in decoded) this.guard(() => this.onDropped(decoded.dropped, decoded.detail));
+    if ('dropped' in decoded) return this.guard(() => this.onDropped(decoded.dropped, decoded.detail));
+    if (!('publication' in decoded)) return; // our own echo
+    const accepted = this.accept(decoded.publication);
+    if ('rejected' in accepted) return this.guard(() => this.onDropped(accepted.rejected, accepted.detail));
+    this.deliver(accepted);
   }
 
-  private deliver(event: BusEvent): void {
-    for (const handler of this.eventHandlers) this.guard(() => handler(event));
+  private deliver(publication: P): void {
+    for (const handler of this.eventHandlers) this.guard(() => handler(publication));
   }
 
   private guard(handler: () => void): void {

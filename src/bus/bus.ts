@@ -1,11 +1,10 @@
-import type { ChatEvent } from '../messages/event.js';
-
 /**
- * A committed event as it travels: parsed, plus its JSON text, serialised once by the writer,
- * and the user whose access to the log it changes (never part of the client's JSON).
+ * What the bus carries: the JSON text of one committed event of `log`, and the user whose
+ * access to the log it changes. The bus knows nothing of the event inside: consumers give
+ * it a richer type (`P`) and, for publications from other replicas, the check that makes one.
  */
-export interface BusEvent {
-  event: ChatEvent;
+export interface Publication {
+  log: string;
   json: string;
   subject?: number;
 }
@@ -24,17 +23,16 @@ export interface BusEvent {
  *   there is no order: the seq is the order.
  * - `subscribe` resolves only once the subscription is active, so history read after it
  *   overlaps live delivery instead of missing events (drop duplicates by seq).
+ * - What arrives from another replica is checked before any handler sees it (see each
+ *   adapter), never trusted: a publication that fails is dropped and reported.
  */
-export interface Bus {
-  publish(events: readonly BusEvent[]): Promise<void>;
+export interface Bus<P extends Publication = Publication> {
+  publish(publications: readonly P[]): Promise<void>;
   subscribe(log: string): Promise<void>;
   unsubscribe(log: string): Promise<void>;
-  onEvent(handler: (event: BusEvent) => void): void;
+  onEvent(handler: (publication: P) => void): void;
   onResubscribed(handler: () => void): void;
   /** Whether the subscriber connection is known to be alive: the last probe came back (always true in-process). */
   healthy(): boolean;
   close(): Promise<void>;
 }
-
-export const toBusEvent = (event: ChatEvent, subject?: number): BusEvent =>
-  subject === undefined ? { event, json: JSON.stringify(event) } : { event, json: JSON.stringify(event), subject };

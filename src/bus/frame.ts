@@ -1,6 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ChatEventShape, type ChatEvent } from '../messages/event.js';
-import type { BusEvent } from './bus.js';
+import type { Publication } from './bus.js';
 
 /** Who may put frames on this deployment's channels: its id (public) and signing secret (kept in its database). */
 export interface DeploymentIdentity {
@@ -8,18 +7,21 @@ export interface DeploymentIdentity {
   secret: string;
 }
 
-/** Why a frame from Redis was not delivered (the label of `canaduck_bus_frames_dropped_total`). */
+/**
+ * Why a frame from Redis was not delivered (the label of `canaduck_bus_frames_dropped_total`):
+ * the frame's own checks, then the consumer's check of the event inside.
+ */
 export type DropReason = 'malformed' | 'foreign_deployment' | 'bad_signature' | 'invalid_event' | 'log_mismatch';
 
-export type Decoded = { delivery: BusEvent } | { own: true } | { dropped: DropReason; detail: string };
+export type Decoded = { publication: Publication } | { own: true } | { dropped: DropReason; detail: string };
 
 const VERSION = 'cd1';
 const MAC_BYTES = 16;
 const LINE_BREAK = /[\r\n]/;
 
 /**
- * The wire form of an event on Redis pub/sub: one header line, then the event's JSON as
- * the writer serialised it (never containing CR or LF, so it is one SSE `data:` line).
+ * The wire form of a publication on Redis pub/sub: one header line, then the event's JSON
+ * as the writer serialised it (never containing CR or LF, so it is one SSE `data:` line).
  *
  *     cd1 <deployment id> <replica id> <subject or -> <mac>\n<event JSON>
  *
@@ -40,13 +42,16 @@ export class FrameCodec {
     this.key = Buffer.from(identity.secret, 'utf8');
   }
 
-  encode(delivery: BusEvent): string {
-    const subject = delivery.subject === undefined ? '-' : String(delivery.subject);
-    const mac = this.mac(delivery.event.log, subject, delivery.json).toString('base64url');
-    return `${VERSION} ${this.identity.id} ${this.replicaId} ${subject} ${mac}\n${delivery.json}`;
+  encode(publication: Publication): string {
+    const subject = publication.subject === undefined ? '-' : String(publication.subject);
+    const mac = this.mac(publication.log, subject, publication.json).toString('base64url');
+    return `${VERSION} ${this.identity.id} ${this.replicaId} ${subject} ${mac}\n${publication.json}`;
   }
 
-  /** A frame received on the channel of `log`: the log comes from the channel, never from the frame. */
+  /**
+   * A frame received on the channel of `log`: the log comes from the channel, never from the
+   * frame. What the JSON holds is for the consumer to check.
+   */
   decode(log: string, message: string): Decoded {
     const newline = message.indexOf('\n');
     if (newline < 0) return drop('malformed', 'no header line');
@@ -67,17 +72,7 @@ export class FrameCodec {
         if (!/^\d{1,16}$/.test(subjectText) || !Number.isSafeInteger(subject)) return drop('malformed', 'bad subject');
       }
     }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(json);
-    } catch {
-      return drop('malformed', 'the event is not JSON');
-    }
-    const parsed = ChatEventShape.safeParse(raw);
-    if (!parsed.success) return drop('invalid_event', parsed.error.issues.map((i) => `${i.path.join('.') || 'event'}: ${i.code}`).join('; '));
-    const event: ChatEvent = parsed.data;
-    if (event.log !== log) return drop('log_mismatch', 'the event names another log than its channel');
-    return { delivery: subject === undefined ? { event, json } : { event, json, subject } };
+    return { publication: subject === undefined ? { log, json } : { log, json, subject } };
   }
 
   private mac(log: string, subject: string, json: string): Buffer {

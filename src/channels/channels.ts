@@ -1,8 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
-import { personalLogName, type ChatEvent } from '../messages/event.js';
-import type { LogWriter } from '../messages/log-writer.js';
+import { personalLogName, type ChatEvent } from '../log/event.js';
+import type { LogWriter } from '../log/log-writer.js';
 import { BoundedSet } from '../shared/bounded-set.js';
 import { casefold, isValidChannelName } from '../shared/names.js';
 import { codePoints } from '../shared/text.js';

@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { problemCatalog, type ProblemCode } from '../errors.js';
-import { EVENT_TYPES } from '../messages/event.js';
+import { EVENT_TYPES } from '../log/event.js';
 import { MAX_TEXT_CHARS } from '../shared/text.js';
 import { ROLES } from '../storage/store.js';
 

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { CanaDuckError } from '../errors.js';
-import { sessionEndDraft, type EventDraft } from '../messages/event.js';
-import type { LogWriter } from '../messages/log-writer.js';
+import { sessionEndDraft, type EventDraft } from '../log/event.js';
+import type { LogWriter } from '../log/log-writer.js';
 import { casefold, isValidNick } from '../shared/names.js';
 import type { SessionRecord, Store, UserRecord } from '../storage/store.js';
 import type { Principal } from './principal.js';

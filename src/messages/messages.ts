@@ -4,10 +4,10 @@ import type { Principal } from '../identity/principal.js';
 import { textProblem } from '../shared/text.js';
 import type { Store, UserRecord } from '../storage/store.js';
 import { BoundedSet } from '../shared/bounded-set.js';
-import { personalLogName, privateLogName, type ChatEvent, type EventDraft } from './event.js';
-import type { LogReader } from './log-reader.js';
-import { GuardRefused, type LogWriter } from './log-writer.js';
-import { toChatEvent } from './stored.js';
+import { personalLogName, privateLogName, type ChatEvent, type EventDraft } from '../log/event.js';
+import type { LogReader } from '../log/log-reader.js';
+import { GuardRefused, type LogWriter } from '../log/log-writer.js';
+import { toChatEvent } from '../log/stored.js';
 
 export interface HistoryQuery {
   before?: number;

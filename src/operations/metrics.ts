@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BusEvent } from '../bus/bus.js';
+import type { Delivery } from '../log/delivery.js';
 import type { RealtimeStats } from '../realtime/realtime.js';
 
 /**
@@ -104,7 +104,7 @@ export class Metrics {
     longPoll: (delta) => {
       this.counts.longPolls += delta;
     },
-    fanOut: (delivery: BusEvent) => {
+    fanOut: (delivery: Delivery) => {
       this.fanOutLatency.observe(Math.max(0, Date.now() - Date.parse(delivery.event.ts)) / 1000);
     },
   };

@@ -1,5 +1,6 @@
-import type { Bus, BusEvent } from '../bus/bus.js';
-import type { LogReader } from '../messages/log-reader.js';
+import type { Bus } from '../bus/bus.js';
+import type { Delivery } from '../log/delivery.js';
+import type { LogReader } from '../log/log-reader.js';
 import { LogFeed } from './log-feed.js';
 
 const SUBSCRIBE_RETRY_MS = 1000;
@@ -25,11 +26,11 @@ export class Feeds {
   private readonly subscribed = new Set<LogFeed>();
 
   constructor(
-    private readonly bus: Bus,
+    private readonly bus: Bus<Delivery>,
     private readonly reader: LogReader,
     private readonly options: FeedsOptions,
   ) {
-    bus.onEvent((delivery: BusEvent) => this.feeds.get(delivery.event.log)?.feed.receive(delivery));
+    bus.onEvent((delivery: Delivery) => this.feeds.get(delivery.event.log)?.feed.receive(delivery));
     bus.onResubscribed(() => this.catchUpAll());
     this.checker = setInterval(() => this.catchUpAll(), options.checkIntervalMs ?? 5000);
     this.checker.unref();

@@ -1,6 +1,6 @@
-import { toBusEvent, type BusEvent } from '../bus/bus.js';
-import { endsAccess } from '../messages/event.js';
-import type { LogReader } from '../messages/log-reader.js';
+import { toDelivery, type Delivery } from '../log/delivery.js';
+import { endsAccess } from '../log/event.js';
+import type { LogReader } from '../log/log-reader.js';
 
 /** A per-log long-poll answer: `{"events":[...],"next":N}` as text. */
 export interface LogAnswer {
@@ -12,13 +12,13 @@ export interface LogAnswer {
 }
 
 /** The answer carrying `events` (serialised once, for the bus), to continue after `next`. */
-export function answerOf(events: readonly BusEvent[], next: number, ended: boolean): LogAnswer {
+export function answerOf(events: readonly Delivery[], next: number, ended: boolean): LogAnswer {
   const body = `{"events":[${events.map((d) => d.json).join(',')}],"next":${next}${ended ? ',"ended":"access_ended"' : ''}}`;
   return { body, bytes: Buffer.byteLength(body), events: events.length, ended };
 }
 
 export interface FeedListener {
-  onEvent(feed: LogFeed, delivery: BusEvent): void;
+  onEvent(feed: LogFeed, delivery: Delivery): void;
 }
 
 const CATCH_UP_PAGE = 1000;
@@ -36,8 +36,8 @@ const RETRY_MS = 500;
 export class LogFeed {
   head = 0;
   ringFloor = 0;
-  readonly ring: BusEvent[] = [];
-  private readonly pending = new Map<number, BusEvent>();
+  readonly ring: Delivery[] = [];
+  private readonly pending = new Map<number, Delivery>();
   private readonly listeners = new Set<FeedListener>();
   private readonly waiters = new Set<{ after: number; wake: () => void }>();
   /** Long-poll bodies by `after limit`, valid while `head` is `answersAt`. */
@@ -84,7 +84,7 @@ export class LogFeed {
   }
 
   /** An event from the bus. */
-  receive(delivery: BusEvent): void {
+  receive(delivery: Delivery): void {
     const { seq } = delivery.event;
     if (this.closed || seq <= this.head) return;
     if (this.started && seq === this.head + 1) {
@@ -98,7 +98,7 @@ export class LogFeed {
   }
 
   /** Events after `after` held in memory, or `undefined` when the ring does not reach back that far. */
-  recentAfter(after: number, limit: number): { events: BusEvent[]; next: number } | undefined {
+  recentAfter(after: number, limit: number): { events: Delivery[]; next: number } | undefined {
     if (after < this.ringFloor || after > this.head) return undefined;
     let start = this.ring.length;
     while (start > 0 && this.ring[start - 1]!.event.seq > after) start--;
@@ -187,7 +187,7 @@ export class LogFeed {
           this.scheduleRetry(RETRY_MS);
           return;
         }
-        for (const { event, subject } of result.entries) if (event.seq > this.head) this.advance(toBusEvent(event, subject));
+        for (const { event, subject } of result.entries) if (event.seq > this.head) this.advance(toDelivery(event, subject));
         if (result.next > this.head) this.skipTo(result.next);
         this.drainPending();
         if (result.entries.length >= CATCH_UP_PAGE) this.again = true;
@@ -204,7 +204,7 @@ export class LogFeed {
     this.retryTimer.unref();
   }
 
-  private advance(delivery: BusEvent): void {
+  private advance(delivery: Delivery): void {
     this.head = delivery.event.seq;
     this.ring.push(delivery);
     if (delivery.subject !== undefined) this.accessEventsInRing++;

@@ -1,6 +1,6 @@
-import { toBusEvent, type BusEvent } from '../bus/bus.js';
-import { endsAccess } from '../messages/event.js';
-import type { LogReader } from '../messages/log-reader.js';
+import { toDelivery, type Delivery } from '../log/delivery.js';
+import { endsAccess } from '../log/event.js';
+import type { LogReader } from '../log/log-reader.js';
 import type { FeedListener, LogFeed } from './log-feed.js';
 
 const STORAGE_PAGE = 500;
@@ -11,7 +11,7 @@ const RING_CHUNK = 256;
 export interface FollowerAccess {
   userId: number;
   /** Called once, after the last event was emitted; the follower is closed by then. */
-  onEnded(last: BusEvent, follower: LogFollower): void;
+  onEnded(last: Delivery, follower: LogFollower): void;
 }
 
 /**
@@ -34,14 +34,14 @@ export class LogFollower implements FeedListener {
     readonly feed: LogFeed,
     public cursor: number,
     private readonly reader: LogReader,
-    private readonly emit: (delivery: BusEvent, follower: LogFollower) => void,
+    private readonly emit: (delivery: Delivery, follower: LogFollower) => void,
     private readonly onError: (err: unknown) => void,
     /** Backpressure for catch-ups: a promise to wait for before emitting more, if any. */
     private readonly pace: () => Promise<void> | undefined = () => undefined,
     private readonly access?: FollowerAccess,
   ) {}
 
-  onEvent(_feed: LogFeed, delivery: BusEvent): void {
+  onEvent(_feed: LogFeed, delivery: Delivery): void {
     if (this.closed || this.pumping) return;
     const { seq } = delivery.event;
     if (seq <= this.cursor) return;
@@ -70,7 +70,7 @@ export class LogFollower implements FeedListener {
       try {
         for (;;) {
           const page = await this.reader.readAfter(this.feed.log, this.cursor, STORAGE_PAGE);
-          for (const { event, subject } of page.entries) this.deliver(toBusEvent(event, subject));
+          for (const { event, subject } of page.entries) this.deliver(toDelivery(event, subject));
           if (this.closed) return;
           this.cursor = Math.max(this.cursor, page.next);
           if (page.entries.length < STORAGE_PAGE) return;
@@ -93,7 +93,7 @@ export class LogFollower implements FeedListener {
     // The flag is cleared in the tick the loop ends (no await in between).
     try {
       while (!this.closed && this.cursor < this.feed.head) {
-        let batch: BusEvent[];
+        let batch: Delivery[];
         let next: number;
         const recent = this.feed.recentAfter(this.cursor, RING_CHUNK);
         if (recent) {
@@ -107,7 +107,7 @@ export class LogFollower implements FeedListener {
             return; // the next live event or check starts another catch-up
           }
           if (page.entries.length === 0 && page.next <= this.cursor) return; // nothing settled past us yet
-          batch = page.entries.map(({ event, subject }) => toBusEvent(event, subject));
+          batch = page.entries.map(({ event, subject }) => toDelivery(event, subject));
           next = page.next;
         }
         for (const delivery of batch) {
@@ -124,7 +124,7 @@ export class LogFollower implements FeedListener {
     }
   }
 
-  private deliver(delivery: BusEvent): void {
+  private deliver(delivery: Delivery): void {
     if (this.closed || delivery.event.seq <= this.cursor) return;
     this.cursor = delivery.event.seq;
     this.emit(delivery, this);

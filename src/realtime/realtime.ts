@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http';
-import { toBusEvent, type Bus, type BusEvent } from '../bus/bus.js';
+import type { Bus } from '../bus/bus.js';
+import { toDelivery, type Delivery } from '../log/delivery.js';
 import { CanaDuckError } from '../errors.js';
-import { endsAccess } from '../messages/event.js';
-import type { LogReader } from '../messages/log-reader.js';
+import { endsAccess } from '../log/event.js';
+import type { LogReader } from '../log/log-reader.js';
 import type { Store } from '../storage/store.js';
 import { closeFrame, type CloseReason } from './close-reasons.js';
 import { Feeds } from './feeds.js';
@@ -38,7 +39,7 @@ export interface RealtimeStats {
   streamClosed(kind: 'log' | 'user', reason: CloseReason): void;
   framesDelivered(count: number): void;
   longPoll(delta: 1 | -1): void;
-  fanOut(delivery: BusEvent): void;
+  fanOut(delivery: Delivery): void;
 }
 
 /** The most events one multiplexed long-poll answer carries. */
@@ -58,7 +59,7 @@ export class Realtime {
   private shuttingDown = false;
 
   constructor(
-    bus: Bus,
+    bus: Bus<Delivery>,
     private readonly reader: LogReader,
     private readonly store: Store,
     private readonly onError: (err: unknown) => void,
@@ -134,7 +135,7 @@ export class Realtime {
     let opened!: () => void;
     const connectionOpen = new Promise<void>((resolve) => (opened = resolve));
     // Live events that arrive before the headers are out; catch-ups wait for the connection.
-    const pending: BusEvent[] = [];
+    const pending: Delivery[] = [];
     const resets: Array<{ log: string; next: number }> = [];
     const subscription = new UserSubscription(
       reader.userId,
@@ -372,7 +373,7 @@ export class Realtime {
   /** The answer from storage, for when the ring no longer reaches back to `after`; it stops where the reader's access ends. */
   private async readStored(feed: LogFeed, after: number, limit: number, userId: number): Promise<LogAnswer> {
     const { entries, next } = await this.reader.readAfter(feed.log, after, limit);
-    const deliveries = entries.map(({ event, subject }) => toBusEvent(event, subject));
+    const deliveries = entries.map(({ event, subject }) => toDelivery(event, subject));
     const last = deliveries.findIndex((d) => endsAccess(d, userId));
     if (last >= 0) return answerOf(deliveries.slice(0, last + 1), deliveries[last]!.event.seq, true);
     return answerOf(deliveries, next, false);
@@ -390,7 +391,7 @@ function resetFrame(log: string, head: number, id: string): string {
 }
 
 /** The cursor as it was before `later` events were delivered (their logs' seqs rewound). */
-function rewind(cursor: UserCursor, later: BusEvent[]): UserCursor {
+function rewind(cursor: UserCursor, later: Delivery[]): UserCursor {
   const logs = new Map(cursor.logs);
   for (const d of later) {
     const current = logs.get(d.event.log);

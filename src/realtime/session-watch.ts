@@ -1,6 +1,6 @@
-import type { BusEvent } from '../bus/bus.js';
+import type { Delivery } from '../log/delivery.js';
 import { CanaDuckError } from '../errors.js';
-import { endsSession, personalLogName } from '../messages/event.js';
+import { endsSession, personalLogName } from '../log/event.js';
 import type { Feeds } from './feeds.js';
 import type { FeedListener, LogFeed } from './log-feed.js';
 
@@ -52,7 +52,7 @@ export class SessionWatch implements FeedListener {
     this.schedule(expiresAt);
   }
 
-  onEvent(_feed: LogFeed, delivery: BusEvent): void {
+  onEvent(_feed: LogFeed, delivery: Delivery): void {
     if (endsSession(delivery.event, this.session.sessionId)) this.end();
   }
 

@@ -1,6 +1,6 @@
-import type { BusEvent } from '../bus/bus.js';
-import { personalLogName } from '../messages/event.js';
-import type { LogReader } from '../messages/log-reader.js';
+import type { Delivery } from '../log/delivery.js';
+import { personalLogName } from '../log/event.js';
+import type { LogReader } from '../log/log-reader.js';
 import type { Store } from '../storage/store.js';
 import type { Feeds } from './feeds.js';
 import { isAhead, type LogFeed } from './log-feed.js';
@@ -46,7 +46,7 @@ export class UserSubscription {
       /** Backpressure for catch-ups (see LogFollower). */
       pace?: () => Promise<void> | undefined;
     },
-    private readonly emit: (delivery: BusEvent) => void,
+    private readonly emit: (delivery: Delivery) => void,
     /** A position in the cursor was ahead of its log (e.g. a restored database): it restarts at `next`. */
     private readonly emitReset: (log: string, next: number) => void = () => {},
   ) {}
@@ -149,7 +149,7 @@ export class UserSubscription {
     });
   }
 
-  private onControl(delivery: BusEvent): void {
+  private onControl(delivery: Delivery): void {
     const { type, data } = delivery.event;
     const log = typeof data.log === 'string' ? data.log : undefined;
     const seq = typeof data.seq === 'number' ? data.seq : undefined;
@@ -192,7 +192,7 @@ export class UserSubscription {
     void follower.catchUp();
   }
 
-  private deliver(delivery: BusEvent, follower: LogFollower): void {
+  private deliver(delivery: Delivery, follower: LogFollower): void {
     const entry = this.followed.get(delivery.event.log);
     if (entry && entry.follower === follower) this.emit(delivery);
   }

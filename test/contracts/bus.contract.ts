@@ -1,27 +1,28 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { toBusEvent, type Bus, type BusEvent } from '../../src/bus/bus.js';
-import type { ChatEvent } from '../../src/messages/event.js';
+import type { Bus } from '../../src/bus/bus.js';
+import { toDelivery, type Delivery } from '../../src/log/delivery.js';
+import type { ChatEvent } from '../../src/log/event.js';
 
 export interface BusTarget {
   /** One replica's bus, started. */
-  open(): Promise<Bus>;
+  open(): Promise<Bus<Delivery>>;
   /** Two replicas' buses on one backing service; absent for a single-replica adapter. */
-  openPair?(): Promise<[Bus, Bus]>;
+  openPair?(): Promise<[Bus<Delivery>, Bus<Delivery>]>;
 }
 
 export const freshBusLog = (): string => `#bus-${randomBytes(5).toString('hex')}`;
 
-export function chatEvent(log: string, seq: number, fields: Partial<ChatEvent> = {}): BusEvent {
-  return toBusEvent({ log, seq, type: 'message', nick: 'alice', text: `hello ${seq}`, data: {}, ts: new Date().toISOString(), ...fields });
+export function chatEvent(log: string, seq: number, fields: Partial<ChatEvent> = {}): Delivery {
+  return toDelivery({ log, seq, type: 'message', nick: 'alice', text: `hello ${seq}`, data: {}, ts: new Date().toISOString(), ...fields });
 }
 
 /** Records what a bus hands its handler, and waits for it. */
 export class Recorder {
-  readonly events: BusEvent[] = [];
+  readonly events: Delivery[] = [];
   private waiters: Array<() => void> = [];
 
-  constructor(bus: Bus) {
+  constructor(bus: Bus<Delivery>) {
     bus.onEvent((event) => {
       this.events.push(event);
       for (const wake of this.waiters.splice(0)) wake();

@@ -1,5 +1,5 @@
 import type { Bus } from '../bus/bus.js';
-import { toBusEvent } from '../bus/bus.js';
+import { toDelivery, type Delivery } from './delivery.js';
 import { unavailable } from '../errors.js';
 import type { SeqFloor, Sequencer } from '../sequencer/sequencer.js';
 import type { EventRef, Store, StoredEvent } from '../storage/store.js';
@@ -76,7 +76,7 @@ export class LogWriter {
   constructor(
     private readonly store: Store,
     private readonly sequencer: Sequencer,
-    private readonly bus: Bus,
+    private readonly bus: Bus<Delivery>,
     private readonly options: LogWriterOptions = {},
   ) {
     this.maxBatch = options.maxBatch ?? 100;
@@ -231,7 +231,7 @@ export class LogWriter {
   private async publish(rows: StoredEvent[]): Promise<void> {
     if (rows.length === 0) return;
     this.options.onCommitted?.(rows.length);
-    await this.bus.publish(rows.map((row) => toBusEvent(toChatEvent(row), row.subject))).catch((err: unknown) => {
+    await this.bus.publish(rows.map((row) => toDelivery(toChatEvent(row), row.subject))).catch((err: unknown) => {
       // Committed but not announced: readers find it in storage through the next gap or catch-up.
       this.options.onPublishError?.(err);
     });
