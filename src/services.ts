@@ -13,6 +13,7 @@ import { LogReader } from './log/log-reader.js';
 import { LogWriter, type LogWriterOptions } from './log/log-writer.js';
 import { Messages } from './messages/messages.js';
 import { Metrics } from './operations/metrics.js';
+import type { SseOptions } from './http/sse/sse-connection.js';
 import { Realtime, type RealtimeOptions } from './realtime/realtime.js';
 import type { RateLimiter } from './ratelimit/rate-limiter.js';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter.memory.js';
@@ -38,6 +39,8 @@ export interface Services {
   channels: Channels;
   messages: Messages;
   realtime: Realtime;
+  /** How SSE streams are written (bounds, heartbeat, retry): the HTTP transport's settings. */
+  sse: SseOptions;
   metrics: Metrics;
   /** Absent when flood control is off (`CANADUCK_FLOOD_RATE=0`). */
   rateLimiter: RateLimiter | undefined;
@@ -51,7 +54,7 @@ export interface ServiceOptions {
   /** Test hooks on the log append. */
   writer?: Pick<LogWriterOptions, 'beforeInsert' | 'maxBatch'>;
   busProbe?: { intervalMs: number; timeoutMs: number };
-  realtime?: RealtimeOptions;
+  realtime?: RealtimeOptions & Partial<SseOptions>;
 }
 
 /** Opens the adapters the configuration asks for and wires the domain over them. */
@@ -140,9 +143,19 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     reader,
     store,
     (err) => log.warn('delivery deferred: storage read failed, retrying', errorFields(err)),
-    { retryMs: 1000, heartbeatMs: config.heartbeatMs, maxStreamsPerSession: config.maxStreamsPerSession, ...options.realtime },
+    {
+      maxStreamsPerSession: config.maxStreamsPerSession,
+      feedCheckIntervalMs: options.realtime?.feedCheckIntervalMs,
+      feedLingerMs: options.realtime?.feedLingerMs,
+    },
     metrics.realtime,
   );
+  const sse: SseOptions = {
+    maxBufferedBytes: options.realtime?.maxBufferedBytes ?? 1024 * 1024,
+    heartbeatMs: options.realtime?.heartbeatMs ?? config.heartbeatMs,
+    writeDeadlineMs: options.realtime?.writeDeadlineMs ?? 30_000,
+    retryMs: options.realtime?.retryMs ?? 1000,
+  };
   closers.unshift(async () => realtime.shutdown());
 
   return {
@@ -158,6 +171,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     channels,
     messages,
     realtime,
+    sse,
     metrics,
     rateLimiter,
     async ready() {

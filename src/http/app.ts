@@ -15,6 +15,7 @@ import { registerMessageRoutes } from './routes/messages.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerStreamRoutes } from './routes/streams.js';
 import { identify } from './session.js';
+import { SseStreams } from './sse/streams.js';
 
 const CURSOR_FIELDS = new Set(['before', 'after', 'cursor']);
 /** The web client runs only its own script and style and talks only to its own origin. */
@@ -59,7 +60,7 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
   registerIdentityRoutes(app);
   registerChannelRoutes(app);
   registerMessageRoutes(app);
-  registerStreamRoutes(app);
+  registerStreamRoutes(app, new SseStreams(services.realtime, services.sse));
   registerOperationRoutes(app);
 
   const document = app.getOpenAPI31Document({

@@ -4,27 +4,17 @@
  */
 export const CLOSE_REASONS = {
   /** The client went away. */
-  client: { tellsClient: false, detail: 'the client closed the connection' },
+  client: { detail: 'the client closed the connection' },
   /** It read too slowly for live traffic; it resumes from its last id and loses nothing. */
-  slow: { tellsClient: false, detail: 'the client reads too slowly' },
+  slow: { detail: 'the client reads too slowly' },
   /** A write did not drain within the deadline: a dead or stuck peer. */
-  stalled: { tellsClient: false, detail: 'the connection stalled' },
+  stalled: { detail: 'the connection stalled' },
   /** The replica is shutting down: reconnect (to another replica) and resume. */
-  shutdown: { tellsClient: true, detail: 'server shutting down' },
+  shutdown: { detail: 'server shutting down' },
   /** The reader's access to the log ended (part, kick, quit): the event that ended it was the last one. */
-  access_ended: { tellsClient: true, detail: 'your access to this log has ended' },
+  access_ended: { detail: 'your access to this log has ended' },
   /** The session quit or expired: its streams end and its polls are answered at once. */
-  session_ended: { tellsClient: true, detail: 'the session has ended' },
+  session_ended: { detail: 'the session has ended' },
 } as const;
 
 export type CloseReason = keyof typeof CLOSE_REASONS;
-
-/**
- * The last frame of a stream the server ends. A shutdown says `reconnect` (EventSource
- * reconnects by itself and resumes); the others say `end`: reconnecting is refused (403/401),
- * which stops EventSource.
- */
-export function closeFrame(reason: CloseReason, extra: Record<string, unknown> = {}): string {
-  const event = reason === 'shutdown' ? 'reconnect' : 'end';
-  return `event: ${event}\ndata: ${JSON.stringify({ reason, detail: CLOSE_REASONS[reason].detail, ...extra })}\n\n`;
-}

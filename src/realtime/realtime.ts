@@ -1,18 +1,15 @@
-import type { ServerResponse } from 'node:http';
 import type { Bus } from '../bus/bus.js';
-import { toDelivery, type Delivery } from '../log/delivery.js';
 import { CanaDuckError } from '../errors.js';
 import { endsAccess } from '../log/event.js';
+import { toDelivery, type Delivery } from '../log/delivery.js';
 import type { LogReader } from '../log/log-reader.js';
 import type { Store } from '../storage/store.js';
-import { closeFrame, type CloseReason } from './close-reasons.js';
+import type { CloseReason } from './close-reasons.js';
 import { Feeds } from './feeds.js';
-import { frameWithId, logFrame } from './frames.js';
 import { answerOf, isAhead, type LogAnswer, type LogFeed } from './log-feed.js';
 import { LogFollower } from './log-follower.js';
 import { SessionWatch } from './session-watch.js';
-import { SseConnection, type SseOptions } from './sse-connection.js';
-import { encodeUserCursor, type UserCursor } from './user-cursor.js';
+import { encodeUserCursor, rewind, type UserCursor } from './user-cursor.js';
 import { UserSubscription } from './user-subscription.js';
 
 /** Who a stream or poll serves: one session of one user. */
@@ -28,7 +25,44 @@ export interface Reader {
  */
 export type Authorize = () => Promise<unknown>;
 
-export interface RealtimeOptions extends Partial<SseOptions> {
+/** The server's reasons to end a stream (the transport's own are `client`, `slow`, `stalled`). */
+export type EndReason = Extract<CloseReason, 'access_ended' | 'session_ended' | 'shutdown'>;
+
+/** What the transport calls when it ends a stream itself (the client left, read too slowly, stalled). */
+export interface StreamHandle {
+  close(reason: CloseReason): void;
+}
+
+/** A transport's side of one log followed live (an SSE response, an IRC connection). */
+export interface LogStreamSink {
+  /** Established: events after `position` follow (`reset`: the cursor was ahead of the log, restarted at its head). */
+  opened(handle: StreamHandle, position: number, reset: boolean): void;
+  /** One event, in seq order, exactly once; `false` if it could not be sent (the stream is closing). */
+  deliver(delivery: Delivery): boolean;
+  /** The server ends the stream; after the event that ended the reader's access (`at`), if that is why. */
+  ended(reason: EndReason, at?: { log: string; seq: number }): void;
+  /** Backpressure for catch-ups: a promise to wait for before sending more, if any. */
+  pace(): Promise<void> | undefined;
+}
+
+/** How a per-log poll is answered: with a body (JSON text), or not at all (storage failed: the transport drops the request). */
+export interface PollReply {
+  answer(body: LogAnswer): void;
+  fail(): void;
+}
+
+/** A transport's side of everything one user receives, followed live. */
+export interface UserStreamSink {
+  /** Established at `start`; every delivery then carries the cursor that resumes right after it. */
+  opened(handle: StreamHandle, start: UserCursor): void;
+  deliver(delivery: Delivery, after: UserCursor): boolean;
+  /** A log's position was ahead of it (`'*'`: the whole cursor): it restarts at `next`. */
+  reset(log: string, next: number, at: UserCursor): void;
+  ended(reason: Exclude<EndReason, 'access_ended'>): void;
+  pace(): Promise<void> | undefined;
+}
+
+export interface RealtimeOptions {
   maxStreamsPerSession?: number;
   feedCheckIntervalMs?: number;
   feedLingerMs?: number;
@@ -48,12 +82,18 @@ const NEVER = new Promise<void>(() => {});
 
 const noStats: RealtimeStats = { streamOpened() {}, streamClosed() {}, framesDelivered() {}, longPoll() {}, fanOut() {} };
 
-/** Live delivery: SSE streams and long-polls over this replica's feeds. */
+/**
+ * Live delivery over this replica's feeds, for any transport: a log or everything a user
+ * receives, followed as a stream (`followLog`, `followUser`) or polled (`pollLog`,
+ * `pollUser`). Every event a reader may receive reaches it exactly once and in seq order;
+ * the event that ends its access is the last of that log; its session's end ends it at once.
+ * Transports (SSE and long-poll under `http/`) only translate: they own no part of this.
+ */
 export class Realtime {
   readonly feeds: Feeds;
-  private readonly connections = new Set<SseConnection>();
   private readonly streamsPerSession = new Map<number, number>();
-  private readonly sse: SseOptions;
+  /** Ends each open stream for a shutdown. */
+  private readonly streams = new Set<(reason: EndReason) => void>();
   /** Ends the wait of each multiplexed long-poll being held. */
   private readonly heldPolls = new Set<() => void>();
   private shuttingDown = false;
@@ -68,27 +108,22 @@ export class Realtime {
   ) {
     this.feeds = new Feeds(bus, reader, { onError, checkIntervalMs: options.feedCheckIntervalMs, lingerMs: options.feedLingerMs });
     bus.onEvent((delivery) => stats.fanOut(delivery));
-    this.sse = {
-      maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
-      heartbeatMs: options.heartbeatMs ?? 15_000,
-      writeDeadlineMs: options.writeDeadlineMs ?? 30_000,
-      retryMs: options.retryMs ?? 1000,
-    };
   }
 
   get openStreams(): number {
-    return this.connections.size;
+    return this.streams.size;
   }
 
   /**
-   * SSE for one log, from `after` (exclusive) or from its head. It ends after the event
-   * that ends the reader's access, and at once when the session ends.
+   * Follows one log from `after` (exclusive) or from its head. It ends after the event that
+   * ends the reader's access, and at once when the session ends. Throws the refusal (or
+   * `too_many_streams`) before anything is opened.
    */
-  async streamLog(reader: Reader, log: string, after: number | undefined, res: ServerResponse, authorize: Authorize): Promise<void> {
+  async followLog(reader: Reader, log: string, after: number | undefined, authorize: Authorize, sink: LogStreamSink): Promise<void> {
     const release = this.reserve(reader);
-    let conn: SseConnection | undefined;
+    let stream: OpenStream | undefined;
     let sessionEnded = false;
-    const watch = this.watch(reader, () => (conn ? conn.close('session_ended', closeFrame('session_ended')) : (sessionEnded = true)));
+    const watch = this.watch(reader, () => (stream ? stream.end('session_ended') : (sessionEnded = true)));
     let feed: LogFeed | undefined;
     let start: number;
     let reset: boolean;
@@ -104,52 +139,52 @@ export class Realtime {
       throw err;
     }
     if (reset) start = feed.head;
-    const open = this.open(res, 'log', release);
-    conn = open;
-    if (reset) open.send(resetFrame(log, start, String(start)));
-    else open.send(`id: ${start}\n\n`); // sets EventSource's last id without an event: reconnects resume here
+    const opened = feed;
     const follower = new LogFollower(
-      feed,
+      opened,
       start,
       this.reader,
-      (d) => this.sendFrame(open, logFrame(d)),
+      (d) => this.counted(sink.deliver(d)),
       this.onError,
-      () => open.whenWritable(),
-      { userId: reader.userId, onEnded: (last) => open.close('access_ended', closeFrame('access_ended', { log, seq: last.event.seq })) },
+      () => sink.pace(),
+      { userId: reader.userId, onEnded: (last) => open.end('access_ended', { log, seq: last.event.seq }) },
     );
-    feed.add(follower);
-    open.onClose(() => {
+    const open = this.openStream('log', sink, () => {
       follower.close();
       watch.close();
-      this.feeds.release(feed);
+      this.feeds.release(opened);
+      release();
     });
-    if (sessionEnded) return open.close('session_ended', closeFrame('session_ended'));
+    stream = open;
+    sink.opened(open.handle, start, reset);
+    if (sessionEnded) return open.end('session_ended');
+    opened.add(follower);
     void follower.catchUp();
   }
 
-  /** SSE for everything the user receives, from `cursor` or from now; ends at once when the session ends. */
-  async streamUser(reader: Reader, cursor: UserCursor | undefined, res: ServerResponse): Promise<void> {
+  /** Follows everything the user receives, from `cursor` or from now; ends at once when the session ends. */
+  async followUser(reader: Reader, cursor: UserCursor | undefined, sink: UserStreamSink): Promise<void> {
     const release = this.reserve(reader);
-    let conn: SseConnection | undefined;
+    let stream: OpenStream | undefined;
     let sessionEnded = false;
     let opened!: () => void;
     const connectionOpen = new Promise<void>((resolve) => (opened = resolve));
-    // Live events that arrive before the headers are out; catch-ups wait for the connection.
+    // Live events that arrive before the transport is open; catch-ups wait for it.
     const pending: Delivery[] = [];
     const resets: Array<{ log: string; next: number }> = [];
     const subscription = new UserSubscription(
       reader.userId,
-      { ...this.deps(), pace: () => (conn ? conn.whenWritable() : connectionOpen) },
+      { ...this.deps(), pace: () => (stream ? sink.pace() : connectionOpen) },
       (d) => {
-        if (conn) this.sendFrame(conn, frameWithId(d, encodeUserCursor(subscription.cursor())));
+        if (stream) this.counted(sink.deliver(d, subscription.cursor()));
         else pending.push(d);
       },
       (log, next) => {
-        if (conn) conn.send(resetFrame(log, next, encodeUserCursor(subscription.cursor())));
+        if (stream) sink.reset(log, next, subscription.cursor());
         else resets.push({ log, next });
       },
     );
-    const watch = this.watch(reader, () => (conn ? conn.close('session_ended', closeFrame('session_ended')) : (sessionEnded = true)));
+    const watch = this.watch(reader, () => (stream ? stream.end('session_ended') : (sessionEnded = true)));
     try {
       await settledAll([watch.start(), subscription.start(cursor)]);
     } catch (err) {
@@ -158,38 +193,47 @@ export class Realtime {
       release();
       throw err;
     }
-    const open = this.open(res, 'user', release);
-    conn = open;
-    open.onClose(() => {
+    const open = this.openStream('user', sink, () => {
       subscription.close();
       watch.close();
+      release();
     });
-    if (sessionEnded) return open.close('session_ended', closeFrame('session_ended'));
-    // Events caught up before the headers went out are sent now, each with the cursor after it:
+    // Events caught up before the transport opened go out now, each with the cursor after it:
     // walking back from the current cursor, the cursor after each event, then the start.
-    const after: string[] = [];
+    const after: UserCursor[] = [];
     let position = subscription.cursor();
     for (let i = pending.length - 1; i >= 0; i--) {
-      after[i] = encodeUserCursor(position);
-      position = rewind(position, [pending[i]!]);
+      after[i] = position;
+      position = rewind(position, pending[i]!);
     }
-    const startCursor = encodeUserCursor(position);
-    open.send(`id: ${startCursor}\n\n`);
-    for (const { log, next } of resets) open.send(resetFrame(log, next, startCursor));
-    pending.forEach((d, i) => this.sendFrame(open, frameWithId(d, after[i]!)));
+    stream = open;
+    sink.opened(open.handle, position);
+    if (sessionEnded) return open.end('session_ended');
+    for (const { log, next } of resets) sink.reset(log, next, position);
+    pending.forEach((d, i) => this.counted(sink.deliver(d, after[i]!)));
     opened();
   }
 
   /**
-   * The per-log long-poll, answered on `res` itself: `{events, next}` at once when there is
-   * something after `after` (or `wait` is 0), else when the next event arrives or `waitMs`
-   * passes. A woken poll is written in the tick the event reaches the feed, with the body
-   * the feed serialised once for every poll waiting at that seq: going back through the
-   * framework's promise chain instead, the first of 1,000 woken polls waited for them all.
-   * An answer stops at the event that ends the reader's access (`ended`), and a parked poll
-   * is answered at once when the session ends. Resolves once answered (or the client has gone).
+   * The per-log long-poll: `answer` gets `{events, next}` at once when there is something after
+   * `after` (or `waitMs` is 0), else when the next event arrives or `waitMs` passes. A woken poll
+   * is answered in the tick the event reaches the feed, with the body the feed serialised once
+   * for every poll waiting at that seq: the first of 1,000 woken polls does not wait for the
+   * others. An answer stops at the event that ends the reader's access (`ended`), and a parked
+   * poll is answered at once when the session ends. Resolves once answered, or when `gone`
+   * aborts (the client left). Refusals are thrown before anything is answered.
    */
-  async answerLogPoll(reader: Reader, log: string, after: number, limit: number, waitMs: number, res: ServerResponse, authorize: Authorize): Promise<void> {
+  async pollLog(
+    reader: Reader,
+    log: string,
+    after: number,
+    limit: number,
+    waitMs: number,
+    authorize: Authorize,
+    reply: PollReply,
+    gone: AbortSignal,
+  ): Promise<void> {
+    const answer = (body: LogAnswer) => reply.answer(body);
     const feed = await this.feeds.acquire(log);
     let sessionEnded: (() => void) | undefined;
     const watch = this.watch(reader, () => sessionEnded?.());
@@ -202,9 +246,9 @@ export class Realtime {
     };
     try {
       await settledAll([authorize(), watch.start()]);
-      if (await this.isAhead(feed, after)) return writeJson(res, { events: [], next: feed.head, reset: true });
+      if (await this.isAhead(feed, after)) return answer(textAnswer({ events: [], next: feed.head, reset: true }));
       const first = feed.answerAfter(after, limit, reader.userId) ?? (await this.readStored(feed, after, limit, reader.userId));
-      if (first.events > 0 || waitMs <= 0) return writeJson(res, first.body, first.bytes);
+      if (first.events > 0 || waitMs <= 0) return answer(first);
       parked = true;
     } finally {
       if (!parked) settle();
@@ -217,42 +261,41 @@ export class Realtime {
         finished = true;
         clearTimeout(timer);
         cancel();
-        res.off('close', done);
+        gone.removeEventListener('abort', done);
         settle();
         resolve();
       };
-      const answer = () => {
+      const wake = () => {
         const ready = feed.answerAfter(after, limit, reader.userId);
         if (ready) {
-          writeJson(res, ready.body, ready.bytes);
-          // The bookkeeping waits: every poll woken by this event is written first.
+          answer(ready);
+          // The bookkeeping waits: every poll woken by this event is answered first.
           return queueMicrotask(done);
         }
         // The ring no longer reaches back to `after` (a burst larger than it): from storage.
-        this.readStored(feed, after, limit, reader.userId).then(
-          (result) => writeJson(res, result.body, result.bytes),
-          (err: unknown) => {
+        this.readStored(feed, after, limit, reader.userId)
+          .then(answer, (err: unknown) => {
             this.onError(err);
-            res.destroy();
-          },
-        ).finally(done);
+            reply.fail();
+          })
+          .finally(done);
       };
       sessionEnded = () => {
-        writeJson(res, { events: [], next: after, ended: 'session_ended' });
+        answer(textAnswer({ events: [], next: after, ended: 'session_ended' }));
         done();
       };
-      res.once('close', done);
-      const timer = setTimeout(answer, waitMs);
+      gone.addEventListener('abort', done, { once: true });
+      const timer = setTimeout(wake, waitMs);
       cancel = feed.park(after, () => {
         clearTimeout(timer);
-        answer();
+        wake();
       });
     });
   }
 
   /**
-   * Long-poll twin of the multiplexed stream. Answers the JSON text of
-   * `{events, cursor, resets?, ended?}`, built from each event's JSON as serialised once for the bus.
+   * The multiplexed long-poll. Answers the JSON text of `{events, cursor, resets?, ended?}`,
+   * built from each event's JSON as serialised once for the bus.
    */
   async pollUser(reader: Reader, cursor: UserCursor | undefined, waitMs: number, signal?: AbortSignal): Promise<string> {
     const events: string[] = [];
@@ -314,13 +357,13 @@ export class Realtime {
     }
   }
 
-  /** Ends every stream with a final note; EventSource reconnects (to another replica) and resumes. */
+  /** Ends every stream for a shutdown (clients reconnect elsewhere and resume) and answers held polls. */
   shutdown(): void {
     this.shuttingDown = true;
     // Held multiplexed long-polls answer now (per-log ones wake as their feeds close), so the
     // server can close without cutting them; their clients continue elsewhere with the cursor.
     for (const done of [...this.heldPolls]) done();
-    for (const conn of [...this.connections]) conn.close('shutdown', closeFrame('shutdown'));
+    for (const end of [...this.streams]) end('shutdown');
     this.feeds.close();
   }
 
@@ -334,20 +377,27 @@ export class Realtime {
     return new SessionWatch(this.feeds, { userId: reader.userId, sessionId: reader.sessionId, liveUntil }, onEnd);
   }
 
-  private sendFrame(conn: SseConnection, frame: string): void {
-    if (conn.send(frame)) this.stats.framesDelivered(1);
+  private counted(sent: boolean): void {
+    if (sent) this.stats.framesDelivered(1);
   }
 
-  private open(res: ServerResponse, kind: 'log' | 'user', release: () => void): SseConnection {
-    const conn = new SseConnection(res, this.sse);
-    this.connections.add(conn);
-    this.stats.streamOpened(kind);
-    conn.onClose((reason) => {
-      this.connections.delete(conn);
-      release();
+  /** A stream, open: closed once, by the transport (`handle`) or by the server (`end`), counted either way. */
+  private openStream(kind: 'log' | 'user', sink: { ended(reason: EndReason, at?: { log: string; seq: number }): void }, cleanUp: () => void): OpenStream {
+    let closed = false;
+    const close = (reason: CloseReason): boolean => {
+      if (closed) return false;
+      closed = true;
+      this.streams.delete(end);
+      cleanUp();
       this.stats.streamClosed(kind, reason);
-    });
-    return conn;
+      return true;
+    };
+    const end = (reason: EndReason, at?: { log: string; seq: number }) => {
+      if (close(reason)) sink.ended(reason, at);
+    };
+    this.streams.add(end);
+    this.stats.streamOpened(kind);
+    return { handle: { close }, end };
   }
 
   /** Counts the session's open streams on this replica; throws past the cap. */
@@ -380,30 +430,18 @@ export class Realtime {
   }
 }
 
+interface OpenStream {
+  handle: StreamHandle;
+  end(reason: EndReason, at?: { log: string; seq: number }): void;
+}
+
+function textAnswer(body: object): LogAnswer {
+  const text = JSON.stringify(body);
+  return { body: text, bytes: Buffer.byteLength(text), events: 0, ended: false };
+}
+
 /** Waits for every step; throws the first failure once none is still running (no stray rejections). */
 async function settledAll(steps: Array<Promise<unknown>>): Promise<void> {
   const outcomes = await Promise.allSettled(steps);
   for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
-}
-
-function resetFrame(log: string, head: number, id: string): string {
-  return `event: reset\ndata: ${JSON.stringify({ log, reason: 'the cursor is ahead of the log; restarting from its head', next: head })}\nid: ${id}\n\n`;
-}
-
-/** The cursor as it was before `later` events were delivered (their logs' seqs rewound). */
-function rewind(cursor: UserCursor, later: Delivery[]): UserCursor {
-  const logs = new Map(cursor.logs);
-  for (const d of later) {
-    const current = logs.get(d.event.log);
-    if (current !== undefined && current >= d.event.seq) logs.set(d.event.log, d.event.seq - 1);
-  }
-  return { ...cursor, logs };
-}
-
-/** What `c.json` would send, written straight to the socket. */
-function writeJson(res: ServerResponse, body: string | object, bytes?: number): void {
-  if (res.headersSent || res.destroyed) return;
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes ?? Buffer.byteLength(text) });
-  res.end(text);
 }

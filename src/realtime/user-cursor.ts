@@ -13,6 +13,15 @@ export interface UserCursor {
 const MAX_CURSOR_CHARS = 64 * 1024;
 const isSeq = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
+/** The cursor as it was before `delivery` was delivered (its log's seq rewound). */
+export function rewind(cursor: UserCursor, delivery: { event: { log: string; seq: number } }): UserCursor {
+  const current = cursor.logs.get(delivery.event.log);
+  if (current === undefined || current < delivery.event.seq) return cursor;
+  const logs = new Map(cursor.logs);
+  logs.set(delivery.event.log, delivery.event.seq - 1);
+  return { ...cursor, logs };
+}
+
 export function encodeUserCursor(cursor: UserCursor): string {
   return Buffer.from(JSON.stringify({ u: cursor.user, p: cursor.personal, l: Object.fromEntries(cursor.logs) })).toString('base64url');
 }

@@ -17,6 +17,7 @@ import {
   PrivateMessageBody,
   problems,
 } from '../schemas.js';
+import { answerLogPoll } from '../long-poll.js';
 import { requirePrincipal } from '../session.js';
 
 const tags = ['messages'];
@@ -97,7 +98,7 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
     const name = channelFromPath(c.req.valid('param').name);
     if (query.wait === undefined) return c.json(await messages.channelHistory(principal, name, request), 200);
     const log = await channels.logOf(name);
-    await realtime.answerLogPoll(principal, log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing, () =>
+    await answerLogPoll(realtime, principal, log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing, () =>
       channels.asReader(name, principal, request.after),
     );
     return answeredOnSocket;
@@ -119,7 +120,7 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
     const { nick } = c.req.valid('param');
     if (query.wait === undefined) return c.json(await messages.privateHistory(principal, nick, request), 200);
     const log = await messages.privateLog(principal, nick);
-    await realtime.answerLogPoll(principal, log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing, async () => {});
+    await answerLogPoll(realtime, principal, log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing, async () => {});
     return answeredOnSocket;
   });
 }

@@ -5,6 +5,7 @@ import { channelFromPath } from '../../shared/names.js';
 import type { AppEnv } from '../env.js';
 import { ChannelParam, ChatEventSchema, HistoryQuery, json, problems } from '../schemas.js';
 import { requirePrincipal } from '../session.js';
+import type { SseStreams } from '../sse/streams.js';
 import { waitMs } from './messages.js';
 
 const tags = ['real-time'];
@@ -57,16 +58,16 @@ const sseResponse = {
   ...problems(400, 401, 403, 404, 429),
 };
 
-export function registerStreamRoutes(app: OpenAPIHono<AppEnv>): void {
+export function registerStreamRoutes(app: OpenAPIHono<AppEnv>, sse: SseStreams): void {
   app.get('/api/channels/:name/stream', async (c) => {
     const principal = requirePrincipal(c);
-    const { channels, realtime } = c.get('services');
+    const { channels } = c.get('services');
     const name = channelFromPath(c.req.param('name'));
     const log = await channels.logOf(name);
     // EventSource reconnects to the same URL with a newer Last-Event-ID: the header wins.
     const cursor = c.req.header('last-event-id') ?? c.req.query('after');
     const after = cursor === undefined ? undefined : parseSeqCursor(cursor);
-    await realtime.streamLog(principal, log, after, c.env.outgoing, () => channels.asReader(name, principal, after));
+    await sse.streamLog(principal, log, after, c.env.outgoing, () => channels.asReader(name, principal, after));
     return RESPONSE_ALREADY_SENT;
   });
   app.openAPIRegistry.registerPath({
@@ -86,9 +87,7 @@ export function registerStreamRoutes(app: OpenAPIHono<AppEnv>): void {
   app.get('/api/stream', async (c) => {
     const principal = requirePrincipal(c);
     const cursor = c.req.header('last-event-id') ?? c.req.query('cursor');
-    await c
-      .get('services')
-      .realtime.streamUser(principal, cursor === undefined ? undefined : decodeUserCursor(cursor, principal.userId), c.env.outgoing);
+    await sse.streamUser(principal, cursor === undefined ? undefined : decodeUserCursor(cursor, principal.userId), c.env.outgoing);
     return RESPONSE_ALREADY_SENT;
   });
   app.openAPIRegistry.registerPath({

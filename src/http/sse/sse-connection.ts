@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { CloseReason } from './close-reasons.js';
+import type { CloseReason } from '../../realtime/close-reasons.js';
 import { HEARTBEAT } from './frames.js';
 
 export interface SseOptions {
