@@ -4,6 +4,7 @@ import type { Principal } from '../identity/principal.js';
 import { personalLogName, type ChatEvent } from '../log/event.js';
 import type { LogWriter } from '../log/log-writer.js';
 import { BoundedSet } from '../shared/bounded-set.js';
+import { enforce, judge } from './policy.js';
 import { casefold, isValidChannelName } from '../shared/names.js';
 import { codePoints } from '../shared/text.js';
 import type { ChannelAccess, ChannelRecord, ChannelSummary, MemberRecord, Store } from '../storage/store.js';
@@ -47,9 +48,8 @@ export class Channels {
   async access(name: string, viewer: Principal): Promise<ChannelAccess> {
     const found = await this.store.findChannelAccess(Channels.key(name), viewer.userId);
     if (!found) throw new CanaDuckError('not_found', `${name} does not exist`);
-    const { channel, membership } = found;
-    if (channel.inviteOnly && !membership) throw new CanaDuckError('invite_only', `${channel.name} is invite-only`);
-    return { channel, membership };
+    enforce('see', found);
+    return found;
   }
 
   /**
@@ -67,8 +67,8 @@ export class Channels {
   /** Like `access`, but the viewer must be a member. */
   async asMember(name: string, viewer: Principal): Promise<ChannelAccess & { membership: { isOperator: boolean } }> {
     const access = await this.access(name, viewer);
-    if (!access.membership) throw new CanaDuckError('not_member', `you are not in ${access.channel.name}`);
-    return { ...access, membership: access.membership };
+    enforce('read', access);
+    return { ...access, membership: access.membership! };
   }
 
   /**
@@ -99,9 +99,10 @@ export class Channels {
     const known = remembered ? this.speakers.get(key) : undefined;
     if (known) return known;
     const access = await this.asMember(name, viewer);
-    if (access.channel.moderated && !access.membership.isOperator) {
+    const refusal = judge('speak', access);
+    if (refusal) {
       this.speakers.delete(key);
-      throw new CanaDuckError('not_operator', `${access.channel.name} is moderated: only operators may speak`);
+      throw refusal;
     }
     this.speakers.set(key, access);
     return access;
@@ -129,7 +130,7 @@ export class Channels {
         const { channel, created } = await tx.ensureChannel(name, key);
         const existing = await tx.findMembership(channel.id, principal.userId);
         if (existing) return { drafts: [], result: { channel, isOperator: existing.isOperator } };
-        if (channel.inviteOnly) throw new CanaDuckError('invite_only', `${channel.name} is invite-only`);
+        enforce('join', { channel, membership: existing });
         await tx.addMember(channel.id, principal.userId, created);
         return {
           drafts: [
@@ -151,10 +152,7 @@ export class Channels {
           throw new CanaDuckError('not_member', `you are not in ${channel.name}`);
         }
         return {
-          drafts: [
-            { log: channel.nameKey, type: 'part' as const, nick: principal.nick, text: reason, data: {}, subject: principal.userId },
-            { log: personalLogName(principal.userId), type: 'part' as const, nick: principal.nick, text: '', data: {}, cites: 0 },
-          ],
+          drafts: [{ log: channel.nameKey, type: 'part' as const, nick: principal.nick, text: reason, data: {}, subject: principal.userId }],
           result: undefined,
         };
       },
@@ -172,10 +170,9 @@ export class Channels {
     if (!topic.isWellFormed() || codePoints(topic) > MAX_TOPIC_CHARS || TOPIC_FORBIDDEN.test(topic)) {
       throw new CanaDuckError('validation_failed', `a topic is at most ${MAX_TOPIC_CHARS} characters, without control characters`);
     }
-    const { channel, membership } = await this.asMember(name, principal);
-    if (channel.topicLocked && !membership.isOperator) {
-      throw new CanaDuckError('not_operator', `the topic of ${channel.name} is locked: operators only`);
-    }
+    const access = await this.asMember(name, principal);
+    enforce('setTopic', access);
+    const { channel } = access;
     const { events } = await this.writer.transact({
       prepare: async (tx) => {
         await tx.setTopic(channel.id, topic, principal.nick, new Date(this.now()));

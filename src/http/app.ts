@@ -11,10 +11,10 @@ import { jsonBody } from './json-body.js';
 import { asCanaDuckError, problemResponse } from './problem.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerIdentityRoutes } from './routes/identity.js';
-import { registerMessageRoutes } from './routes/messages.js';
+import { messageRoutesOnRememberedSessions, registerMessageRoutes } from './routes/messages.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerStreamRoutes } from './routes/streams.js';
-import { identify } from './session.js';
+import { acceptRememberedSessions, identify } from './session.js';
 import { SseStreams } from './sse/streams.js';
 
 const CURSOR_FIELDS = new Set(['before', 'after', 'cursor']);
@@ -55,6 +55,7 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
     services.metrics.httpDuration.observe({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) }, seconds);
     if (logRequests) services.log.debug('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(seconds * 1000).toFixed(2) });
   });
+  acceptRememberedSessions(app, messageRoutesOnRememberedSessions);
   app.use('/api/*', jsonBody, identify, floodControl);
 
   registerIdentityRoutes(app);

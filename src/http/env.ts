@@ -7,5 +7,7 @@ export interface AppEnv {
   Variables: {
     services: Services;
     principal: Principal | undefined;
+    /** Set for routes that re-check the session at commit (see `acceptRememberedSessions`). */
+    acceptsRememberedSession?: true;
   };
 }

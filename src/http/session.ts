@@ -1,4 +1,4 @@
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
@@ -8,11 +8,26 @@ export const SESSION_COOKIE = 'canaduck_session';
 /** Methods that change nothing: no CSRF check, no flood-control token. */
 export const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const BEARER = /^Bearer\s+(\S+)$/i;
+
+/** A route whose action re-checks the session at commit, and so may start from a remembered one. */
+export interface RememberedSessionRoute {
+  method: 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Hono path syntax (`/api/channels/:name/messages`). */
+  path: string;
+}
+
 /**
- * Posting a channel message re-checks the session and membership inside its commit, so it
- * may start from what this replica remembers of the session instead of reading it again.
+ * Lets each route declared here authenticate from what this replica remembers of the session
+ * (see `Identity.authenticate`): registered before `identify`, it marks the request.
  */
-const CHECKED_AT_COMMIT = /^\/api\/channels\/[^/]+\/messages$/;
+export function acceptRememberedSessions(app: Hono<AppEnv>, routes: readonly RememberedSessionRoute[]): void {
+  for (const { method, path } of routes) {
+    app.on(method, path, async (c, next) => {
+      c.set('acceptsRememberedSession', true);
+      await next();
+    });
+  }
+}
 
 const unauthenticated = (detail: string) => new CanaDuckError('unauthenticated', detail);
 
@@ -24,7 +39,7 @@ const unauthenticated = (detail: string) => new CanaDuckError('unauthenticated',
 export const identify: MiddlewareHandler<AppEnv> = async (c, next) => {
   const { identity, config } = c.get('services');
   const header = c.req.header('authorization');
-  const remembered = c.req.method === 'POST' && CHECKED_AT_COMMIT.test(c.req.path);
+  const remembered = c.get('acceptsRememberedSession') === true;
   let principal: Principal | undefined;
   if (header !== undefined) {
     const token = BEARER.exec(header.trim())?.[1];

@@ -18,7 +18,7 @@ import {
   problems,
 } from '../schemas.js';
 import { answerLogPoll } from '../long-poll.js';
-import { requirePrincipal } from '../session.js';
+import { requirePrincipal, type RememberedSessionRoute } from '../session.js';
 
 const tags = ['messages'];
 
@@ -34,6 +34,12 @@ const postToChannel = createRoute({
   request: { params: ChannelParam, headers: IdempotencyHeader, ...jsonBodyOf(PostMessageBody) },
   responses: { 201: json(ChatEventSchema, 'The stored event'), ...problems(400, 401, 403, 404, 413, 415, 503) },
 });
+
+/**
+ * Posting a channel message re-checks the session and membership inside its commit, so it
+ * may start from what this replica remembers of the session instead of reading it again.
+ */
+export const messageRoutesOnRememberedSessions: readonly RememberedSessionRoute[] = [{ method: 'POST', path: '/api/channels/:name/messages' }];
 
 const channelHistory = createRoute({
   method: 'get',
