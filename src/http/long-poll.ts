@@ -22,10 +22,7 @@ export async function answerLogPoll(
   try {
     await realtime.pollLog(
       reader,
-      log,
-      after,
-      limit,
-      waitMs,
+      { log, after, limit, waitMs },
       authorize,
       { answer: ({ body, bytes }) => writeJson(res, body, bytes), fail: () => res.destroy() },
       gone.signal,

@@ -8,8 +8,10 @@ import type { CloseReason } from './close-reasons.js';
 import { Feeds } from './feeds.js';
 import { answerOf, isAhead, type LogAnswer, type LogFeed } from './log-feed.js';
 import { LogFollower } from './log-follower.js';
+import { ParkedLogPoll, textAnswer, type PollReply } from './log-poll.js';
 import { SessionWatch } from './session-watch.js';
-import { encodeUserCursor, rewind, type UserCursor } from './user-cursor.js';
+import { cursorsAround, encodeUserCursor, type UserCursor } from './user-cursor.js';
+import { UserPollAnswer } from './user-poll.js';
 import { UserSubscription } from './user-subscription.js';
 
 /** Who a stream or poll serves: one session of one user. */
@@ -45,10 +47,12 @@ export interface LogStreamSink {
   pace(): Promise<void> | undefined;
 }
 
-/** How a per-log poll is answered: with a body (JSON text), or not at all (storage failed: the transport drops the request). */
-export interface PollReply {
-  answer(body: LogAnswer): void;
-  fail(): void;
+/** A per-log long-poll: what came after `after`, at most `limit` events, waiting up to `waitMs` for the first. */
+export interface LogPollRequest {
+  log: string;
+  after: number;
+  limit: number;
+  waitMs: number;
 }
 
 /** A transport's side of everything one user receives, followed live. */
@@ -76,8 +80,6 @@ export interface RealtimeStats {
   fanOut(delivery: Delivery): void;
 }
 
-/** The most events one multiplexed long-poll answer carries. */
-const MAX_POLL_EVENTS = 1000;
 const NEVER = new Promise<void>(() => {});
 
 const noStats: RealtimeStats = { streamOpened() {}, streamClosed() {}, framesDelivered() {}, longPoll() {}, fanOut() {} };
@@ -198,24 +200,18 @@ export class Realtime {
       watch.close();
       release();
     });
-    // Events caught up before the transport opened go out now, each with the cursor after it:
-    // walking back from the current cursor, the cursor after each event, then the start.
-    const after: UserCursor[] = [];
-    let position = subscription.cursor();
-    for (let i = pending.length - 1; i >= 0; i--) {
-      after[i] = position;
-      position = rewind(position, pending[i]!);
-    }
+    // Events caught up before the transport opened go out now, each with the cursor after it.
+    const { start, after } = cursorsAround(subscription.cursor(), pending);
     stream = open;
-    sink.opened(open.handle, position);
+    sink.opened(open.handle, start);
     if (sessionEnded) return open.end('session_ended');
-    for (const { log, next } of resets) sink.reset(log, next, position);
+    for (const { log, next } of resets) sink.reset(log, next, start);
     pending.forEach((d, i) => this.counted(sink.deliver(d, after[i]!)));
     opened();
   }
 
   /**
-   * The per-log long-poll: `answer` gets `{events, next}` at once when there is something after
+   * The per-log long-poll: `reply` gets `{events, next}` at once when there is something after
    * `after` (or `waitMs` is 0), else when the next event arrives or `waitMs` passes. A woken poll
    * is answered in the tick the event reaches the feed, with the body the feed serialised once
    * for every poll waiting at that seq: the first of 1,000 woken polls does not wait for the
@@ -223,74 +219,24 @@ export class Realtime {
    * poll is answered at once when the session ends. Resolves once answered, or when `gone`
    * aborts (the client left). Refusals are thrown before anything is answered.
    */
-  async pollLog(
-    reader: Reader,
-    log: string,
-    after: number,
-    limit: number,
-    waitMs: number,
-    authorize: Authorize,
-    reply: PollReply,
-    gone: AbortSignal,
-  ): Promise<void> {
-    const answer = (body: LogAnswer) => reply.answer(body);
+  async pollLog(reader: Reader, poll: LogPollRequest, authorize: Authorize, reply: PollReply, gone: AbortSignal): Promise<void> {
+    const { log, after, limit, waitMs } = poll;
     const feed = await this.feeds.acquire(log);
-    let sessionEnded: (() => void) | undefined;
-    const watch = this.watch(reader, () => sessionEnded?.());
+    const readStored = () => this.readStored(feed, after, limit, reader.userId);
+    const parked = new ParkedLogPoll(feed, after, limit, reader.userId, reply, readStored, this.onError);
+    const watch = this.watch(reader, () => parked.sessionEnded());
     this.stats.longPoll(1);
-    let parked = false;
-    const settle = () => {
+    try {
+      await settledAll([authorize(), watch.start()]);
+      if (await this.isAhead(feed, after)) return reply.answer(textAnswer({ events: [], next: feed.head, reset: true }));
+      const first = feed.answerAfter(after, limit, reader.userId) ?? (await readStored());
+      if (first.events > 0 || waitMs <= 0) return reply.answer(first);
+      await parked.wait(waitMs, gone);
+    } finally {
       watch.close();
       this.stats.longPoll(-1);
       this.feeds.release(feed);
-    };
-    try {
-      await settledAll([authorize(), watch.start()]);
-      if (await this.isAhead(feed, after)) return answer(textAnswer({ events: [], next: feed.head, reset: true }));
-      const first = feed.answerAfter(after, limit, reader.userId) ?? (await this.readStored(feed, after, limit, reader.userId));
-      if (first.events > 0 || waitMs <= 0) return answer(first);
-      parked = true;
-    } finally {
-      if (!parked) settle();
     }
-    await new Promise<void>((resolve) => {
-      let finished = false;
-      let cancel = () => {};
-      const done = () => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(timer);
-        cancel();
-        gone.removeEventListener('abort', done);
-        settle();
-        resolve();
-      };
-      const wake = () => {
-        const ready = feed.answerAfter(after, limit, reader.userId);
-        if (ready) {
-          answer(ready);
-          // The bookkeeping waits: every poll woken by this event is answered first.
-          return queueMicrotask(done);
-        }
-        // The ring no longer reaches back to `after` (a burst larger than it): from storage.
-        this.readStored(feed, after, limit, reader.userId)
-          .then(answer, (err: unknown) => {
-            this.onError(err);
-            reply.fail();
-          })
-          .finally(done);
-      };
-      sessionEnded = () => {
-        answer(textAnswer({ events: [], next: after, ended: 'session_ended' }));
-        done();
-      };
-      gone.addEventListener('abort', done, { once: true });
-      const timer = setTimeout(wake, waitMs);
-      cancel = feed.park(after, () => {
-        clearTimeout(timer);
-        wake();
-      });
-    });
   }
 
   /**
@@ -298,58 +244,23 @@ export class Realtime {
    * built from each event's JSON as serialised once for the bus.
    */
   async pollUser(reader: Reader, cursor: UserCursor | undefined, waitMs: number, signal?: AbortSignal): Promise<string> {
-    const events: string[] = [];
-    const resets: Array<{ log: string; next: number }> = [];
-    let wake: (() => void) | undefined;
-    let stop: (() => void) | undefined;
-    let sessionEnded = false;
-    let full!: () => void;
-    const answerFull = new Promise<void>((resolve) => (full = resolve));
+    const answer = new UserPollAnswer();
     const subscription = new UserSubscription(
       reader.userId,
       // Catch-ups stop once the answer is full; the cursor then says where to go on.
-      { ...this.deps(), pace: () => (events.length >= MAX_POLL_EVENTS ? NEVER : undefined) },
-      (d) => {
-        events.push(d.json);
-        if (events.length >= MAX_POLL_EVENTS) full();
-        wake?.();
-      },
-      (log, next) => {
-        resets.push({ log, next });
-        wake?.();
-      },
+      { ...this.deps(), pace: () => (answer.isFull ? NEVER : undefined) },
+      (d) => answer.add(d),
+      (log, next) => answer.reset(log, next),
     );
-    const watch = this.watch(reader, () => {
-      sessionEnded = true;
-      stop?.();
-    });
+    const watch = this.watch(reader, () => answer.endSession());
     this.stats.longPoll(1);
     try {
       await settledAll([watch.start(), subscription.start(cursor)]);
-      await Promise.race([subscription.caughtUp(), answerFull]);
+      await Promise.race([subscription.caughtUp(), answer.full]);
       // A reset answers at once, like the per-log long-poll; so does every poll once shutting down.
-      if (events.length === 0 && resets.length === 0 && waitMs > 0 && !this.shuttingDown && !sessionEnded) {
-        const held = this.heldPolls;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, waitMs);
-          function done() {
-            clearTimeout(timer);
-            signal?.removeEventListener('abort', done);
-            held.delete(done);
-            resolve();
-          }
-          // A short pause after the first event lets a burst travel in one answer.
-          wake = () => setTimeout(done, 5);
-          stop = done;
-          signal?.addEventListener('abort', done, { once: true });
-          held.add(done);
-        });
-      }
+      if (answer.isEmpty && waitMs > 0 && !this.shuttingDown) await answer.hold(waitMs, this.heldPolls, signal);
       await subscription.settled();
-      let answer = `{"events":[${events.join(',')}],"cursor":${JSON.stringify(encodeUserCursor(subscription.cursor()))}`;
-      if (resets.length > 0) answer += `,"resets":${JSON.stringify(resets)}`;
-      if (sessionEnded) answer += ',"ended":"session_ended"';
-      return `${answer}}`;
+      return answer.text(encodeUserCursor(subscription.cursor()));
     } finally {
       subscription.close();
       watch.close();
@@ -433,11 +344,6 @@ export class Realtime {
 interface OpenStream {
   handle: StreamHandle;
   end(reason: EndReason, at?: { log: string; seq: number }): void;
-}
-
-function textAnswer(body: object): LogAnswer {
-  const text = JSON.stringify(body);
-  return { body: text, bytes: Buffer.byteLength(text), events: 0, ended: false };
 }
 
 /** Waits for every step; throws the first failure once none is still running (no stray rejections). */

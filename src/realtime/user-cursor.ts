@@ -13,8 +13,22 @@ export interface UserCursor {
 const MAX_CURSOR_CHARS = 64 * 1024;
 const isSeq = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
+/**
+ * For `deliveries` already counted in `current`: the cursor before the first of them
+ * (`start`) and the cursor right after each one, walking back from `current`.
+ */
+export function cursorsAround(current: UserCursor, deliveries: ReadonlyArray<{ event: { log: string; seq: number } }>): { start: UserCursor; after: UserCursor[] } {
+  const after: UserCursor[] = [];
+  let position = current;
+  for (let i = deliveries.length - 1; i >= 0; i--) {
+    after[i] = position;
+    position = rewind(position, deliveries[i]!);
+  }
+  return { start: position, after };
+}
+
 /** The cursor as it was before `delivery` was delivered (its log's seq rewound). */
-export function rewind(cursor: UserCursor, delivery: { event: { log: string; seq: number } }): UserCursor {
+function rewind(cursor: UserCursor, delivery: { event: { log: string; seq: number } }): UserCursor {
   const current = cursor.logs.get(delivery.event.log);
   if (current === undefined || current < delivery.event.seq) return cursor;
   const logs = new Map(cursor.logs);
