@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Redis, Result } from 'ioredis';
 import { unavailable } from '../errors.js';
+import { defineScripts, redisScript } from '../shared/redis-scripts.js';
 import type { Bus, Publication } from './bus.js';
 import { FrameCodec, type DeploymentIdentity, type DropReason } from './frame.js';
 
@@ -12,7 +12,7 @@ declare module 'ioredis' {
   }
 }
 
-const PUBLISH_ALL = readFileSync(new URL('./publish-all.lua', import.meta.url), 'utf8');
+const PUBLISH_ALL = redisScript('canaduckPublishAll', new URL('./publish-all.lua', import.meta.url)); // channel count given per call
 
 /** The consumer's check of a publication from another replica: what handlers get, or why it is dropped. */
 export type Accept<P> = (publication: Publication) => P | { rejected: 'invalid_event' | 'log_mismatch'; detail: string };
@@ -117,7 +117,7 @@ export class RedisBus<P extends Publication = Publication> implements Bus<P> {
     this.onDropped = options.onDropped ?? (() => {});
     this.accept = options.accept ?? ((publication) => publication as P);
     this.publisher = options.publisher;
-    this.publisher.defineCommand('canaduckPublishAll', { lua: PUBLISH_ALL }); // channel count given per call
+    defineScripts(this.publisher, PUBLISH_ALL);
     this.prefix = options.prefix;
     this.replicaId = options.replicaId;
     this.logChannelPrefix = `${options.prefix}log:`;

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import type { Redis, Result } from 'ioredis';
 import { unavailable } from '../errors.js';
+import { defineScripts, redisScript } from '../shared/redis-scripts.js';
 import type { BucketShape, RateLimiter, Verdict } from './rate-limiter.js';
 
 declare module 'ioredis' {
@@ -10,7 +10,7 @@ declare module 'ioredis' {
   }
 }
 
-const TAKE_TOKENS = readFileSync(new URL('./take-tokens.lua', import.meta.url), 'utf8');
+const TAKE_TOKENS = redisScript('canaduckTakeTokens', new URL('./take-tokens.lua', import.meta.url)); // bucket count given per call
 
 interface Waiting {
   bucket: string;
@@ -31,7 +31,7 @@ export class RedisRateLimiter implements RateLimiter {
     private readonly prefix: string,
     private readonly shape: BucketShape,
   ) {
-    redis.defineCommand('canaduckTakeTokens', { lua: TAKE_TOKENS }); // bucket count given per call
+    defineScripts(redis, TAKE_TOKENS);
   }
 
   take(key: string): Promise<Verdict> {

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import type { Redis, Result } from 'ioredis';
 import { unavailable } from '../errors.js';
+import { defineScripts, redisScript } from '../shared/redis-scripts.js';
 import type { SeqFloor, Sequencer } from './sequencer.js';
 
 declare module 'ioredis' {
@@ -12,9 +12,8 @@ declare module 'ioredis' {
   }
 }
 
-const script = (name: string) => readFileSync(new URL(name, import.meta.url), 'utf8');
-const NEXT_SEQS = script('./next-seqs.lua');
-const RAISE_SEQ = script('./raise-seq.lua');
+const NEXT_SEQS = redisScript('canaduckNextSeqs', new URL('./next-seqs.lua', import.meta.url)); // key count given per call
+const RAISE_SEQ = redisScript('canaduckRaiseSeq', new URL('./raise-seq.lua', import.meta.url), 1);
 
 /** Rounds of "counter missing: seed it, take again" before giving up (someone keeps deleting it). */
 const MAX_SEED_ROUNDS = 3;
@@ -40,9 +39,7 @@ export class RedisSequencer implements Sequencer {
     this.redis = options.redis;
     this.prefix = options.prefix;
     this.floor = options.floor;
-    // Script definitions live on the client (EVALSHA with EVAL fallback, pipelines included).
-    this.redis.defineCommand('canaduckNextSeqs', { lua: NEXT_SEQS }); // key count given per call
-    this.redis.defineCommand('canaduckRaiseSeq', { numberOfKeys: 1, lua: RAISE_SEQ });
+    defineScripts(this.redis, NEXT_SEQS, RAISE_SEQ);
   }
 
   /** One script call per round for the whole batch, however many logs and seqs it holds. */
