@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { servicesUp } from './support/services.js';
+import { afterAll, expect, it } from 'vitest';
+import { describeWithServices } from './support/services.js';
 
 /**
  * Keeps the bench from rotting: `npm run bench -- --quick` (every scenario, small N, one
@@ -20,7 +20,7 @@ interface Summary {
   scenarios: Array<{ scenario: string; errors: string[]; rows: number; file: string }>;
 }
 
-describe.runIf(servicesUp)('npm run bench -- --quick', () => {
+describeWithServices('npm run bench -- --quick', () => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'canaduck-bench-test-'));
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 

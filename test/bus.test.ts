@@ -8,12 +8,12 @@ import { FrameCodec, type DropReason } from '../src/bus/frame.js';
 import { createRedisClient } from '../src/bus/redis-client.js';
 import { CanaDuckError } from '../src/errors.js';
 import { chatEvent, freshBusLog, Recorder, runBusContract } from './contracts/bus.contract.js';
-import { freshRedisPrefix, servicesUp, TEST_REDIS_URL } from './support/services.js';
+import { describeWithServices, freshRedisPrefix, TEST_REDIS_URL } from './support/services.js';
 import { FaultProxy } from './support/fault-proxy.js';
 
 runBusContract('in-process (MemoryBus)', { open: async () => new MemoryBus<Delivery>() });
 
-describe.runIf(servicesUp)('Redis bus', () => {
+describeWithServices('Redis bus', () => {
   const { prefix, clear } = freshRedisPrefix();
   /** The deployment every replica of this suite belongs to (in production: from its database). */
   const deployment = { id: `test-${randomBytes(4).toString('hex')}`, secret: randomBytes(32).toString('base64url') };

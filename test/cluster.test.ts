@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { Client } from './support/client.js';
-import { freshDatabase, freshRedisPrefix, servicesUp, TEST_REDIS_URL } from './support/services.js';
+import { describeWithServices, freshDatabase, freshRedisPrefix, TEST_REDIS_URL } from './support/services.js';
 
 /**
  * `npm run cluster`: the script really starts N replica processes against one PostgreSQL
@@ -77,7 +77,7 @@ function isRunning(pid: number): boolean {
   }
 }
 
-describe.runIf(servicesUp)('npm run cluster', () => {
+describeWithServices('npm run cluster', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();

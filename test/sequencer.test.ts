@@ -1,34 +1,23 @@
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createRedisClient } from '../src/bus/redis-client.js';
 import { CanaDuckError } from '../src/errors.js';
 import { MemorySequencer } from '../src/sequencer/sequencer.memory.js';
 import { RedisSequencer } from '../src/sequencer/sequencer.redis.js';
 import type { SeqFloor } from '../src/sequencer/sequencer.js';
 import { freshLog, runSequencerContract } from './contracts/sequencer.contract.js';
-import { freshRedisPrefix, servicesUp, TEST_REDIS_URL } from './support/services.js';
+import { describeWithServices, redisSuite, TEST_REDIS_URL } from './support/services.js';
 import { FaultProxy } from './support/fault-proxy.js';
 
 runSequencerContract('in-process (MemorySequencer)', {
   open: async (floor) => new MemorySequencer(floor),
 });
 
-describe.runIf(servicesUp)('Redis sequencer', () => {
-  const { prefix, clear } = freshRedisPrefix();
-  let redis: Redis;
-
-  beforeAll(async () => {
-    redis = createRedisClient(TEST_REDIS_URL);
-    await redis.connect();
-  });
-
-  afterAll(async () => {
-    await clear();
-    await redis.quit();
-  });
+describeWithServices('Redis sequencer', () => {
+  const suite = redisSuite();
+  const { prefix, clear } = suite;
 
   runSequencerContract('Redis (RedisSequencer)', {
-    open: async (floor) => new RedisSequencer({ redis, prefix, floor }),
+    open: async (floor) => new RedisSequencer({ redis: suite.redis, prefix, floor }),
   });
 
   /** Resolves with the error `work` rejects with, and how long that took. */
@@ -49,16 +38,16 @@ describe.runIf(servicesUp)('Redis sequencer', () => {
 
   it('keys counters under the prefix, one per log', async () => {
     const log = freshLog();
-    const sequencer = new RedisSequencer({ redis, prefix, floor: async () => 0 });
+    const sequencer = new RedisSequencer({ redis: suite.redis, prefix, floor: async () => 0 });
     await sequencer.next([log, log, log]);
-    expect(await redis.get(`${prefix}seq:${log}`)).toBe('3');
+    expect(await suite.redis.get(`${prefix}seq:${log}`)).toBe('3');
   });
 
   it('a burst on a cold log shares its floor reads instead of one per caller', async () => {
     const log = freshLog();
     let reads = 0;
     const sequencer = new RedisSequencer({
-      redis,
+      redis: suite.redis,
       prefix,
       floor: async () => {
         reads++;
@@ -75,30 +64,30 @@ describe.runIf(servicesUp)('Redis sequencer', () => {
     const log = freshLog();
     const stored: number[] = [];
     const floor: SeqFloor = async () => Math.max(0, ...stored);
-    const sequencer = new RedisSequencer({ redis, prefix, floor });
+    const sequencer = new RedisSequencer({ redis: suite.redis, prefix, floor });
     for (let i = 0; i < 5; i++) stored.push(...(await sequencer.next([log])));
     expect(stored).toEqual([1, 2, 3, 4, 5]);
 
     await clear(); // Redis restarted empty, as far as this prefix is concerned
-    expect(await redis.exists(`${prefix}seq:${log}`)).toBe(0);
+    expect(await suite.redis.exists(`${prefix}seq:${log}`)).toBe(0);
     const after = await Promise.all([sequencer.next([log, log]), sequencer.next([log])]);
     expect(after.flat().sort((x, y) => x - y)).toEqual([6, 7, 8]);
   });
 
   it('a replica never resets a counter another replica seeded (SET NX)', async () => {
     const log = freshLog();
-    const a = new RedisSequencer({ redis, prefix, floor: async () => 100 });
+    const a = new RedisSequencer({ redis: suite.redis, prefix, floor: async () => 100 });
     // b has never used the log, and its floor is stale: it must not seed over a's counter.
-    const b = new RedisSequencer({ redis, prefix, floor: async () => 50 });
+    const b = new RedisSequencer({ redis: suite.redis, prefix, floor: async () => 50 });
     expect(await a.next([log])).toEqual([101]);
     expect(await b.next([log])).toEqual([102]);
   });
 
   it('survives SCRIPT FLUSH (the scripts are sent again)', async () => {
     const log = freshLog();
-    const sequencer = new RedisSequencer({ redis, prefix, floor: async () => 0 });
+    const sequencer = new RedisSequencer({ redis: suite.redis, prefix, floor: async () => 0 });
     expect(await sequencer.next([log])).toEqual([1]);
-    await redis.script('FLUSH');
+    await suite.redis.script('FLUSH');
     expect(await sequencer.next([log, log])).toEqual([2, 3]);
     await sequencer.raise(log, 9);
     expect(await sequencer.next([log])).toEqual([10]);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server.js';
 import { claimNick, httpJson, join, post, until } from '../support/delivery.js';
 import { freshBacking, startTestServer, type Backing } from '../support/server.js';
-import { freshDatabase, servicesUp, TEST_REDIS_URL } from '../support/services.js';
+import { describeWithServices, freshDatabase, TEST_REDIS_URL } from '../support/services.js';
 import { SseParser, type SseEvent } from '../support/sse-client.js';
 
 /**
@@ -63,7 +63,7 @@ function withPersonalPosition(cursor: string, personal: number): string {
   return Buffer.from(JSON.stringify({ ...raw, p: personal })).toString('base64url');
 }
 
-describe.runIf(servicesUp)('access and frames: the reported cases, on two replicas', () => {
+describeWithServices('access and frames: the reported cases, on two replicas', () => {
   let backing: Backing;
   let a: RunningServer;
   let b: RunningServer;

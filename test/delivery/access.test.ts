@@ -4,7 +4,7 @@ import type { RunningServer } from '../../src/server.js';
 import { uniqueChannel, uniqueNick } from '../http/support.js';
 import { httpJson, join, post, readChannel, type HttpReply } from '../support/delivery.js';
 import { freshBacking, startTestServer, type Backing, type Mode } from '../support/server.js';
-import { servicesUp } from '../support/services.js';
+import { describeWithServices, servicesUp } from '../support/services.js';
 import { SseParser } from '../support/sse-client.js';
 
 /**
@@ -816,15 +816,15 @@ async function check(c: Case): Promise<void> {
 
 const CASE_TIMEOUT = 150_000;
 
-describe.runIf(servicesUp)('access is a point in the log: parted and quit, two replicas (distributed)', () => {
+describeWithServices('access is a point in the log: parted and quit, two replicas (distributed)', () => {
   it.each(distributedCases)('$name', (c) => check(c), CASE_TIMEOUT);
 });
 
-describe.runIf(servicesUp)('access is a point in the log: parted and quit right after a burst, two replicas (distributed)', () => {
+describeWithServices('access is a point in the log: parted and quit right after a burst, two replicas (distributed)', () => {
   it.each(burstCases)('$name', (c) => check(c), CASE_TIMEOUT);
 });
 
-describe.runIf(servicesUp)('access is a point in the log: session expired (TTL 10 s), two replicas (distributed)', () => {
+describeWithServices('access is a point in the log: session expired (TTL 10 s), two replicas (distributed)', () => {
   it.each(expiredCases)('$name', (c) => check(c), CASE_TIMEOUT);
 });
 

@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { EventSource } from 'eventsource';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimNick, httpJson, join, post, readChannel, SseSubscriber, until, type HttpReply } from '../support/delivery.js';
-import { modes, startIsolatedServer } from '../support/server.js';
+import { allModes, describeInMode, startIsolatedServer } from '../support/server.js';
 import { SseClient, SseParser, type SseEvent } from '../support/sse-client.js';
 
 /**
@@ -57,8 +57,8 @@ function rawStream(url: string, token: string, done: (text: string) => boolean, 
   });
 }
 
-for (const mode of modes) {
-  describe(`cursors and framing (${mode})`, () => {
+for (const mode of allModes) {
+  describeInMode(mode, `cursors and framing (${mode})`, () => {
     let stop: () => Promise<void>;
     let base: string;
     let alice: { nick: string; token: string };

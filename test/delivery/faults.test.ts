@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server.js';
 import type { ServiceOptions } from '../../src/services.js';
 import { createLogger } from '../../src/shared/log.js';
-import type { StoredEvent } from '../../src/storage/store.js';
+import type { StoredEvent } from '../../src/storage/logs.js';
 import {
   anyOf,
   claimNick,
@@ -29,7 +29,7 @@ import { FaultProxy } from '../support/fault-proxy.js';
 import { PrivateRedis } from '../support/redis-server.js';
 import { killAllReplicas, Replica } from '../support/replica.js';
 import { freshBacking, startTestServer, type Backing } from '../support/server.js';
-import { servicesUp, TEST_REDIS_URL } from '../support/services.js';
+import { describeWithServices, TEST_REDIS_URL } from '../support/services.js';
 
 /**
  * The delivery promise (DESIGN §7) under each fault, forced for real against PostgreSQL and
@@ -97,7 +97,7 @@ async function rawRows(databaseUrl: string, log: string): Promise<Array<{ seq: n
   }
 }
 
-describe.runIf(servicesUp)('the delivery promise under faults (distributed)', () => {
+describeWithServices('the delivery promise under faults (distributed)', () => {
   afterAll(async () => {
     await killAllReplicas();
   });

@@ -17,8 +17,8 @@ import {
   type Subscriber,
 } from '../support/delivery.js';
 import { killAllReplicas, Replica } from '../support/replica.js';
-import { freshBacking, modes, startIsolatedServer } from '../support/server.js';
-import { servicesUp } from '../support/services.js';
+import { freshBacking, allModes, describeInMode, startIsolatedServer } from '../support/server.js';
+import { describeWithServices } from '../support/services.js';
 import { SseClient } from '../support/sse-client.js';
 
 /** Operations (DESIGN §9): health, readiness, Prometheus metrics that move, graceful SIGTERM. */
@@ -49,8 +49,8 @@ function metric(values: Map<string, number>, name: string, labels: Record<string
   return found ? sum : NaN;
 }
 
-for (const mode of modes) {
-  describe(`health, readiness and metrics (${mode})`, () => {
+for (const mode of allModes) {
+  describeInMode(mode, `health, readiness and metrics (${mode})`, () => {
     let stop: () => Promise<void>;
     let base: string;
     let user: { nick: string; token: string };
@@ -137,7 +137,7 @@ for (const mode of modes) {
   });
 }
 
-describe.runIf(servicesUp)('graceful shutdown on SIGTERM (replica processes)', () => {
+describeWithServices('graceful shutdown on SIGTERM (replica processes)', () => {
   afterAll(async () => {
     await killAllReplicas();
   });

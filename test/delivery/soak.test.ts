@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import {
   anyOf,
   claimNick,
@@ -17,7 +17,7 @@ import {
 } from '../support/delivery.js';
 import { killAllReplicas, Replica } from '../support/replica.js';
 import { freshBacking, type Backing } from '../support/server.js';
-import { servicesUp } from '../support/services.js';
+import { describeWithServices } from '../support/services.js';
 
 /**
  * The soak (issue 3, item 4): 2 replica processes on real PostgreSQL and Redis, 12 writers
@@ -35,7 +35,7 @@ const CHANNELS = 3;
 const MIX = { 'sse-log': 40, 'sse-user': 40, 'poll-log': 12, 'poll-user': 12 } as const;
 const BATCHES = 4;
 
-describe.runIf(servicesUp)('soak: 2 replicas, 12 writers, 104 reconnecting subscribers, 5,000+ events', () => {
+describeWithServices('soak: 2 replicas, 12 writers, 104 reconnecting subscribers, 5,000+ events', () => {
   let backing: Backing | undefined;
   const subs: Subscriber[] = [];
   const writers: Writer[] = [];

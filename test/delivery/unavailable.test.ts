@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server.js';
 import { createLogger } from '../../src/shared/log.js';
-import type { StoredEvent } from '../../src/storage/store.js';
+import type { StoredEvent } from '../../src/storage/logs.js';
 import {
   anyOf,
   claimNick,
@@ -21,7 +21,7 @@ import {
 } from '../support/delivery.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { freshBacking, startTestServer, type Backing } from '../support/server.js';
-import { servicesUp, TEST_PG_URL, TEST_REDIS_URL } from '../support/services.js';
+import { describeWithServices, TEST_PG_URL, TEST_REDIS_URL } from '../support/services.js';
 
 /**
  * PostgreSQL, then Redis, "goes down" for one server (its connections run through a proxy
@@ -29,7 +29,7 @@ import { servicesUp, TEST_PG_URL, TEST_REDIS_URL } from '../support/services.js'
  * open streams stay open with their heartbeats and deliver again once the service is back,
  * and nothing half-written is ever delivered.
  */
-describe.runIf(servicesUp)('with PostgreSQL or Redis unavailable (distributed)', () => {
+describeWithServices('with PostgreSQL or Redis unavailable (distributed)', () => {
   let pg: FaultProxy;
   let redis: FaultProxy;
   let backing: Backing;

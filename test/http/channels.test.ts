@@ -1,27 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../support/client.js';
-import { modes, startIsolatedServer } from '../support/server.js';
-import { claim, expectProblem, fullHistory, uniqueChannel, uniqueNick } from './support.js';
+import { allModes, describeInMode } from '../support/server.js';
+import { expectProblem, fullHistory, httpSuite, uniqueChannel, uniqueNick, type User } from './support.js';
 
-for (const mode of modes) {
-  describe(`channels over HTTP (${mode})`, () => {
-    let stop: () => Promise<void>;
-    let base: string;
-    let alice: Client;
-    let bob: Client;
-    let aliceNick: string;
-    let bobNick: string;
+for (const mode of allModes) {
+  describeInMode(mode, `channels over HTTP (${mode})`, () => {
+    const suite = httpSuite(mode);
+    let alice: User;
+    let bob: User;
 
     beforeAll(async () => {
-      const started = await startIsolatedServer(mode);
-      stop = started.stop;
-      base = started.url;
-      aliceNick = uniqueNick('alice');
-      bobNick = uniqueNick('bob');
-      alice = await claim(base, aliceNick);
-      bob = await claim(base, bobNick);
+      alice = await suite.claim('alice');
+      bob = await suite.claim('bob');
     });
-    afterAll(() => stop?.());
 
     const events = (client: Client, channel: string) => fullHistory(client, `/api/channels/${channel}/events`);
 
@@ -39,14 +30,14 @@ for (const mode of modes) {
           modes: { inviteOnly: false, topicLocked: false, moderated: false },
           memberCount: 1,
         });
-        expect(first.body.event).toMatchObject({ log: `#${name.toLowerCase()}`, seq: 1, type: 'join', nick: aliceNick, text: '', data: {} });
+        expect(first.body.event).toMatchObject({ log: `#${name.toLowerCase()}`, seq: 1, type: 'join', nick: alice.nick, text: '', data: {} });
         expect(Number.isNaN(Date.parse(first.body.event.ts))).toBe(false);
 
         const second = await bob.put(`/api/channels/${name}/membership`);
         expect(second.status).toBe(200);
         expect(second.body.operator).toBe(false);
         expect(second.body.channel.memberCount).toBe(2);
-        expect(second.body.event).toMatchObject({ seq: 2, type: 'join', nick: bobNick });
+        expect(second.body.event).toMatchObject({ seq: 2, type: 'join', nick: bob.nick });
       });
 
       it('is idempotent: joining again answers event null and appends nothing', async () => {
@@ -121,7 +112,7 @@ for (const mode of modes) {
 
       it('refuses an anonymous join with 401', async () => {
         const name = uniqueChannel();
-        expectProblem(await new Client(base).put(`/api/channels/${name}/membership`), 401, 'unauthenticated');
+        expectProblem(await new Client(suite.url).put(`/api/channels/${name}/membership`), 401, 'unauthenticated');
         expectProblem(await alice.get(`/api/channels/${name}`), 404, 'not_found');
       });
     });
@@ -131,7 +122,7 @@ for (const mode of modes) {
         const name = uniqueChannel();
         await alice.put(`/api/channels/${name}/membership`);
         await bob.put(`/api/channels/${name}/membership`);
-        for (const viewer of [alice, new Client(base)]) {
+        for (const viewer of [alice, new Client(suite.url)]) {
           const reply = await viewer.get('/api/channels');
           expect(reply.status).toBe(200);
           const found = reply.body.channels.find((c: any) => c.name === `#${name}`);
@@ -163,9 +154,9 @@ for (const mode of modes) {
         await bob.put(`/api/channels/${name}/membership`);
         const reply = await bob.delete(`/api/channels/${name}/membership`, { reason: 'see you' });
         expect(reply.status, JSON.stringify(reply.body)).toBe(200);
-        expect(reply.body).toMatchObject({ log: `#${name}`, seq: 3, type: 'part', nick: bobNick, text: 'see you', data: {} });
+        expect(reply.body).toMatchObject({ log: `#${name}`, seq: 3, type: 'part', nick: bob.nick, text: 'see you', data: {} });
         const members = (await alice.get(`/api/channels/${name}/members`)).body.members.map((m: any) => m.nick);
-        expect(members).toEqual([aliceNick]);
+        expect(members).toEqual([alice.nick]);
         expect((await alice.get(`/api/channels/${name}`)).body.memberCount).toBe(1);
         expect((await bob.get('/api/me')).body.channels).not.toContain(`#${name}`);
 
@@ -211,11 +202,11 @@ for (const mode of modes) {
         expect(reply.status).toBe(200);
         const byNick = Object.fromEntries(reply.body.members.map((m: any) => [m.nick, m]));
         expect(byNick).toEqual({
-          [aliceNick]: { nick: aliceNick, operator: true, online: true },
-          [bobNick]: { nick: bobNick, operator: false, online: true },
+          [alice.nick]: { nick: alice.nick, operator: true, online: true },
+          [bob.nick]: { nick: bob.nick, operator: false, online: true },
         });
         expectProblem(await bob.get(`/api/channels/${uniqueChannel('nope')}/members`), 404, 'not_found');
-        expectProblem(await new Client(base).get(`/api/channels/${name}/members`), 401, 'unauthenticated');
+        expectProblem(await new Client(suite.url).get(`/api/channels/${name}/members`), 401, 'unauthenticated');
       });
     });
 
@@ -226,9 +217,9 @@ for (const mode of modes) {
         await bob.put(`/api/channels/${name}/membership`);
         const reply = await bob.put(`/api/channels/${name}/topic`, { topic: 'ducks ☺ only' });
         expect(reply.status, JSON.stringify(reply.body)).toBe(200);
-        expect(reply.body).toMatchObject({ log: `#${name}`, seq: 3, type: 'topic', nick: bobNick, text: 'ducks ☺ only', data: {} });
+        expect(reply.body).toMatchObject({ log: `#${name}`, seq: 3, type: 'topic', nick: bob.nick, text: 'ducks ☺ only', data: {} });
         const info = await alice.get(`/api/channels/${name}`);
-        expect(info.body).toMatchObject({ topic: 'ducks ☺ only', topicBy: bobNick });
+        expect(info.body).toMatchObject({ topic: 'ducks ☺ only', topicBy: bob.nick });
         expect(Number.isNaN(Date.parse(info.body.topicAt))).toBe(false);
         const listed = (await alice.get('/api/channels')).body.channels.find((c: any) => c.name === `#${name}`);
         expect(listed.topic).toBe('ducks ☺ only');
@@ -268,10 +259,8 @@ for (const mode of modes) {
     describe('the channel log', () => {
       it('join, topic, nick, part and quit each take their own increasing seq', async () => {
         const name = uniqueChannel('log');
-        const carolNick = uniqueNick('carol');
-        const daveNick = uniqueNick('dave');
-        const carol = await claim(base, carolNick);
-        const dave = await claim(base, daveNick);
+        const carol = await suite.claim('carol');
+        const dave = await suite.claim('dave');
         const renamed = uniqueNick('eve');
         const returned: number[] = [];
         returned.push((await carol.put(`/api/channels/${name}/membership`)).body.event.seq);
@@ -285,11 +274,11 @@ for (const mode of modes) {
         await alice.put(`/api/channels/${name}/membership`);
         const log = (await events(alice, name)).slice(0, -1);
         expect(log.map((e) => [e.type, e.nick])).toEqual([
-          ['join', carolNick],
-          ['join', daveNick],
-          ['topic', carolNick],
-          ['nick', daveNick],
-          ['part', carolNick],
+          ['join', carol.nick],
+          ['join', dave.nick],
+          ['topic', carol.nick],
+          ['nick', dave.nick],
+          ['part', carol.nick],
           ['quit', renamed],
         ]);
         expect(log.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);

@@ -1,9 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../../src/server.js';
+import { expect, it } from 'vitest';
 import { Client } from '../support/client.js';
-import { freshBacking, startTestServer, type Backing } from '../support/server.js';
-import { servicesUp } from '../support/services.js';
-import { expectProblem, fullHistory, uniqueChannel } from './support.js';
+import { describeWithServices } from '../support/services.js';
+import { expectProblem, fullHistory, httpSuite, uniqueChannel } from './support.js';
 
 const CLIENTS = 50;
 const MESSAGES_EACH = 5;
@@ -13,20 +11,9 @@ const MESSAGES_EACH = 5;
  * each, join one channel and post at once. The log must come out unique, gap-free and the
  * same from either instance; the member list exact.
  */
-describe.runIf(servicesUp)('two replicas sharing PostgreSQL and Redis', () => {
-  let backing: Backing;
-  let replicas: RunningServer[] = [];
-
-  beforeAll(async () => {
-    backing = await freshBacking('distributed');
-    replicas = await Promise.all([startTestServer(backing), startTestServer(backing)]);
-  });
-  afterAll(async () => {
-    await Promise.all(replicas.map((r) => r.close()));
-    await backing?.cleanup();
-  });
-
-  const via = (i: number) => replicas[i % 2]!.url;
+describeWithServices('two replicas sharing PostgreSQL and Redis', () => {
+  const suite = httpSuite('distributed', {}, { replicas: 2 });
+  const via = (i: number) => suite.servers[i % 2]!.url;
 
   it('50 clients joining and posting at once through both get unique, gap-free seqs and one member list', async () => {
     const channel = uniqueChannel('crowd');
@@ -53,7 +40,7 @@ describe.runIf(servicesUp)('two replicas sharing PostgreSQL and Redis', () => {
     const returnedSeqs = [...joins.map((j) => j.body.event.seq), ...posts.map((p) => p.body.seq)].sort((a, b) => a - b);
     expect(returnedSeqs).toEqual(Array.from({ length: total }, (_, i) => i + 1));
 
-    const histories = await Promise.all(replicas.map((r) => fullHistory(new Client(r.url, clients[0]!.token), `/api/channels/${channel}/events`, 37)));
+    const histories = await Promise.all(suite.servers.map((r) => fullHistory(new Client(r.url, clients[0]!.token), `/api/channels/${channel}/events`, 37)));
     for (const history of histories) {
       expect(history.map((e) => e.seq)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
       expect(history.filter((e) => e.type === 'join').map((e) => e.nick).sort()).toEqual([...nicks].sort());
@@ -72,12 +59,12 @@ describe.runIf(servicesUp)('two replicas sharing PostgreSQL and Redis', () => {
     expect(histories[1]).toEqual(histories[0]);
 
     // Scrollback agrees with reading forward, on both.
-    for (const r of replicas) {
+    for (const r of suite.servers) {
       const newest = await new Client(r.url, clients[1]!.token).get(`/api/channels/${channel}/events?limit=500`);
       expect(newest.body.events).toEqual(histories[0]);
     }
 
-    for (const r of replicas) {
+    for (const r of suite.servers) {
       const members = await new Client(r.url, clients[0]!.token).get(`/api/channels/${channel}/members`);
       expect(members.status).toBe(200);
       expect(members.body.members.map((m: any) => m.nick).sort()).toEqual([...nicks].sort());

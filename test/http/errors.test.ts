@@ -1,8 +1,8 @@
 import { request as httpRequest } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../support/client.js';
-import { modes, startIsolatedServer } from '../support/server.js';
-import { claim, expectProblem, fullHistory, rawRequest, uniqueChannel, uniqueNick } from './support.js';
+import { allModes, describeInMode } from '../support/server.js';
+import { expectProblem, fullHistory, httpSuite, rawRequest, uniqueChannel, uniqueNick, type User } from './support.js';
 
 /** Sends a chunked body that never ends until the answer arrives; resolves with the status and how much was sent. */
 function endlessChunkedPost(base: string, path: string, token: string): Promise<{ status: number; contentType: string; sent: number; ms: number }> {
@@ -51,30 +51,23 @@ function endlessChunkedPost(base: string, path: string, token: string): Promise<
   });
 }
 
-for (const mode of modes) {
-  describe(`errors, limits and security over HTTP (${mode})`, () => {
-    let stop: () => Promise<void>;
-    let base: string;
-    let alice: Client;
+for (const mode of allModes) {
+  describeInMode(mode, `errors, limits and security over HTTP (${mode})`, () => {
+    const suite = httpSuite(mode);
+    let alice: User;
     let aliceToken: string;
-    let channel: string;
+    const channel = uniqueChannel('err');
     let anon: Client;
 
     beforeAll(async () => {
-      const started = await startIsolatedServer(mode);
-      stop = started.stop;
-      base = started.url;
-      anon = new Client(base);
-      alice = await claim(base, uniqueNick('alice'));
+      anon = new Client(suite.url);
+      alice = await suite.member(channel, 'alice');
       aliceToken = alice.token!;
-      channel = uniqueChannel('err');
-      await alice.put(`/api/channels/${channel}/membership`);
     });
-    afterAll(() => stop?.());
 
     const messages = () => fullHistory(alice, `/api/channels/${channel}/events`);
     const post = (body: string | Uint8Array, headers: Record<string, string> = {}) =>
-      rawRequest(base, 'POST', `/api/channels/${channel}/messages`, { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json', ...headers }, body);
+      rawRequest(suite.url, 'POST', `/api/channels/${channel}/messages`, { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json', ...headers }, body);
     const expectRawProblem = (reply: { status: number; headers: Record<string, unknown>; text: string }, status: number, code: string) => {
       expect({ status: reply.status, text: reply.text.slice(0, 300) }).toMatchObject({ status });
       expect(reply.headers['content-type']).toMatch(/^application\/problem\+json/);
@@ -116,7 +109,7 @@ for (const mode of modes) {
         const body = JSON.stringify({ text: 'x'.repeat(17 * 1024) });
         const chunks = [body.slice(0, 9000), body.slice(9000)];
         const reply = await new Promise<{ status: number; type: string }>((resolve, reject) => {
-          const url = new URL(base);
+          const url = new URL(suite.url);
           const req = httpRequest(
             {
               host: url.hostname,
@@ -140,7 +133,7 @@ for (const mode of modes) {
 
       it('answers 413 within seconds to a chunked body that never ends', async () => {
         const before = (await messages()).length;
-        const result = await endlessChunkedPost(base, `/api/channels/${channel}/messages`, aliceToken);
+        const result = await endlessChunkedPost(suite.url, `/api/channels/${channel}/messages`, aliceToken);
         expect(result.status).toBe(413);
         expect(result.contentType).toMatch(/^application\/problem\+json/);
         expect(result.ms).toBeLessThan(5_000);
@@ -192,7 +185,7 @@ for (const mode of modes) {
       ])('refuses a %s key with 400 and pollutes nothing', async (_label, body) => {
         const before = (await messages()).length;
         expectRawProblem(await post(body), 400, 'validation_failed');
-        expectRawProblem(await rawRequest(base, 'POST', '/api/sessions', { 'content-type': 'application/json' }, body), 400, 'validation_failed');
+        expectRawProblem(await rawRequest(suite.url, 'POST', '/api/sessions', { 'content-type': 'application/json' }, body), 400, 'validation_failed');
         expect(({} as any).polluted).toBeUndefined();
         expect((Object.prototype as any).polluted).toBeUndefined();
         expect(await messages()).toHaveLength(before);
@@ -240,14 +233,14 @@ for (const mode of modes) {
         expectProblem(await alice.get('/api/nothing'), 404, 'not_found');
         expectProblem(await alice.get('/nothing/at/all'), 404, 'not_found');
         expectProblem(await alice.get(`/api/channels/${channel}/nothing`), 404, 'not_found');
-        expectRawProblem(await rawRequest(base, 'GET', '/api//channels'), 404, 'not_found');
+        expectRawProblem(await rawRequest(suite.url, 'GET', '/api//channels'), 404, 'not_found');
       });
 
       it('answers problem+json even for requests the HTTP adapter refuses before routing', async () => {
         // A request-target that is not a path, and a raw backslash in the path (write it %5C).
-        expectRawProblem(await rawRequest(base, 'OPTIONS', '*'), 400, 'validation_failed');
-        expectRawProblem(await rawRequest(base, 'GET', '/api/users/a\\b', { authorization: `Bearer ${aliceToken}` }), 400, 'validation_failed');
-        const encoded = await rawRequest(base, 'GET', '/api/users/a%5Cb', { authorization: `Bearer ${aliceToken}` });
+        expectRawProblem(await rawRequest(suite.url, 'OPTIONS', '*'), 400, 'validation_failed');
+        expectRawProblem(await rawRequest(suite.url, 'GET', '/api/users/a\\b', { authorization: `Bearer ${aliceToken}` }), 400, 'validation_failed');
+        const encoded = await rawRequest(suite.url, 'GET', '/api/users/a%5Cb', { authorization: `Bearer ${aliceToken}` });
         expectRawProblem(encoded, 404, 'not_found');
       });
     });
@@ -269,7 +262,7 @@ for (const mode of modes) {
         expectProblem(await anon.request('DELETE', `/api/channels/${channel}/membership`, undefined, foreign), 403, 'forbidden');
         expectProblem(await anon.request('DELETE', '/api/sessions/current', undefined, foreign), 403, 'forbidden');
         // A look-alike of our own origin is foreign too.
-        expectProblem(await anon.request('POST', `/api/channels/${channel}/messages`, { text: 'csrf' }, { cookie, origin: `${base}.evil.example` }), 403, 'forbidden');
+        expectProblem(await anon.request('POST', `/api/channels/${channel}/messages`, { text: 'csrf' }, { cookie, origin: `${suite.url}.evil.example` }), 403, 'forbidden');
         expectProblem(await anon.request('POST', `/api/channels/${channel}/messages`, { text: 'csrf' }, { cookie, origin: 'null' }), 403, 'forbidden');
 
         expect(await messages()).toHaveLength(before);
@@ -289,7 +282,7 @@ for (const mode of modes) {
       });
 
       it('accepts the same origin with the cookie, and a bearer token from any origin', async () => {
-        const same = await anon.request('POST', `/api/channels/${channel}/messages`, { text: 'same origin' }, { cookie: cookieOf(aliceToken), origin: base });
+        const same = await anon.request('POST', `/api/channels/${channel}/messages`, { text: 'same origin' }, { cookie: cookieOf(aliceToken), origin: suite.url });
         expect(same.status, JSON.stringify(same.body)).toBe(201);
         const sameSite = await anon.request('POST', `/api/channels/${channel}/messages`, { text: 'no origin' }, { cookie: cookieOf(aliceToken), 'sec-fetch-site': 'same-origin' });
         expect(sameSite.status).toBe(201);
@@ -303,7 +296,7 @@ for (const mode of modes) {
         const reply = await anon.post('/api/sessions', { nick: uniqueNick() }, { 'x-forwarded-proto': 'https' });
         expect(reply.status).toBe(201);
         expect(reply.headers.get('set-cookie')).not.toMatch(/;\s*Secure/i);
-        const host = new URL(base).host;
+        const host = new URL(suite.url).host;
         const spoofed = await anon.request(
           'POST',
           `/api/channels/${channel}/messages`,
@@ -355,7 +348,7 @@ for (const mode of modes) {
           for (const method of Object.keys(item)) {
             if (path.endsWith('/stream')) continue; // streams hold the connection open
             const concrete = path.replace('{name}', channel).replace('{nick}', 'nobody');
-            const reply = await rawRequest(base, method.toUpperCase(), concrete, { 'x-probe': '1' });
+            const reply = await rawRequest(suite.url, method.toUpperCase(), concrete, { 'x-probe': '1' });
             expect([404, 405].includes(reply.status) && /nothing at|is not allowed here/.test(reply.text), `${method} ${path}: ${reply.text}`).toBe(false);
           }
         }

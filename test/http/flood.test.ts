@@ -1,34 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { Client } from '../support/client.js';
-import { freshBacking, modes, startTestServer, type Backing } from '../support/server.js';
-import type { RunningServer } from '../../src/server.js';
+import { allModes, describeInMode } from '../support/server.js';
+import { httpSuite } from './support.js';
 
 const FLOOD = { CANADUCK_FLOOD_RATE: '1', CANADUCK_FLOOD_BURST: '5' };
 
-for (const mode of modes) {
-  describe(`flood control (${mode})`, () => {
-    let backing: Backing;
-    const servers: RunningServer[] = [];
-
-    beforeAll(async () => {
-      backing = await freshBacking(mode, FLOOD);
-      servers.push(await startTestServer(backing));
-      // Distributed: a second replica spends from the same buckets (Redis).
-      if (mode === 'distributed') servers.push(await startTestServer(backing));
-    });
-    afterAll(async () => {
-      for (const server of servers) await server.close();
-      await backing.cleanup();
-    });
+for (const mode of allModes) {
+  describeInMode(mode, `flood control (${mode})`, () => {
+    // Distributed: a second replica spends from the same buckets (Redis).
+    const suite = httpSuite(mode, FLOOD, { replicas: mode === 'distributed' ? 2 : 1 });
 
     it('answers 429 with Retry-After past the burst, per session, and stores nothing then', async () => {
-      const base = servers[0]!.url;
-      const alice = await Client.claim(base, 'flooder');
-      const bob = await Client.claim(base, 'calm');
+      const alice = await suite.claim('flooder');
+      const bob = await suite.claim('calm');
       // The claim and the join spent two of alice's five tokens.
       expect((await alice.put('/api/channels/flood/membership')).status).toBe(200);
       expect((await bob.put('/api/channels/flood/membership')).status).toBe(200);
-      const replicas = servers.map((s) => new Client(s.url, alice.token));
+      const replicas = suite.servers.map((s) => new Client(s.url, alice.token));
       // Three tokens are left; they refill at 1/s. Post (alternating replicas) until refused.
       const started = Date.now();
       let accepted = 0;
@@ -57,7 +45,7 @@ for (const mode of modes) {
     });
 
     it('reads are not rate limited', async () => {
-      const reader = await Client.claim(servers[0]!.url, 'reader');
+      const reader = await suite.claim('reader');
       for (let i = 0; i < 20; i++) expect((await reader.get('/api/channels')).status).toBe(200);
     });
   });

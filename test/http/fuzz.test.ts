@@ -1,9 +1,9 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { isValidNick } from '../../src/shared/names.js';
 import { Client } from '../support/client.js';
-import { modes, startIsolatedServer } from '../support/server.js';
-import { claim, rawRequest, uniqueChannel, uniqueNick, type RawReply } from './support.js';
+import { allModes, describeInMode } from '../support/server.js';
+import { httpSuite, rawRequest, uniqueChannel, uniqueNick, type RawReply, type User } from './support.js';
 
 /**
  * Property-based tests over every route of the OpenAPI document:
@@ -162,37 +162,29 @@ const expectProblemReply = (reply: RawReply, method: string, label: string) => {
   expect(body.status, label).toBe(reply.status);
 };
 
-for (const mode of modes) {
-  describe(`fuzzing every route (${mode})`, () => {
-    let stop: () => Promise<void>;
-    let base: string;
+for (const mode of allModes) {
+  describeInMode(mode, `fuzzing every route (${mode})`, () => {
+    // Flood control on, with buckets no run can empty: its middleware is fuzzed too.
+    const suite = httpSuite(mode, { CANADUCK_FLOOD_RATE: '1000000', CANADUCK_FLOOD_BURST: '1000000' });
     let routes: Array<{ method: string; path: string }>;
-    let fuzzer: Client; // the authenticated client the fuzz requests use
-    let peer: Client; // a second user: the other side of a private conversation
+    let fuzzer: User; // the authenticated client the fuzz requests use
+    let peer: User; // a second user: the other side of a private conversation
     let peerNick: string;
-    let channel: string;
+    const channel = uniqueChannel('fuzz');
 
     beforeAll(async () => {
-      // Flood control on, with buckets no run can empty: its middleware is fuzzed too.
-      const started = await startIsolatedServer(mode, { CANADUCK_FLOOD_RATE: '1000000', CANADUCK_FLOOD_BURST: '1000000' });
-      stop = started.stop;
-      base = started.url;
-      const doc = (await new Client(base).get('/openapi.json')).body;
+      const doc = (await new Client(suite.url).get('/openapi.json')).body;
       routes = Object.entries(doc.paths as Record<string, Record<string, unknown>>)
         // Streams hold the connection open by design; they are another suite's subject.
         .filter(([path]) => !/\/stream$/.test(path))
         .flatMap(([path, item]) => Object.keys(item).map((method) => ({ method: method.toUpperCase(), path })));
       expect(routes.length).toBeGreaterThanOrEqual(16);
-      fuzzer = await claim(base, uniqueNick('fuzz'));
-      peerNick = uniqueNick('peer');
-      peer = await claim(base, peerNick);
-      channel = uniqueChannel('fuzz');
-      await fuzzer.put(`/api/channels/${channel}/membership`);
-      await peer.put(`/api/channels/${channel}/membership`);
+      fuzzer = await suite.member(channel, 'fuzz');
+      peer = await suite.member(channel, 'peer');
+      peerNick = peer.nick;
       await fuzzer.post(`/api/channels/${channel}/messages`, { text: 'before the storm' });
       await fuzzer.post(`/api/users/${peerNick}/messages`, { text: 'a private word' });
     });
-    afterAll(() => stop?.());
 
     const segment = () =>
       fc.oneof(
@@ -267,7 +259,7 @@ for (const mode of modes) {
 
     /** After a run that ended the fuzzer's session, claim a new one so later runs stay authenticated. */
     const keepSession = async () => {
-      if ((await fuzzer.get('/api/me')).status === 401) fuzzer = await claim(base, uniqueNick('fuzz'));
+      if ((await fuzzer.get('/api/me')).status === 401) fuzzer = await suite.claim('fuzz');
     };
 
     it('no request produces a 5xx; every 4xx is problem+json with a code', async () => {
@@ -275,7 +267,7 @@ for (const mode of modes) {
       await fc.assert(
         fc.asyncProperty(target(), auth, headers, anyBody, async (t, a, h, body) => {
           const sent = { ...h, ...authHeaders(a) };
-          const reply = await rawRequest(base, t.method, t.path, sent, body);
+          const reply = await rawRequest(suite.url, t.method, t.path, sent, body);
           statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
           const label = `${t.method} ${t.path.slice(0, 200)} → ${reply.status} ${reply.text.slice(0, 300)}`;
           expect(reply.status, label).toBeLessThan(500);
@@ -324,8 +316,8 @@ for (const mode of modes) {
 
       beforeAll(async () => {
         // Part A may have renamed or replaced the fuzzer: start from a known member.
-        nickOfFuzzer = uniqueNick('inv');
-        fuzzer = await claim(base, nickOfFuzzer);
+        fuzzer = await suite.claim('inv');
+        nickOfFuzzer = fuzzer.nick;
         expect((await fuzzer.put(`/api/channels/${channel}/membership`)).status).toBe(200);
         expect((await fuzzer.post(`/api/users/${peerNick}/messages`, { text: 'hello peer' })).status).toBe(201);
       });
@@ -486,7 +478,7 @@ for (const mode of modes) {
         const reasons = new Set<string>();
         await fc.assert(
           fc.asyncProperty(broken(), async (req) => {
-            const reply = await rawRequest(base, req.method, req.path, req.headers, req.body);
+            const reply = await rawRequest(suite.url, req.method, req.path, req.headers, req.body);
             const label = `${req.why}: ${req.method} ${req.path.slice(0, 120)} → ${reply.status} ${reply.text.slice(0, 300)}`;
             reasons.add(req.why.replace(/^content-type .*/, 'content-type'));
             expectProblemReply(reply, req.method, label);

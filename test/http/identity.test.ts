@@ -1,31 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Identity } from '../../src/identity/identity.js';
 import { Client } from '../support/client.js';
-import { modes, startIsolatedServer } from '../support/server.js';
-import { expectProblem, fullHistory, uniqueChannel, uniqueNick } from './support.js';
+import { allModes, describeInMode } from '../support/server.js';
+import { expectProblem, fullHistory, httpSuite, uniqueChannel, uniqueNick } from './support.js';
 
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
-for (const mode of modes) {
-  describe(`identity over HTTP (${mode})`, () => {
-    let stop: () => Promise<void>;
-    let base: string;
-    let server: Awaited<ReturnType<typeof startIsolatedServer>>['server'];
+for (const mode of allModes) {
+  describeInMode(mode, `identity over HTTP (${mode})`, () => {
+    // Trusting the proxy lets one server show both the plain-HTTP and the HTTPS cookie.
+    const suite = httpSuite(mode, { CANADUCK_TRUST_PROXY: '1' });
     let anon: Client;
 
-    beforeAll(async () => {
-      // Trusting the proxy lets one server show both the plain-HTTP and the HTTPS cookie.
-      const started = await startIsolatedServer(mode, { CANADUCK_TRUST_PROXY: '1' });
-      ({ stop, server } = started);
-      base = started.url;
-      anon = new Client(base);
+    beforeAll(() => {
+      anon = new Client(suite.url);
     });
-    afterAll(() => stop?.());
 
     const claimOk = async (nick: string) => {
       const reply = await anon.post('/api/sessions', { nick });
       expect(reply.status, JSON.stringify(reply.body)).toBe(201);
-      return new Client(base, reply.body.token);
+      return new Client(suite.url, reply.body.token);
     };
 
     describe('claim', () => {
@@ -152,7 +146,7 @@ for (const mode of modes) {
         expect(statuses.filter((s) => s === 409)).toHaveLength(19);
         for (const r of replies.filter((r) => r.status === 409)) expect(r.body.code).toBe('nick_in_use');
         const winner = replies.find((r) => r.status === 201)!;
-        const online = (await new Client(base, winner.body.token).get('/api/users')).body.users.map((u: any) => u.nick.toLowerCase());
+        const online = (await new Client(suite.url, winner.body.token).get('/api/users')).body.users.map((u: any) => u.nick.toLowerCase());
         expect(online.filter((n: string) => n === stem.toLowerCase())).toHaveLength(1);
       });
     });
@@ -357,7 +351,7 @@ for (const mode of modes) {
         const client = await claimOk(nick);
         const channel = uniqueChannel();
         await client.put(`/api/channels/${channel}/membership`);
-        const { services } = server;
+        const { services } = suite.server;
         const later = new Identity(services.store, services.writer, {
           sessionTtlMs: services.config.sessionTtlMs,
           now: () => Date.now() + services.config.sessionTtlMs + 60_000,

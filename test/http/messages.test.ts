@@ -1,33 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../support/client.js';
-import { modes, startIsolatedServer } from '../support/server.js';
-import { claim, expectProblem, fullHistory, uniqueChannel, uniqueNick } from './support.js';
+import { allModes, describeInMode } from '../support/server.js';
+import { expectProblem, fullHistory, httpSuite, uniqueChannel, uniqueNick, type User } from './support.js';
 
-for (const mode of modes) {
-  describe(`messages over HTTP (${mode})`, () => {
-    let stop: () => Promise<void>;
-    let base: string;
-    let alice: Client;
-    let bob: Client;
-    let carol: Client;
-    let aliceNick: string;
-    let bobNick: string;
-    let channel: string;
+for (const mode of allModes) {
+  describeInMode(mode, `messages over HTTP (${mode})`, () => {
+    const suite = httpSuite(mode);
+    let alice: User;
+    let bob: User;
+    let carol: User;
+    const channel = uniqueChannel('talk');
 
     beforeAll(async () => {
-      const started = await startIsolatedServer(mode);
-      stop = started.stop;
-      base = started.url;
-      aliceNick = uniqueNick('alice');
-      bobNick = uniqueNick('bob');
-      alice = await claim(base, aliceNick);
-      bob = await claim(base, bobNick);
-      carol = await claim(base, uniqueNick('carol'));
-      channel = uniqueChannel('talk');
-      await alice.put(`/api/channels/${channel}/membership`);
-      await bob.put(`/api/channels/${channel}/membership`);
+      alice = await suite.member(channel, 'alice');
+      bob = await suite.member(channel, 'bob');
+      carol = await suite.claim('carol');
     });
-    afterAll(() => stop?.());
 
     const say = (client: Client, body: unknown, headers?: Record<string, string>, to = channel) =>
       client.post(`/api/channels/${to}/messages`, body, headers);
@@ -39,7 +27,7 @@ for (const mode of modes) {
         const reply = await say(alice, { text: 'hello, world' });
         expect(reply.status, JSON.stringify(reply.body)).toBe(201);
         expect(Object.keys(reply.body).sort()).toEqual(['data', 'log', 'nick', 'seq', 'text', 'ts', 'type']);
-        expect(reply.body).toMatchObject({ log: `#${channel}`, type: 'message', nick: aliceNick, text: 'hello, world', data: {} });
+        expect(reply.body).toMatchObject({ log: `#${channel}`, type: 'message', nick: alice.nick, text: 'hello, world', data: {} });
         expect(Number.isSafeInteger(reply.body.seq) && reply.body.seq > 0).toBe(true);
         expect(Date.parse(reply.body.ts)).toBeGreaterThanOrEqual(before - 5_000);
         expect(reply.body.ts).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
@@ -50,7 +38,7 @@ for (const mode of modes) {
       it('action: true makes an action event', async () => {
         const reply = await say(bob, { text: 'waves', action: true });
         expect(reply.status).toBe(201);
-        expect(reply.body).toMatchObject({ type: 'action', nick: bobNick, text: 'waves' });
+        expect(reply.body).toMatchObject({ type: 'action', nick: bob.nick, text: 'waves' });
         const plain = await say(bob, { text: 'not waving', action: false });
         expect(plain.body.type).toBe('message');
       });
@@ -58,16 +46,16 @@ for (const mode of modes) {
       it('the author is the session nick: nick, seq, role, log, type, ts and data in the body never take effect', async () => {
         const reply = await say(alice, {
           text: 'spoof?',
-          nick: bobNick,
+          nick: bob.nick,
           seq: 999_999,
           role: 'admin',
           log: '#elsewhere',
           type: 'alert',
           ts: '2000-01-01T00:00:00.000Z',
-          data: { to: bobNick },
+          data: { to: bob.nick },
         });
         expect(reply.status, JSON.stringify(reply.body)).toBe(201);
-        expect(reply.body).toMatchObject({ log: `#${channel}`, type: 'message', nick: aliceNick, text: 'spoof?', data: {} });
+        expect(reply.body).toMatchObject({ log: `#${channel}`, type: 'message', nick: alice.nick, text: 'spoof?', data: {} });
         expect(reply.body.seq).not.toBe(999_999);
         expect(reply.body.ts.startsWith('2000')).toBe(false);
         const stored = (await history(alice)).find((e) => e.text === 'spoof?');
@@ -79,7 +67,7 @@ for (const mode of modes) {
         const before = (await history(alice)).length;
         expectProblem(await say(carol, { text: 'let me in' }), 403, 'not_member');
         expectProblem(await say(alice, { text: 'anyone?' }, undefined, uniqueChannel('nope')), 404, 'not_found');
-        expectProblem(await say(new Client(base), { text: 'anon' }), 401, 'unauthenticated');
+        expectProblem(await say(new Client(suite.url), { text: 'anon' }), 401, 'unauthenticated');
         expectProblem(await say(alice, { text: 'bad name' }, undefined, 'a%20b'), 400, 'invalid_channel');
         expect(await history(alice)).toHaveLength(before);
       });
@@ -128,25 +116,25 @@ for (const mode of modes) {
 
     describe('private messages', () => {
       it('both sides see one conversation; a third user sees only their own', async () => {
-        const sent = await alice.post(`/api/users/${bobNick}/messages`, { text: 'psst' });
+        const sent = await alice.post(`/api/users/${bob.nick}/messages`, { text: 'psst' });
         expect(sent.status, JSON.stringify(sent.body)).toBe(201);
-        expect(sent.body).toMatchObject({ type: 'private', nick: aliceNick, text: 'psst', data: { to: bobNick } });
+        expect(sent.body).toMatchObject({ type: 'private', nick: alice.nick, text: 'psst', data: { to: bob.nick } });
         expect(sent.body.log).not.toMatch(/^#/);
-        const reply = await bob.post(`/api/users/${aliceNick.toUpperCase()}/messages`, { text: 'yes?', nick: 'carol' });
+        const reply = await bob.post(`/api/users/${alice.nick.toUpperCase()}/messages`, { text: 'yes?', nick: 'carol' });
         expect(reply.status).toBe(201);
-        expect(reply.body).toMatchObject({ type: 'private', nick: bobNick, data: { to: aliceNick }, log: sent.body.log });
+        expect(reply.body).toMatchObject({ type: 'private', nick: bob.nick, data: { to: alice.nick }, log: sent.body.log });
         expect(reply.body.seq).toBeGreaterThan(sent.body.seq);
 
-        const fromAlice = await fullHistory(alice, `/api/users/${bobNick}/events`);
-        const fromBob = await fullHistory(bob, `/api/users/${aliceNick}/events`);
+        const fromAlice = await fullHistory(alice, `/api/users/${bob.nick}/events`);
+        const fromBob = await fullHistory(bob, `/api/users/${alice.nick}/events`);
         expect(fromAlice.map((e) => e.text)).toEqual(['psst', 'yes?']);
         expect(fromBob).toEqual(fromAlice);
 
         // Carol asking for "alice's events" gets carol↔alice, which is empty.
-        const carolView = await carol.get(`/api/users/${aliceNick}/events`);
+        const carolView = await carol.get(`/api/users/${alice.nick}/events`);
         expect(carolView.status).toBe(200);
         expect(carolView.body.events).toEqual([]);
-        const carolBob = await carol.get(`/api/users/${bobNick}/events?after=0`);
+        const carolBob = await carol.get(`/api/users/${bob.nick}/events?after=0`);
         expect(carolBob.body.events).toEqual([]);
         // Nor is the conversation in any channel.
         expect((await history(alice)).some((e) => e.text === 'psst')).toBe(false);
@@ -156,10 +144,10 @@ for (const mode of modes) {
         expectProblem(await alice.post(`/api/users/${uniqueNick('ghost')}/messages`, { text: 'hi' }), 404, 'not_found');
         expectProblem(await alice.get(`/api/users/${uniqueNick('ghost')}/events`), 404, 'not_found');
         expectProblem(await alice.post('/api/users/%C3%A5lice/messages', { text: 'hi' }), 404, 'not_found');
-        expectProblem(await alice.post(`/api/users/${bobNick}/messages`, { text: '' }), 400, 'validation_failed');
-        expectProblem(await alice.post(`/api/users/${bobNick}/messages`, { text: 'a\u0000' }), 400, 'validation_failed');
-        expectProblem(await new Client(base).post(`/api/users/${bobNick}/messages`, { text: 'hi' }), 401, 'unauthenticated');
-        expectProblem(await new Client(base).get(`/api/users/${bobNick}/events`), 401, 'unauthenticated');
+        expectProblem(await alice.post(`/api/users/${bob.nick}/messages`, { text: '' }), 400, 'validation_failed');
+        expectProblem(await alice.post(`/api/users/${bob.nick}/messages`, { text: 'a\u0000' }), 400, 'validation_failed');
+        expectProblem(await new Client(suite.url).post(`/api/users/${bob.nick}/messages`, { text: 'hi' }), 401, 'unauthenticated');
+        expectProblem(await new Client(suite.url).get(`/api/users/${bob.nick}/events`), 401, 'unauthenticated');
       });
     });
 
@@ -189,7 +177,7 @@ for (const mode of modes) {
         expect(reply.body.next).toBe(11);
         const all = await page('');
         expect(seqsOf(all)).toEqual(seqs); // default limit 50
-        expect(all.body.events[0]).toMatchObject({ type: 'join', nick: aliceNick });
+        expect(all.body.events[0]).toMatchObject({ type: 'join', nick: alice.nick });
       });
 
       it('before=SEQ: the N just before SEQ', async () => {
@@ -224,7 +212,7 @@ for (const mode of modes) {
         async (cursor) => {
           expectProblem(await page(`?after=${cursor}`), 400, 'invalid_cursor');
           expectProblem(await page(`?before=${cursor}`), 400, 'invalid_cursor');
-          expectProblem(await alice.get(`/api/users/${bobNick}/events?after=${cursor}`), 400, 'invalid_cursor');
+          expectProblem(await alice.get(`/api/users/${bob.nick}/events?after=${cursor}`), 400, 'invalid_cursor');
         },
       );
 
@@ -271,18 +259,18 @@ for (const mode of modes) {
         const a = await say(alice, { text: 'mine' }, { 'idempotency-key': key });
         const b = await say(bob, { text: 'mine too' }, { 'idempotency-key': key });
         expect(b.status).toBe(201);
-        expect(b.body.nick).toBe(bobNick);
+        expect(b.body.nick).toBe(bob.nick);
         expect(b.body.text).toBe('mine too');
         expect(b.body.seq).not.toBe(a.body.seq);
       });
 
       it('works for private messages too', async () => {
         const key = `pm-${uniqueNick()}`;
-        const first = await alice.post(`/api/users/${bobNick}/messages`, { text: 'pm once' }, { 'idempotency-key': key });
-        const retry = await alice.post(`/api/users/${bobNick}/messages`, { text: 'pm once' }, { 'idempotency-key': key });
+        const first = await alice.post(`/api/users/${bob.nick}/messages`, { text: 'pm once' }, { 'idempotency-key': key });
+        const retry = await alice.post(`/api/users/${bob.nick}/messages`, { text: 'pm once' }, { 'idempotency-key': key });
         expect(first.status).toBe(201);
         expect(retry.body).toEqual(first.body);
-        expect((await fullHistory(bob, `/api/users/${aliceNick}/events`)).filter((e) => e.text === 'pm once')).toHaveLength(1);
+        expect((await fullHistory(bob, `/api/users/${alice.nick}/events`)).filter((e) => e.text === 'pm once')).toHaveLength(1);
       });
 
       it.each([['has space'], ['x'.repeat(256)], ['ümlaut']])('refuses the key %j with 400', async (key) => {

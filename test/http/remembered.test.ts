@@ -1,10 +1,9 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server.js';
 import { Client } from '../support/client.js';
-import { freshBacking, startTestServer, type Backing } from '../support/server.js';
-import { servicesUp } from '../support/services.js';
-import { expectProblem, fullHistory, uniqueChannel, uniqueNick } from './support.js';
+import { describeWithServices } from '../support/services.js';
+import { expectProblem, fullHistory, httpSuite, uniqueChannel, uniqueNick } from './support.js';
 
 /**
  * A replica posts channel messages on what it remembers of the author's session and
@@ -12,18 +11,13 @@ import { expectProblem, fullHistory, uniqueChannel, uniqueNick } from './support
  * replica A while replica B still remembers the old state: B must decide the next post on
  * the new state, and commit nothing the author could no longer say.
  */
-describe.runIf(servicesUp)('posting from remembered sessions, changed on another replica', () => {
-  let backing: Backing;
+describeWithServices('posting from remembered sessions, changed on another replica', () => {
+  const suite = httpSuite('distributed', {}, { replicas: 2 });
   let a: RunningServer;
   let b: RunningServer;
 
-  beforeAll(async () => {
-    backing = await freshBacking('distributed');
-    [a, b] = await Promise.all([startTestServer(backing), startTestServer(backing)]);
-  });
-  afterAll(async () => {
-    await Promise.all([a?.close(), b?.close()]);
-    await backing?.cleanup();
+  beforeAll(() => {
+    [a, b] = suite.servers as [RunningServer, RunningServer];
   });
 
   const db = () => (a.services.store as unknown as { db: { execute(q: unknown): Promise<unknown> } }).db;
@@ -38,7 +32,7 @@ describe.runIf(servicesUp)('posting from remembered sessions, changed on another
   /** Alice holds one session, used through A and through B; B has already posted once. */
   async function setUp() {
     const channel = uniqueChannel('mem');
-    const onA = await Client.claim(a.url, uniqueNick('alice'));
+    const onA = await suite.claim('alice');
     const onB = new Client(b.url, onA.token);
     expect((await onA.put(`/api/channels/${channel}/membership`)).status).toBe(200);
     const first = await onB.post(`/api/channels/${channel}/messages`, { text: 'remembered from now on' });
@@ -88,7 +82,7 @@ describe.runIf(servicesUp)('posting from remembered sessions, changed on another
 
   it('refuses a post after the session ended elsewhere', async () => {
     const { channel, onA, onB } = await setUp();
-    const witness = await Client.claim(a.url, uniqueNick('w'));
+    const witness = await suite.claim('w');
     expect((await witness.put(`/api/channels/${channel}/membership`)).status).toBe(200);
     expect((await onA.delete('/api/sessions/current')).status).toBe(204);
 
@@ -103,7 +97,7 @@ describe.runIf(servicesUp)('posting from remembered sessions, changed on another
 
   it('refuses a non-operator once the channel is moderated, and accepts an operator', async () => {
     const { channel, onA, onB } = await setUp(); // alice created the channel: operator
-    const voice = await Client.claim(a.url, uniqueNick('v'));
+    const voice = await suite.claim('v');
     const voiceOnB = new Client(b.url, voice.token);
     expect((await voice.put(`/api/channels/${channel}/membership`)).status).toBe(200);
     expect((await voiceOnB.post(`/api/channels/${channel}/messages`, { text: 'before' })).status).toBe(201);
@@ -138,7 +132,7 @@ describe.runIf(servicesUp)('posting from remembered sessions, changed on another
     await expectProblem(await onB.post(`/api/channels/${channel}/messages`, { text: 'after the race' }), 403, 'not_member');
 
     // Channel history is for members: a witness joins to read what was committed.
-    const witness = await Client.claim(a.url, uniqueNick('witness'));
+    const witness = await suite.claim('witness');
     expect((await witness.put(`/api/channels/${channel}/membership`)).status).toBe(200);
     const history = await fullHistory(witness, `/api/channels/${channel}/events`);
     const accepted = replies.filter((r) => r.status === 201).map((r) => r.body.text as string);

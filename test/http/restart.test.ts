@@ -2,13 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { Client } from '../support/client.js';
-import { freshBacking, modes, startTestServer, type Backing } from '../support/server.js';
+import { allModes, describeInMode, freshBacking, startTestServer, type Backing } from '../support/server.js';
 import { TEST_REDIS_URL } from '../support/services.js';
 
-for (const mode of modes) {
-  describe(`restart (${mode})`, () => {
+for (const mode of allModes) {
+  describeInMode(mode, `restart (${mode})`, () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'canaduck-restart-'));
     let backing: Backing;
 

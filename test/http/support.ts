@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
+import type { RunningServer } from '../../src/server.js';
 import { Client, type Reply } from '../support/client.js';
+import { freshBacking, startTestServer, type Backing, type Mode } from '../support/server.js';
 
 /** A nick no other test in the file uses (IRC grammar: letter first, ≤ 30 chars). */
 let counter = 0;
@@ -73,7 +75,85 @@ export function rawRequest(
   });
 }
 
-/** Claims a nick and returns the client and the claim's body. */
-export async function claim(base: string, nick = uniqueNick()): Promise<Client> {
-  return Client.claim(base, nick);
+/** A suite's user: a client holding its session, and the nick it claimed. */
+export type User = Client & { readonly nick: string };
+
+/** What `httpSuite` started; read it in hooks and tests, once its `beforeAll` has run. */
+export interface HttpSuite {
+  /** The first replica's base URL. */
+  readonly url: string;
+  /** The first replica. */
+  readonly server: RunningServer;
+  /** Every replica, over one backing (database and Redis prefix). */
+  readonly servers: readonly RunningServer[];
+  readonly backing: Backing;
+  /** Claims a nick no other test uses, starting with `prefix`, on replica `on`. */
+  claim(prefix?: string, on?: number): Promise<User>;
+  /** Claims a nick as `claim` does and joins `channel` (a name without `#`) with it. */
+  member(channel: string, prefix?: string): Promise<User>;
+  /** Closes the replicas and drops the backing; `afterAll` calls it, and again is harmless. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The HTTP suites' fixture: registers a `beforeAll` that starts `replicas` servers in `mode`
+ * over a fresh backing (`env` on top of `freshBacking`'s), and an `afterAll` that stops them.
+ * Call it inside the suite's `describe`, before the suite's own hooks.
+ *
+ * @example
+ * describe(`messages (${mode})`, () => {
+ *   const suite = httpSuite(mode);
+ *   let alice: User;
+ *   beforeAll(async () => (alice = await suite.member('talk', 'alice')));
+ * });
+ */
+export function httpSuite(mode: Mode, env: Record<string, string> = {}, { replicas = 1 } = {}): HttpSuite {
+  let backing: Backing | undefined;
+  const servers: RunningServer[] = [];
+  const started = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`httpSuite: ${what} is there once its beforeAll has run`);
+    return value;
+  };
+
+  const suite: HttpSuite = {
+    get url() {
+      return suite.server.url;
+    },
+    get server() {
+      return started(servers[0], 'the server');
+    },
+    servers,
+    get backing() {
+      return started(backing, 'the backing');
+    },
+    async claim(prefix = 'u', on = 0) {
+      const nick = uniqueNick(prefix);
+      const client = await Client.claim(started(servers[on], `replica ${on}`).url, nick);
+      return Object.assign(client, { nick });
+    },
+    async member(channel, prefix) {
+      const user = await suite.claim(prefix);
+      const reply = await user.put(`/api/channels/${channel}/membership`);
+      if (reply.status !== 200) throw new Error(`${user.nick} joining ${channel}: ${reply.status} ${JSON.stringify(reply.body)}`);
+      return user;
+    },
+    async stop() {
+      await Promise.all(servers.splice(0).map((server) => server.close()));
+      const dropping = backing;
+      backing = undefined;
+      await dropping?.cleanup();
+    },
+  };
+
+  beforeAll(async () => {
+    // In-memory embedded servers share nothing: a second one would not be a replica.
+    if (mode === 'embedded' && replicas > 1) throw new Error('httpSuite: embedded mode has one replica');
+    const backed = (backing = await freshBacking(mode, env));
+    const starting = await Promise.allSettled(Array.from({ length: replicas }, () => startTestServer(backed)));
+    for (const outcome of starting) if (outcome.status === 'fulfilled') servers.push(outcome.value);
+    const failed = starting.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
+  });
+  afterAll(() => suite.stop());
+  return suite;
 }

@@ -1,8 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIsolatedServer } from '../support/server.js';
-import { claim, uniqueChannel } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { httpSuite, uniqueChannel } from './support.js';
 
 interface Cut {
   /** Milliseconds from the first byte sent to the server closing the connection. */
@@ -47,41 +46,33 @@ function trickle(base: string, head: string, drip: string, everyMs = 250, giveUp
 }
 
 describe('HTTP timeouts (embedded, headers 2 s, request 3 s)', () => {
-  let stop: () => Promise<void>;
-  let base: string;
-
-  beforeAll(async () => {
-    const started = await startIsolatedServer('embedded', { CANADUCK_HEADERS_TIMEOUT_SECONDS: '2', CANADUCK_REQUEST_TIMEOUT_SECONDS: '3' });
-    stop = started.stop;
-    base = started.url;
-  });
-  afterAll(() => stop?.());
+  const suite = httpSuite('embedded', { CANADUCK_HEADERS_TIMEOUT_SECONDS: '2', CANADUCK_REQUEST_TIMEOUT_SECONDS: '3' });
 
   it('cuts a client whose headers never finish within about a second of the headers timeout', async () => {
-    const { hostname, port } = new URL(base);
-    const cut = await trickle(base, `GET /api/channels HTTP/1.1\r\nHost: ${hostname}:${port}\r\nX-Slow: a`, 'abcdefgh');
+    const { hostname, port } = new URL(suite.url);
+    const cut = await trickle(suite.url, `GET /api/channels HTTP/1.1\r\nHost: ${hostname}:${port}\r\nX-Slow: a`, 'abcdefgh');
     expect(cut.afterMs, `closed after ${Math.round(cut.afterMs)} ms`).toBeGreaterThanOrEqual(1500);
     expect(cut.afterMs, `closed after ${Math.round(cut.afterMs)} ms`).toBeLessThanOrEqual(4000);
     if (cut.answer !== '') expect(cut.answer).toMatch(/^HTTP\/1\.1 408 /);
   });
 
   it('cuts a request whose body never finishes within about a second of the request timeout', async () => {
-    const { hostname, port } = new URL(base);
+    const { hostname, port } = new URL(suite.url);
     const head =
       `POST /api/sessions HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n` + '{"nick":"';
     // 250 ms per byte: the 100 bytes would take 25 s.
-    const cut = await trickle(base, head, 'slowpoke');
+    const cut = await trickle(suite.url, head, 'slowpoke');
     expect(cut.afterMs, `closed after ${Math.round(cut.afterMs)} ms`).toBeGreaterThanOrEqual(2500);
     expect(cut.afterMs, `closed after ${Math.round(cut.afterMs)} ms`).toBeLessThanOrEqual(5000);
     expect(cut.answer).not.toMatch(/^HTTP\/1\.1 20/);
   });
 
   it('does not cut an SSE stream that outlives the request timeout', async () => {
-    const alice = await claim(base);
+    const alice = await suite.claim();
     const channel = uniqueChannel('slow');
     expect((await alice.put(`/api/channels/${channel}/membership`)).status).toBe(200);
 
-    const { hostname, port } = new URL(base);
+    const { hostname, port } = new URL(suite.url);
     let text = '';
     let closed = false;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
@@ -117,7 +108,7 @@ describe('HTTP timeouts (embedded, headers 2 s, request 3 s)', () => {
   });
 
   it('does not cut a long-poll held past the request timeout', async () => {
-    const alice = await claim(base);
+    const alice = await suite.claim();
     const channel = uniqueChannel('poll');
     const joined = await alice.put(`/api/channels/${channel}/membership`);
     expect(joined.status).toBe(200);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../support/client.js';
-import { freshBacking, modes, startTestServer, type Backing } from '../support/server.js';
+import { freshBacking, allModes, describeInMode, startTestServer, type Backing } from '../support/server.js';
 import type { RunningServer } from '../../src/server.js';
 
 const BOUND = 64 * 1024;
@@ -27,8 +27,8 @@ async function readEvents(res: Response, count: number): Promise<Array<{ log: st
   return events;
 }
 
-for (const mode of modes) {
-  describe(`catching up a backlog larger than the slow-client bound (${mode})`, () => {
+for (const mode of allModes) {
+  describeInMode(mode, `catching up a backlog larger than the slow-client bound (${mode})`, () => {
     let backing: Backing;
     let server: RunningServer;
     let alice: Client;

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimNick, httpJson, join, post, until } from '../support/delivery.js';
-import { modes, startIsolatedServer } from '../support/server.js';
+import { allModes, describeInMode, startIsolatedServer } from '../support/server.js';
 
 /**
  * Per-log long-polls are answered on the socket by the realtime layer when the event
  * reaches the feed: each must still be the same answer a route would give, exactly once,
  * and a poll whose client leaves must stop being held.
  */
-for (const mode of modes) {
-  describe(`per-log long-poll answered at wake (${mode})`, () => {
+for (const mode of allModes) {
+  describeInMode(mode, `per-log long-poll answered at wake (${mode})`, () => {
     let stop: () => Promise<void>;
     let base: string;
     beforeAll(async () => {

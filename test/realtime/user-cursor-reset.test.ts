@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../support/client.js';
-import { modes, startIsolatedServer } from '../support/server.js';
+import { allModes, describeInMode, startIsolatedServer } from '../support/server.js';
 
 /** A cursor whose position in some log is past everything stored (e.g. after a database restore). */
 const forge = (cursor: string, log: string, seq: number) => {
@@ -31,8 +31,8 @@ async function readStream(url: string, token: string, cursor: string, until: (te
   return text;
 }
 
-for (const mode of modes) {
-  describe(`multiplexed cursor ahead of a log (${mode})`, () => {
+for (const mode of allModes) {
+  describeInMode(mode, `multiplexed cursor ahead of a log (${mode})`, () => {
     let server: Awaited<ReturnType<typeof startIsolatedServer>>;
     beforeAll(async () => {
       server = await startIsolatedServer(mode);

@@ -1,12 +1,25 @@
+import { describe } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import type { ServiceOptions } from '../../src/services.js';
-import { freshDatabase, freshRedisPrefix, servicesUp, TEST_REDIS_URL } from './services.js';
+import { describeWithServices, freshDatabase, freshRedisPrefix, servicesUp, TEST_REDIS_URL } from './services.js';
 
 export type Mode = 'embedded' | 'distributed';
 
 /** The modes a suite runs in: embedded always, distributed when PostgreSQL and Redis are up. */
 export const modes: Mode[] = servicesUp ? ['embedded', 'distributed'] : ['embedded'];
+
+/** Every mode, for suites registered with `describeInMode`. */
+export const allModes: readonly Mode[] = ['embedded', 'distributed'];
+
+/**
+ * `describe` for a suite in `mode`: a distributed suite goes through `describeWithServices`,
+ * so without PostgreSQL and Redis it is reported as skipped, with the reason, not left out.
+ */
+export function describeInMode(mode: Mode, name: string, fn: () => void): void {
+  if (mode === 'distributed') describeWithServices(name, fn);
+  else describe(name, fn);
+}
 
 export interface Backing {
   env: Record<string, string>;
