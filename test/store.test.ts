@@ -8,7 +8,7 @@ import { openPgliteStore } from '../src/storage/store.pglite.js';
 import { openPostgresStore } from '../src/storage/store.postgres.js';
 import type { Store } from '../src/storage/store.js';
 import { runStoreContract } from './contracts/store.contract.js';
-import { freshDatabase, servicesUp, TEST_PG_URL } from './support/services.js';
+import { describeWithServices, freshDatabase, TEST_PG_URL } from './support/services.js';
 import { FaultProxy } from './support/fault-proxy.js';
 
 const tempDirs: string[] = [];
@@ -29,7 +29,7 @@ runStoreContract('PGlite (embedded)', {
   },
 });
 
-describe.runIf(servicesUp)('PostgreSQL', () => {
+describeWithServices('PostgreSQL', () => {
   let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   runStoreContract('PostgreSQL (distributed)', {
     open: async () => {

@@ -1,6 +1,9 @@
-import type { Store, StoredEvent } from '../storage/store.js';
+import type { LogStore, StoredEvent } from '../storage/logs.js';
 import type { ChatEvent } from './event.js';
 import { SKIP, toChatEvent, toLogEntry, type LogEntry } from './stored.js';
+
+/** Rows read at a time while looking for the head. */
+const HEAD_PAGE = 500;
 
 export interface ReadAfterResult {
   entries: LogEntry[];
@@ -19,7 +22,7 @@ export interface ReadAfterResult {
  */
 export class LogReader {
   constructor(
-    private readonly store: Store,
+    private readonly store: LogStore,
     private readonly gapTimeoutMs: number,
     private readonly now: () => number = Date.now,
   ) {}
@@ -40,9 +43,11 @@ export class LogReader {
 
   /** The `limit` events before `before` (the newest without it), never past a seq in flight. */
   async readBefore(log: string, before: number | undefined, limit: number): Promise<{ events: ChatEvent[]; next: number }> {
+    // Without `before`, the newest settled events: up to the head, which may lie below the newest rows.
+    before ??= (await this.head(log)) + 1;
     const rows = await this.store.eventsBefore(log, before, limit);
     const first = rows[0];
-    if (!first) return { events: [], next: before === undefined ? 0 : Math.max(0, before - 1) };
+    if (!first) return { events: [], next: Math.max(0, before - 1) };
     const { contiguous } = await this.settle(rows.slice(1), first.seq, log);
     const settled = [first, ...contiguous];
     return {
@@ -51,9 +56,29 @@ export class LogReader {
     };
   }
 
-  /** The newest seq every earlier seq of which is settled: where a stream with no cursor starts. */
+  /**
+   * The newest seq every earlier seq of which is settled: where a stream with no cursor starts.
+   * A seq still in flight may lie below many newer rows (batches commit out of order), so the
+   * walk starts from the newest row older than the gap timeout, below which every gap is old
+   * (claimable, never waited for), or from the log's start, and goes up the contiguous run.
+   */
   async head(log: string): Promise<number> {
-    return (await this.readBefore(log, undefined, 100)).next;
+    let from = 0;
+    for (let before: number | undefined; ; ) {
+      const rows = await this.store.eventsBefore(log, before, HEAD_PAGE);
+      if (rows.length === 0) break;
+      const old = rows.findLast((row) => this.now() - row.ts.getTime() >= this.gapTimeoutMs);
+      if (old) {
+        from = old.seq;
+        break;
+      }
+      before = rows[0]!.seq;
+    }
+    for (let head = from; ; ) {
+      const { next, settlesInMs } = await this.readAfter(log, head, HEAD_PAGE);
+      if (next === head || settlesInMs !== undefined) return next;
+      head = next;
+    }
   }
 
   /**

@@ -2,7 +2,8 @@ import type { Bus } from '../bus/bus.js';
 import { toDelivery, type Delivery } from './delivery.js';
 import { unavailable } from '../errors.js';
 import type { SeqFloor, Sequencer } from '../sequencer/sequencer.js';
-import type { EventRef, Store, StoredEvent } from '../storage/store.js';
+import type { EventRef, LogStore, StoredEvent } from '../storage/logs.js';
+import type { Store } from '../storage/store.js';
 import type { ChatEvent, EventDraft } from './event.js';
 import { toChatEvent } from './stored.js';
 
@@ -74,7 +75,8 @@ export class LogWriter {
   private readonly maxAttempts: number;
 
   constructor(
-    private readonly store: Store,
+    /** Appends go to the log; a unit of work spans aggregates, so its `tx` is the whole Store. */
+    private readonly store: LogStore & Pick<Store, 'transaction'>,
     private readonly sequencer: Sequencer,
     private readonly bus: Bus<Delivery>,
     private readonly options: LogWriterOptions = {},

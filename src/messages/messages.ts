@@ -2,7 +2,8 @@ import type { Channels } from '../channels/channels.js';
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
 import { textProblem } from '../shared/text.js';
-import type { Store, UserRecord } from '../storage/store.js';
+import type { LogStore } from '../storage/logs.js';
+import type { UserRecord } from '../storage/users.js';
 import { BoundedSet } from '../shared/bounded-set.js';
 import { personalLogName, privateLogName, type ChatEvent, type EventDraft } from '../log/event.js';
 import type { LogReader } from '../log/log-reader.js';
@@ -34,7 +35,7 @@ export class Messages {
   private readonly knownConversations = new BoundedSet<string>(10_000);
 
   constructor(
-    private readonly store: Store,
+    private readonly store: LogStore,
     private readonly writer: LogWriter,
     private readonly reader: LogReader,
     private readonly channels: Channels,

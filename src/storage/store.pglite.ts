@@ -4,7 +4,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { drizzle } from 'drizzle-orm/pglite';
 import { migrate } from 'drizzle-orm/pglite/migrator';
 import { migrationsFolder } from './migrations.js';
-import * as schema from './schema.js';
+import * as schema from './schema/index.js';
 import { DrizzleStore, type Database } from './store.drizzle.js';
 import type { Store } from './store.js';
 

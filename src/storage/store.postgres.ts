@@ -3,7 +3,7 @@ import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
 import { unavailable } from '../errors.js';
 import { migrationsFolder } from './migrations.js';
-import * as schema from './schema.js';
+import * as schema from './schema/index.js';
 import { DrizzleStore, type Database } from './store.drizzle.js';
 import type { Store } from './store.js';
 

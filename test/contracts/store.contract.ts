@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { casefold } from '../../src/shared/names.js';
-import { channels as channelsTable } from '../../src/storage/schema.js';
+import { channels as channelsTable } from '../../src/storage/schema/channels.js';
 import { DrizzleStore } from '../../src/storage/store.drizzle.js';
-import type { Store, StoredEvent } from '../../src/storage/store.js';
+import type { StoredEvent } from '../../src/storage/logs.js';
+import type { Store } from '../../src/storage/store.js';
 
 export interface StoreTarget {
   /** The store every test of the suite shares; tests use names no other test uses. */
@@ -49,7 +50,9 @@ async function setInviteOnly(store: Store, channelId: number): Promise<void> {
 }
 
 /**
- * The Store contract (src/storage/store.ts), run against every adapter.
+ * The Store contract, run against every adapter: one describe per port it joins
+ * (UserStore in src/storage/users.ts, ChannelStore in channels.ts, LogStore in logs.ts),
+ * then the unit of work (Store, src/storage/store.ts).
  */
 export function runStoreContract(name: string, target: StoreTarget): void {
   describe(`Store contract: ${name}`, () => {
@@ -78,7 +81,7 @@ export function runStoreContract(name: string, target: StoreTarget): void {
       return (await store.ensureChannel(name, nameKey)).channel;
     }
 
-    describe('identity', () => {
+    describe('UserStore: users and sessions', () => {
       it('creates a user with its first session, found by nick, id and token', async () => {
         const names = freshNick('Alice');
         const tokenHash = hash();
@@ -226,7 +229,7 @@ export function runStoreContract(name: string, target: StoreTarget): void {
       });
     });
 
-    describe('channels', () => {
+    describe('ChannelStore: channels and memberships', () => {
       it('ensureChannel creates once, then finds it', async () => {
         const { name, nameKey } = freshChannel();
         const first = await store.ensureChannel(name, nameKey);
@@ -336,7 +339,7 @@ export function runStoreContract(name: string, target: StoreTarget): void {
       });
     });
 
-    describe('conversations', () => {
+    describe('ChannelStore: private conversations', () => {
       it('records who converses in a private log, reporting only what is new', async () => {
         const [a, b, c] = [await user(), await user(), await user()];
         const log = `dm:${a.user.id}-${b.user.id}`;
@@ -351,7 +354,7 @@ export function runStoreContract(name: string, target: StoreTarget): void {
       });
     });
 
-    describe('logs', () => {
+    describe('LogStore: events', () => {
       it('inserts events and reads them back exactly', async () => {
         const log = freshLog();
         const ts = new Date('2026-11-21T12:00:00.123Z');
@@ -473,7 +476,7 @@ export function runStoreContract(name: string, target: StoreTarget): void {
       });
     });
 
-    describe('idempotency keys', () => {
+    describe('LogStore: idempotency keys', () => {
       it('stores the first ref per user and key, and expires old keys', async () => {
         const [a, b] = [await user(), await user()];
         const key = `key-${tag()}`;
@@ -494,7 +497,7 @@ export function runStoreContract(name: string, target: StoreTarget): void {
       });
     });
 
-    describe('transactions', () => {
+    describe('Store: transactions', () => {
       it('commit everything together', async () => {
         const names = freshNick();
         const log = freshLog();

@@ -1,0 +1,59 @@
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { CanaDuckError, unavailable } from '../../errors.js';
+import type * as schema from '../schema/index.js';
+import { prepareHotQueries } from './queries.js';
+
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export const UNIQUE_VIOLATION = '23505';
+
+/** The `code`s along an error's `cause` chain (Drizzle wraps driver errors). */
+function errorCodes(err: unknown): string[] {
+  const codes: string[] = [];
+  for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') codes.push(code);
+  }
+  return codes;
+}
+
+/** SQLSTATE of a driver error, e.g. 23505 for a unique violation (both drivers). */
+export function sqlState(err: unknown): string | undefined {
+  return errorCodes(err).find((code) => /^[0-9A-Z]{5}$/.test(code));
+}
+
+const CONNECTION_FAILURES = /^(E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|NOTFOUND|AI_AGAIN|HOSTUNREACH)|CONNECTION_\w+|CONNECT_TIMEOUT)$/;
+
+/** Failures of the database itself (as opposed to bugs in a query) become 503s. */
+function isOutage(err: unknown): boolean {
+  return errorCodes(err).some((code) => CONNECTION_FAILURES.test(code) || /^(08|53|57P|58)/.test(code));
+}
+
+/**
+ * What every part of the Drizzle adapter works over: the database (or a transaction on it),
+ * the outage mapping and the prepared hot queries. `DrizzleStore` extends it and takes on
+ * the methods of each part, so the parts share one instance of all three.
+ */
+export abstract class DrizzleAdapter {
+  constructor(protected readonly db: Database) {}
+
+  /**
+   * The queries every request makes, built once: Drizzle otherwise rebuilds the SQL text on
+   * each call, which cost about as much CPU as the rest of a request.
+   */
+  private prepared: ReturnType<typeof prepareHotQueries> | undefined;
+  protected get hot() {
+    return (this.prepared ??= prepareHotQueries(this.db));
+  }
+
+  /** Runs a query, turning database outages into `unavailable`. */
+  protected async run<T>(query: () => Promise<T>): Promise<T> {
+    try {
+      return await query();
+    } catch (err) {
+      if (err instanceof CanaDuckError) throw err;
+      if (isOutage(err)) throw unavailable('the database', err);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,48 @@
+import { and, eq, gt, sql, type SQL } from 'drizzle-orm';
+import { channels, memberships, sessions, users } from '../schema/index.js';
+import type { Database } from './database.js';
+
+export const userColumns = {
+  id: users.id,
+  nick: users.nick,
+  nickKey: users.nickKey,
+  role: users.role,
+  registered: sql<boolean>`${users.passwordHash} is not null`.mapWith(Boolean),
+  createdAt: users.createdAt,
+  lastActiveAt: users.lastActiveAt,
+};
+
+export const sessionColumns = {
+  id: sessions.id,
+  userId: sessions.userId,
+  lastSeenAt: sessions.lastSeenAt,
+  expiresAt: sessions.expiresAt,
+};
+
+// Raw `sql` parameters bypass column mapping: postgres-js needs the Date as text.
+export const liveSession = (userId: typeof users.id, now: Date) =>
+  sql<boolean>`exists (select 1 from ${sessions} where ${sessions.userId} = ${userId} and ${sessions.expiresAt} > ${now.toISOString()})`.mapWith(
+    Boolean,
+  );
+
+export function prepareHotQueries(db: Database) {
+  /** A session still live at `now`, with its user; `key` picks it (token hash or id). */
+  const liveSessionBy = (key: SQL, name: string) =>
+    db
+      .select({ session: sessionColumns, user: userColumns })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      // Placeholder values bypass column mapping: the timestamp goes as ISO text.
+      .where(and(key, gt(sessions.expiresAt, sql.placeholder('now'))))
+      .prepare(name);
+  return {
+    liveSession: liveSessionBy(eq(sessions.tokenHash, sql.placeholder('tokenHash')), 'canaduck_live_session'),
+    liveSessionById: liveSessionBy(eq(sessions.id, sql.placeholder('sessionId')), 'canaduck_live_session_by_id'),
+    channelAccess: db
+      .select({ channel: channels, isOperator: memberships.isOperator })
+      .from(channels)
+      .leftJoin(memberships, and(eq(memberships.channelId, channels.id), eq(memberships.userId, sql.placeholder('userId'))))
+      .where(eq(channels.nameKey, sql.placeholder('nameKey')))
+      .prepare('canaduck_channel_access'),
+  };
+}

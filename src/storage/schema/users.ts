@@ -1,0 +1,18 @@
+import { bigserial, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { ROLES } from '../users.js';
+
+/** A person on the server. An unregistered user exists only while one of its sessions lives. */
+export const users = pgTable(
+  'users',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    nick: text('nick').notNull(),
+    /** RFC 1459 casefolded nick: the database enforces one holder per nick. */
+    nickKey: text('nick_key').notNull(),
+    role: text('role', { enum: ROLES }).notNull().default('user'),
+    passwordHash: text('password_hash'),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    lastActiveAt: timestamp('last_active_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('users_nick_key').on(t.nickKey)],
+);

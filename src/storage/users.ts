@@ -1,0 +1,52 @@
+export const ROLES = ['user', 'moderator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface UserRecord {
+  id: number;
+  nick: string;
+  nickKey: string;
+  role: Role;
+  registered: boolean;
+  createdAt: Date;
+  lastActiveAt: Date;
+}
+
+export interface SessionRecord {
+  id: number;
+  userId: number;
+  lastSeenAt: Date;
+  expiresAt: Date;
+}
+
+/**
+ * The storage port for users and their sessions.
+ *
+ * Guarantees every adapter keeps:
+ * - A nick is held by one user at most: creating or renaming onto a held nick is refused
+ *   (`undefined` / `false`), never half-done, and does not abort a surrounding transaction.
+ * - A failure of the database itself surfaces as `CanaDuckError('unavailable')`.
+ */
+export interface UserStore {
+  /** Inserts the user and its first session; `undefined` when the nick is held. */
+  createUserWithSession(
+    user: { nick: string; nickKey: string },
+    session: { tokenHash: string; expiresAt: Date },
+  ): Promise<{ user: UserRecord; session: SessionRecord } | undefined>;
+  findUserByNickKey(nickKey: string): Promise<UserRecord | undefined>;
+  findUserById(id: number): Promise<UserRecord | undefined>;
+  /** The live session with this token hash and its user. */
+  findLiveSession(tokenHash: string, now: Date): Promise<{ session: SessionRecord; user: UserRecord } | undefined>;
+  /** The same, by session id. */
+  findLiveSessionById(sessionId: number, now: Date): Promise<{ session: SessionRecord; user: UserRecord } | undefined>;
+  /** Slides the session's expiry and marks its user active. */
+  touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void>;
+  countLiveSessions(userId: number, now: Date): Promise<number>;
+  deleteSession(sessionId: number): Promise<boolean>;
+  /** Deletes sessions past their expiry and returns them; of replicas sweeping at once, each session goes to one. */
+  deleteExpiredSessions(now: Date, limit: number): Promise<Array<{ sessionId: number; userId: number }>>;
+  /** `false` when another user holds the nick. */
+  renameUser(userId: number, nick: string, nickKey: string): Promise<boolean>;
+  /** Its sessions and memberships go with it. */
+  deleteUser(userId: number): Promise<void>;
+  listOnlineUsers(now: Date): Promise<UserRecord[]>;
+}
