@@ -49,6 +49,8 @@ export class LogFeed {
   private catchingUp = false;
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Storage holds committed events beyond a seq still in flight: once it arrives, read them at once. */
+  private heldBeyondGap = false;
   private closed = false;
   private started = false;
   /** Users holding this feed (streams, long-polls); the registry closes it when none remain. */
@@ -90,6 +92,10 @@ export class LogFeed {
     if (this.started && seq === this.head + 1) {
       this.advance(delivery);
       this.drainPending();
+      if (this.heldBeyondGap) {
+        this.heldBeyondGap = false;
+        this.catchUp();
+      }
       return;
     }
     // Beyond a gap, or before the head is known (they may or may not be past it): held.
@@ -191,7 +197,10 @@ export class LogFeed {
         if (result.next > this.head) this.skipTo(result.next);
         this.drainPending();
         if (result.entries.length >= CATCH_UP_PAGE) this.again = true;
-        else if (result.settlesInMs !== undefined) this.scheduleRetry(result.settlesInMs + 5);
+        else if (result.settlesInMs !== undefined) {
+          this.heldBeyondGap = true;
+          this.scheduleRetry(result.settlesInMs + 5);
+        }
       } while (this.again && !this.closed);
     } finally {
       this.catchingUp = false;

@@ -1,5 +1,5 @@
 import type { Delivery } from '../log/delivery.js';
-import { personalLogName } from '../log/event.js';
+import { endsAccess, personalLogName } from '../log/event.js';
 import type { LogReader } from '../log/log-reader.js';
 import type { Store } from '../storage/store.js';
 import type { Feeds } from './feeds.js';
@@ -104,9 +104,10 @@ export class UserSubscription {
   cursor(): UserCursor {
     const logs = new Map<string, number>();
     for (const [log, entry] of this.followed) {
-      // A log whose end is being decided is left out: resumed from there, the reader might be
-      // given what followed its part. If the user is back, the log starts again from its head.
       if (!entry.ending) logs.set(log, entry.follower.cursor);
+      // A log whose end was just delivered is left out (resumed from there, the reader would be
+      // given what followed its part), unless a later join is known: it resumes at that join.
+      else if ((entry.joinedAt ?? 0) > entry.follower.cursor) logs.set(log, entry.joinedAt! - 1);
     }
     return { user: this.userId, personal: this.personal?.cursor ?? 0, logs };
   }
@@ -194,7 +195,11 @@ export class UserSubscription {
 
   private deliver(delivery: Delivery, follower: LogFollower): void {
     const entry = this.followed.get(delivery.event.log);
-    if (entry && entry.follower === follower) this.emit(delivery);
+    if (!entry || entry.follower !== follower) return;
+    // The cursor sent with the event that ends the user's access must not hold the log there:
+    // resumed after a rejoin, it would give what was said in between.
+    if (endsAccess(delivery, this.userId)) entry.ending = true;
+    this.emit(delivery);
   }
 
   /**

@@ -1,0 +1,496 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MemoryBus } from '../bus/bus.memory.js';
+import type { Delivery } from '../log/delivery.js';
+import { personalLogName, privateLogName, type ChatEvent } from '../log/event.js';
+import { LogReader } from '../log/log-reader.js';
+import { LogWriter } from '../log/log-writer.js';
+import { MemorySequencer } from '../sequencer/sequencer.memory.js';
+import { casefold } from '../shared/names.js';
+import { openPgliteStore } from '../storage/store.pglite.js';
+import type { Store } from '../storage/store.js';
+import { Feeds } from './feeds.js';
+import type { UserCursor } from './user-cursor.js';
+import { UserSubscription, WHOLE_FEED } from './user-subscription.js';
+
+let store: Store;
+let reader: LogReader;
+let bus: MemoryBus<Delivery>;
+let writer: LogWriter;
+let feeds: Feeds;
+const errors: unknown[] = [];
+const onError = (err: unknown) => void errors.push(err);
+const open: UserSubscription[] = [];
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface User {
+  id: number;
+  nick: string;
+}
+
+let people = 0;
+async function newUser(): Promise<User> {
+  const nick = `u${process.pid % 1000}n${++people}`;
+  const made = await store.createUserWithSession(
+    { nick, nickKey: casefold(nick) },
+    { tokenHash: `hash-${nick}`, expiresAt: new Date(Date.now() + 3_600_000) },
+  );
+  if (!made) throw new Error('nick taken');
+  return { id: made.user.id, nick };
+}
+
+let rooms = 0;
+/** A channel name; its key (casefolded) is its log. */
+const freshChannel = () => `#Room${++rooms}`;
+const logOf = (name: string) => casefold(name);
+
+/** As Channels.join: membership and the channel's join (with subject) plus the personal control event, in one transaction. */
+async function join(user: User, name: string): Promise<ChatEvent> {
+  const key = logOf(name);
+  const { events } = await writer.transact({
+    prepare: async (tx) => {
+      const { channel, created } = await tx.ensureChannel(name, key);
+      if (!(await tx.addMember(channel.id, user.id, created))) throw new Error(`${user.nick} is already in ${name}`);
+      return {
+        drafts: [
+          { log: key, type: 'join' as const, nick: user.nick, text: '', data: {}, subject: user.id },
+          { log: personalLogName(user.id), type: 'join' as const, nick: user.nick, text: '', data: {}, cites: 0 },
+        ],
+        result: undefined,
+      };
+    },
+  });
+  return events[0]!;
+}
+
+/** As Channels.part. */
+async function part(user: User, name: string, reason = 'bye'): Promise<ChatEvent> {
+  const key = logOf(name);
+  const { events } = await writer.transact({
+    prepare: async (tx) => {
+      const channel = await tx.findChannel(key);
+      if (!channel || !(await tx.removeMember(channel.id, user.id))) throw new Error(`${user.nick} is not in ${name}`);
+      return {
+        drafts: [
+          { log: key, type: 'part' as const, nick: user.nick, text: reason, data: {}, subject: user.id },
+          { log: personalLogName(user.id), type: 'part' as const, nick: user.nick, text: '', data: {}, cites: 0 },
+        ],
+        result: undefined,
+      };
+    },
+  });
+  return events[0]!;
+}
+
+const say = (user: User, name: string, text: string) => writer.append({ log: logOf(name), type: 'message', nick: user.nick, text, data: {} });
+
+/** As Messages.startConversation: the conversation rows and a `private` control event for each side it is new to. */
+async function converse(from: User, to: User): Promise<string> {
+  const log = privateLogName(from.id, to.id);
+  await writer.transact({
+    prepare: async (tx) => {
+      const added = await tx.addConversation(log, [from.id, to.id]);
+      const drafts = added.map((userId) => ({ log: personalLogName(userId), type: 'private' as const, nick: from.nick, text: '', data: { log } }));
+      return { drafts, result: undefined };
+    },
+  });
+  return log;
+}
+
+const whisper = (from: User, to: User, text: string) =>
+  writer.append({ log: privateLogName(from.id, to.id), type: 'private', nick: from.nick, text, data: { to: to.nick } });
+
+/** A subscription of `user` and what it emitted, labelled `type:text` (joins and parts by nick). */
+function subscribe(user: User, options: { pace?: () => Promise<void> | undefined; onEmit?: (d: Delivery) => void } = {}) {
+  const got: Delivery[] = [];
+  const resets: Array<{ log: string; next: number }> = [];
+  const sub: UserSubscription = new UserSubscription(
+    user.id,
+    options.pace ? { feeds, reader, store, onError, pace: options.pace } : { feeds, reader, store, onError },
+    (d) => {
+      got.push(d);
+      options.onEmit?.(d);
+    },
+    (log, next) => void resets.push({ log, next }),
+  );
+  open.push(sub);
+  const label = (d: Delivery) => (d.event.type === 'join' || d.event.type === 'part' ? `${d.event.type}:${d.event.nick}` : `${d.event.type}:${d.event.text}`);
+  return {
+    sub,
+    got,
+    resets,
+    in: (name: string) => got.filter((d) => d.event.log === logOf(name)).map(label),
+    inLog: (log: string) => got.filter((d) => d.event.log === log).map(label),
+  };
+}
+
+/** Lets control events, follower starts and catch-ups run out, then a little longer. */
+async function quiet(sub: UserSubscription): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    await sub.settled();
+    await sub.caughtUp();
+    await sleep(20);
+  }
+}
+
+const until = (check: () => void) => vi.waitFor(check, { timeout: 5000, interval: 10 });
+
+beforeAll(async () => {
+  store = await openPgliteStore('memory://');
+  reader = new LogReader(store, 60_000);
+  bus = new MemoryBus<Delivery>();
+  writer = new LogWriter(store, new MemorySequencer((log) => store.maxSeq(log)), bus);
+  feeds = new Feeds(bus, reader, { ringSize: 64, onError, checkIntervalMs: 60_000, lingerMs: 60_000 });
+});
+
+afterEach(() => {
+  for (const sub of open.splice(0)) sub.close();
+  expect(errors).toEqual([]);
+});
+
+afterAll(async () => {
+  feeds?.close();
+  await bus?.close();
+  await store?.close();
+});
+
+describe('UserSubscription', () => {
+  it('a channel joined later appears from its join event, nothing before it; the personal log itself is never emitted', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    const second = freshChannel();
+    await join(bob, room);
+    await say(bob, room, 'before alice');
+    const s = subscribe(alice);
+    await s.sub.start(undefined);
+    await quiet(s.sub);
+    expect(s.got).toEqual([]);
+
+    const joined = await join(alice, room);
+    await say(bob, room, 'hello');
+    await until(() => expect(s.in(room)).toEqual([`join:${alice.nick}`, 'message:hello']));
+    expect(s.got[0]!.event).toEqual(joined);
+
+    // Said at once after the join, before the subscription can have read the control event.
+    await join(alice, second);
+    await say(alice, second, 'quick');
+    await until(() => expect(s.in(second)).toEqual([`join:${alice.nick}`, 'message:quick']));
+    await quiet(s.sub);
+    expect(s.got.every((d) => !d.event.log.startsWith('user:'))).toBe(true);
+    expect(s.in(room)).toEqual([`join:${alice.nick}`, 'message:hello']);
+    const cursor = s.sub.cursor();
+    expect(cursor.logs.get(logOf(room))).toBe(s.got[1]!.event.seq);
+    expect(cursor.personal).toBeGreaterThan(0);
+  });
+
+  it('a channel joined after the cursor was taken appears from its join event on resume', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    await join(bob, room);
+    await say(bob, room, 'before alice');
+    const first = subscribe(alice);
+    await first.sub.start(undefined);
+    const cursor = first.sub.cursor();
+    first.sub.close();
+
+    await join(alice, room);
+    await say(bob, room, 'welcome');
+
+    const second = subscribe(alice);
+    await second.sub.start(cursor);
+    await until(() => expect(second.in(room)).toEqual([`join:${alice.nick}`, 'message:welcome']));
+    await quiet(second.sub);
+    expect(second.got).toHaveLength(2);
+  });
+
+  it('a channel position ahead of its log resets that log only and follows it from its head', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    const other = freshChannel();
+    await join(bob, room);
+    await join(alice, room);
+    await join(alice, other);
+    await say(bob, room, 'old');
+    const first = subscribe(alice);
+    await first.sub.start(undefined);
+    const taken = first.sub.cursor();
+    first.sub.close();
+    const head = await store.maxSeq(logOf(room));
+    const cursor: UserCursor = { ...taken, logs: new Map([...taken.logs, [logOf(room), head + 100]]) };
+
+    const second = subscribe(alice);
+    await second.sub.start(cursor);
+    await quiet(second.sub);
+    expect(second.resets).toEqual([{ log: logOf(room), next: head }]);
+    expect(second.got).toEqual([]);
+    await say(bob, room, 'new');
+    await say(alice, other, 'fine');
+    await until(() => expect(second.in(room)).toEqual(['message:new']));
+    await until(() => expect(second.in(other)).toEqual(['message:fine']));
+    expect(second.sub.cursor().logs.get(logOf(room))).toBe(head + 1);
+  });
+
+  it('a part stops that channel at the part, live: nothing after it', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    const other = freshChannel();
+    await join(bob, room);
+    await join(alice, room);
+    await join(alice, other);
+    const s = subscribe(alice);
+    await s.sub.start(undefined);
+    await say(bob, room, 'm1');
+    const parted = await part(alice, room);
+    await say(bob, room, 'm2');
+    await say(bob, room, 'm3');
+    await say(alice, other, 'elsewhere');
+    await until(() => expect(s.in(other)).toEqual(['message:elsewhere']));
+    await quiet(s.sub);
+    expect(s.in(room)).toEqual(['message:m1', `part:${alice.nick}`]);
+    expect(s.got.find((d) => d.event.type === 'part')!.event).toEqual(parted);
+    expect(s.sub.cursor().logs.has(logOf(room))).toBe(false);
+    expect(s.sub.cursor().logs.has(logOf(other))).toBe(true);
+  });
+
+  it('resumed from a cursor taken before the part, a channel goes on up to the part and no further', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    await join(bob, room);
+    await join(alice, room);
+    const first = subscribe(alice);
+    await first.sub.start(undefined);
+    await say(bob, room, 'm1');
+    await until(() => expect(first.in(room)).toEqual(['message:m1']));
+    const cursor = first.sub.cursor();
+    first.sub.close();
+
+    await say(bob, room, 'm2');
+    await part(alice, room);
+    await say(bob, room, 'm3');
+
+    const second = subscribe(alice);
+    await second.sub.start(cursor);
+    await until(() => expect(second.in(room)).toEqual(['message:m2', `part:${alice.nick}`]));
+    await say(bob, room, 'm4');
+    await quiet(second.sub);
+    expect(second.in(room)).toEqual(['message:m2', `part:${alice.nick}`]);
+    expect(second.got).toHaveLength(2);
+    expect(second.resets).toEqual([]);
+  });
+
+  it('a rejoin restarts the channel from the rejoin, without what was said in between (live)', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    await join(bob, room);
+    await join(alice, room);
+    const s = subscribe(alice);
+    await s.sub.start(undefined);
+    await say(bob, room, 'm1');
+    await part(alice, room);
+    await say(bob, room, 'between');
+    await join(alice, room);
+    await say(bob, room, 'after');
+    await until(() => expect(s.in(room)).toContain('message:after'));
+    await quiet(s.sub);
+    expect(s.in(room)).toEqual(['message:m1', `part:${alice.nick}`, `join:${alice.nick}`, 'message:after']);
+    await say(bob, room, 'later');
+    await until(() => expect(s.in(room).at(-1)).toBe('message:later'));
+  });
+
+  it('a rejoin restarts the channel from the rejoin when resuming from a cursor taken before the part', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    await join(bob, room);
+    await join(alice, room);
+    const first = subscribe(alice);
+    await first.sub.start(undefined);
+    await say(bob, room, 'm1');
+    await until(() => expect(first.in(room)).toEqual(['message:m1']));
+    const cursor = first.sub.cursor();
+    first.sub.close();
+
+    await part(alice, room);
+    await say(bob, room, 'between 1');
+    await say(bob, room, 'between 2');
+    await join(alice, room);
+    await say(bob, room, 'after');
+
+    const second = subscribe(alice);
+    await second.sub.start(cursor);
+    await until(() => expect(second.in(room)).toContain('message:after'));
+    await quiet(second.sub);
+    expect(second.in(room)).toEqual([`part:${alice.nick}`, `join:${alice.nick}`, 'message:after']);
+  });
+
+  it("a cursor whose personal position is ahead of the personal log resets '*' and starts from now", async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    await join(bob, room);
+    await join(alice, room);
+    await say(bob, room, 'old 1');
+    await say(bob, room, 'old 2');
+    const personalHead = await store.maxSeq(personalLogName(alice.id));
+    const cursor: UserCursor = { user: alice.id, personal: personalHead + 50, logs: new Map([[logOf(room), 1]]) };
+
+    const s = subscribe(alice);
+    await s.sub.start(cursor);
+    await quiet(s.sub);
+    expect(s.resets).toEqual([{ log: WHOLE_FEED, next: 0 }]);
+    expect(s.got).toEqual([]);
+    expect(s.sub.cursor().personal).toBe(personalHead);
+
+    await say(bob, room, 'new');
+    await until(() => expect(s.in(room)).toEqual(['message:new']));
+    await quiet(s.sub);
+    expect(s.got).toHaveLength(1);
+    expect(s.resets).toHaveLength(1);
+  });
+
+  it('a private conversation started while subscribed is followed from its first event', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const s = subscribe(alice);
+    await s.sub.start(undefined);
+    // Both messages are committed before the subscription can have read the control event.
+    const log = await converse(bob, alice);
+    await whisper(bob, alice, 'psst');
+    await whisper(bob, alice, 'again');
+    await until(() => expect(s.inLog(log)).toEqual(['private:psst', 'private:again']));
+    expect(s.got.map((d) => d.event.seq)).toEqual([1, 2]);
+    await whisper(alice, bob, 'reply');
+    await until(() => expect(s.inLog(log)).toEqual(['private:psst', 'private:again', 'private:reply']));
+  });
+
+  it('a private conversation started after the cursor was taken is followed from its first event on resume', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    await join(alice, room);
+    const first = subscribe(alice);
+    await first.sub.start(undefined);
+    const cursor = first.sub.cursor();
+    first.sub.close();
+
+    const log = await converse(bob, alice);
+    await whisper(bob, alice, 'one');
+    await whisper(bob, alice, 'two');
+    await whisper(bob, alice, 'three');
+
+    const second = subscribe(alice);
+    await second.sub.start(cursor);
+    await until(() => expect(second.inLog(log)).toEqual(['private:one', 'private:two', 'private:three']));
+    await quiet(second.sub);
+    expect(second.got).toHaveLength(3);
+    expect(second.resets).toEqual([]);
+  });
+});
+
+describe('UserSubscription cursors', () => {
+  it('a rejoin read from the personal log before the channel reaches the part restarts the channel from the rejoin', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    await join(bob, room);
+    await join(alice, room);
+    const first = subscribe(alice);
+    await first.sub.start(undefined);
+    const cursor = first.sub.cursor();
+    first.sub.close();
+
+    await say(bob, room, 'm1');
+    await part(alice, room);
+    await say(bob, room, 'between');
+    await join(alice, room);
+    await say(bob, room, 'after');
+
+    // The channel's catch-up is held (as while the stream's headers are not out): the personal
+    // log, which is not paced, reads the rejoin first.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let held = true;
+    const second = subscribe(alice, { pace: () => (held ? gate : undefined) });
+    await second.sub.start(cursor);
+    await second.sub.settled();
+    await sleep(20);
+    expect(second.got).toEqual([]);
+    held = false;
+    release();
+    await until(() => expect(second.in(room)).toContain('message:after'));
+    await quiet(second.sub);
+    expect(second.in(room)).toEqual(['message:m1', `part:${alice.nick}`, `join:${alice.nick}`, 'message:after']);
+  });
+
+  it('a cursor does not open a log the user may not read: one never joined, one left at or before its position', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    const foreign = freshChannel();
+    await join(bob, room);
+    await join(bob, foreign);
+    await join(alice, room);
+    await say(bob, foreign, 'private to bob');
+    await part(alice, room);
+    const partSeq = await store.maxSeq(logOf(room));
+    await say(bob, room, 'after alice left');
+    const personal = await store.maxSeq(personalLogName(alice.id));
+    const cursor: UserCursor = {
+      user: alice.id,
+      personal,
+      logs: new Map([
+        [logOf(room), partSeq],
+        [logOf(foreign), 0],
+      ]),
+    };
+    const s = subscribe(alice);
+    await s.sub.start(cursor);
+    await say(bob, room, 'later');
+    await say(bob, foreign, 'later too');
+    await quiet(s.sub);
+    expect(s.got).toEqual([]);
+    expect([...s.sub.cursor().logs.keys()]).toEqual([]);
+  });
+
+  it('once the part is emitted, the cursor leaves the channel out while its end is decided', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    await join(bob, room);
+    await join(alice, room);
+    const afterPart: UserCursor[] = [];
+    const s = subscribe(alice, {
+      onEmit: (d) => {
+        if (d.event.type === 'part') queueMicrotask(() => afterPart.push(s.sub.cursor()));
+      },
+    });
+    await s.sub.start(undefined);
+    expect(s.sub.cursor().logs.has(logOf(room))).toBe(true);
+    await part(alice, room);
+    await until(() => expect(afterPart).toHaveLength(1));
+    expect(afterPart[0]!.logs.has(logOf(room))).toBe(false);
+  });
+
+  // The cursor taken in the emit callback of the part is what the SSE transport attaches to the
+  // part's frame: it must not hold the channel at the part, or a resume after a rejoin would
+  // yield what was said between the part and the rejoin.
+  it('the cursor attached to the part itself, resumed after a rejoin, gives nothing said in between', async () => {
+    const [alice, bob] = [await newUser(), await newUser()];
+    const room = freshChannel();
+    await join(bob, room);
+    await join(alice, room);
+    let atPart: UserCursor | undefined;
+    const first = subscribe(alice, {
+      onEmit: (d) => {
+        if (d.event.type === 'part') atPart = first.sub.cursor();
+      },
+    });
+    await first.sub.start(undefined);
+    await part(alice, room);
+    await until(() => expect(atPart).toBeDefined());
+    first.sub.close();
+
+    await say(bob, room, 'between');
+    await join(alice, room);
+    await say(bob, room, 'after');
+
+    const second = subscribe(alice);
+    await second.sub.start(atPart);
+    await until(() => expect(second.in(room)).toContain('message:after'));
+    await quiet(second.sub);
+    expect(second.in(room)).toEqual([`join:${alice.nick}`, 'message:after']);
+  });
+});
