@@ -135,8 +135,8 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     onPublishError: (err) => log.warn('event committed but not published; readers will recover it from storage', errorFields(err)),
   });
   const reader = new LogReader(store, config.gapTimeoutMs);
-  const identity = new Identity(store, writer, { sessionTtlMs: config.sessionTtlMs });
   const channels = new Channels(store, writer);
+  const identity = new Identity(store, writer, channels, { sessionTtlMs: config.sessionTtlMs });
   const messages = new Messages(store, writer, reader, channels, identity);
   const realtime = new Realtime(
     bus,

@@ -1,13 +1,18 @@
 import { LRUCache } from 'lru-cache';
 import { CanaDuckError } from '../errors.js';
-import type { Principal } from '../identity/principal.js';
-import { personalLogName, type ChatEvent } from '../log/event.js';
+import { personalLogName, type ChatEvent, type EventDraft } from '../log/event.js';
 import type { LogWriter } from '../log/log-writer.js';
 import { BoundedSet } from '../shared/bounded-set.js';
 import { enforce, judge } from './policy.js';
 import { casefold, isValidChannelName } from '../shared/names.js';
 import { codePoints } from '../shared/text.js';
 import type { ChannelAccess, ChannelRecord, ChannelSummary, MemberRecord, Store } from '../storage/store.js';
+
+/** Who acts on or reads a channel: a user, under the nick they hold now. */
+export interface Actor {
+  userId: number;
+  nick: string;
+}
 
 export const MAX_TOPIC_CHARS = 390;
 const TOPIC_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f]/;
@@ -40,12 +45,12 @@ export class Channels {
     return casefold(name);
   }
 
-  list(viewer: Principal | undefined): Promise<ChannelSummary[]> {
+  list(viewer: Actor | undefined): Promise<ChannelSummary[]> {
     return this.store.listChannels(viewer?.userId);
   }
 
   /** The channel, if it exists and the viewer may see it (invite-only: members only). */
-  async access(name: string, viewer: Principal): Promise<ChannelAccess> {
+  async access(name: string, viewer: Actor): Promise<ChannelAccess> {
     const found = await this.store.findChannelAccess(Channels.key(name), viewer.userId);
     if (!found) throw new CanaDuckError('not_found', `${name} does not exist`);
     enforce('see', found);
@@ -65,7 +70,7 @@ export class Channels {
   }
 
   /** Like `access`, but the viewer must be a member. */
-  async asMember(name: string, viewer: Principal): Promise<ChannelAccess & { membership: { isOperator: boolean } }> {
+  async asMember(name: string, viewer: Actor): Promise<ChannelAccess & { membership: { isOperator: boolean } }> {
     const access = await this.access(name, viewer);
     enforce('read', access);
     return { ...access, membership: access.membership! };
@@ -76,7 +81,7 @@ export class Channels {
    * former member whose cursor lies inside their membership, up to the event that ended it
    * (`endsAt`), so that a client caught between two polls still receives its part or kick.
    */
-  async asReader(name: string, viewer: Principal, after?: number): Promise<ChannelAccess & { endsAt?: number }> {
+  async asReader(name: string, viewer: Actor, after?: number): Promise<ChannelAccess & { endsAt?: number }> {
     try {
       return await this.asMember(name, viewer);
     } catch (err) {
@@ -94,7 +99,7 @@ export class Channels {
    * Where the viewer may speak (a member; an operator if the channel is moderated), else the
    * error saying why. With `remembered`, a recent answer of this replica may be reused.
    */
-  async asSpeaker(name: string, viewer: Principal, remembered: boolean): Promise<ChannelAccess & { membership: { isOperator: boolean } }> {
+  async asSpeaker(name: string, viewer: Actor, remembered: boolean): Promise<ChannelAccess & { membership: { isOperator: boolean } }> {
     const key = `${Channels.key(name)} ${viewer.userId}`;
     const known = remembered ? this.speakers.get(key) : undefined;
     if (known) return known;
@@ -113,7 +118,7 @@ export class Channels {
     this.speakers.delete(`${nameKey} ${userId}`);
   }
 
-  async info(name: string, viewer: Principal): Promise<ChannelSummary> {
+  async info(name: string, viewer: Actor): Promise<ChannelSummary> {
     const { channel } = await this.access(name, viewer);
     return this.withMemberCount(channel);
   }
@@ -123,19 +128,19 @@ export class Channels {
   }
 
   /** Idempotent: joining a channel one is in changes nothing and appends nothing. */
-  async join(principal: Principal, name: string): Promise<{ channel: ChannelSummary; isOperator: boolean; event?: ChatEvent }> {
+  async join(actor: Actor, name: string): Promise<{ channel: ChannelSummary; isOperator: boolean; event?: ChatEvent }> {
     const key = Channels.key(name);
     const { events, result } = await this.writer.transact({
       prepare: async (tx) => {
         const { channel, created } = await tx.ensureChannel(name, key);
-        const existing = await tx.findMembership(channel.id, principal.userId);
+        const existing = await tx.findMembership(channel.id, actor.userId);
         if (existing) return { drafts: [], result: { channel, isOperator: existing.isOperator } };
         enforce('join', { channel, membership: existing });
-        await tx.addMember(channel.id, principal.userId, created);
+        await tx.addMember(channel.id, actor.userId, created);
         return {
           drafts: [
-            { log: key, type: 'join' as const, nick: principal.nick, text: '', data: {}, subject: principal.userId },
-            { log: personalLogName(principal.userId), type: 'join' as const, nick: principal.nick, text: '', data: {}, cites: 0 },
+            { log: key, type: 'join' as const, nick: actor.nick, text: '', data: {}, subject: actor.userId },
+            { log: personalLogName(actor.userId), type: 'join' as const, nick: actor.nick, text: '', data: {}, cites: 0 },
           ],
           result: { channel, isOperator: created },
         };
@@ -144,39 +149,52 @@ export class Channels {
     return { ...result, channel: await this.withMemberCount(result.channel), event: events[0] };
   }
 
-  async part(principal: Principal, name: string, reason = ''): Promise<ChatEvent> {
-    const { channel } = await this.asMember(name, principal);
+  async part(actor: Actor, name: string, reason = ''): Promise<ChatEvent> {
+    const { channel } = await this.asMember(name, actor);
     const { events } = await this.writer.transact({
       prepare: async (tx) => {
-        if (!(await tx.removeMember(channel.id, principal.userId))) {
+        if (!(await tx.removeMember(channel.id, actor.userId))) {
           throw new CanaDuckError('not_member', `you are not in ${channel.name}`);
         }
         return {
-          drafts: [{ log: channel.nameKey, type: 'part' as const, nick: principal.nick, text: reason, data: {}, subject: principal.userId }],
+          drafts: [{ log: channel.nameKey, type: 'part' as const, nick: actor.nick, text: reason, data: {}, subject: actor.userId }],
           result: undefined,
         };
       },
     });
-    this.forgetSpeaker(channel.nameKey, principal.userId);
+    this.forgetSpeaker(channel.nameKey, actor.userId);
     return events[0]!;
   }
 
-  async members(name: string, viewer: Principal): Promise<MemberRecord[]> {
+  /**
+   * A user who quit (their last session ended) leaves every channel, inside the caller's unit
+   * of work: the drafts are a `quit` in each, naming the user whose access ends there.
+   */
+  async leaveAll(tx: Store, user: { id: number; nick: string }, reason: string): Promise<EventDraft[]> {
+    const memberships = await tx.userMemberships(user.id);
+    for (const m of memberships) {
+      await tx.removeMember(m.channel.id, user.id);
+      this.forgetSpeaker(m.channel.nameKey, user.id);
+    }
+    return memberships.map((m) => ({ log: m.channel.nameKey, type: 'quit' as const, nick: user.nick, text: reason, data: {}, subject: user.id }));
+  }
+
+  async members(name: string, viewer: Actor): Promise<MemberRecord[]> {
     const { channel } = await this.access(name, viewer);
     return this.store.listMembers(channel.id, new Date(this.now()));
   }
 
-  async setTopic(principal: Principal, name: string, topic: string): Promise<ChatEvent> {
+  async setTopic(actor: Actor, name: string, topic: string): Promise<ChatEvent> {
     if (!topic.isWellFormed() || codePoints(topic) > MAX_TOPIC_CHARS || TOPIC_FORBIDDEN.test(topic)) {
       throw new CanaDuckError('validation_failed', `a topic is at most ${MAX_TOPIC_CHARS} characters, without control characters`);
     }
-    const access = await this.asMember(name, principal);
+    const access = await this.asMember(name, actor);
     enforce('setTopic', access);
     const { channel } = access;
     const { events } = await this.writer.transact({
       prepare: async (tx) => {
-        await tx.setTopic(channel.id, topic, principal.nick, new Date(this.now()));
-        return { drafts: [{ log: channel.nameKey, type: 'topic' as const, nick: principal.nick, text: topic, data: {} }], result: undefined };
+        await tx.setTopic(channel.id, topic, actor.nick, new Date(this.now()));
+        return { drafts: [{ log: channel.nameKey, type: 'topic' as const, nick: actor.nick, text: topic, data: {} }], result: undefined };
       },
     });
     return events[0]!;

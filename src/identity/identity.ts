@@ -3,7 +3,10 @@ import { CanaDuckError } from '../errors.js';
 import { sessionEndDraft, type EventDraft } from '../log/event.js';
 import type { LogWriter } from '../log/log-writer.js';
 import { casefold, isValidNick } from '../shared/names.js';
-import type { SessionRecord, Store, UserRecord } from '../storage/store.js';
+import { allows } from '../channels/policy.js';
+import type { ChannelStore, MembershipRecord } from '../storage/channels.js';
+import type { Store } from '../storage/store.js';
+import type { SessionRecord, UserRecord, UserStore } from '../storage/users.js';
 import type { Principal } from './principal.js';
 import { hashToken, looksLikeToken, newToken } from './tokens.js';
 
@@ -17,6 +20,12 @@ export interface IdentityOptions {
 }
 
 type LiveSession = { session: SessionRecord; user: UserRecord };
+
+/** What identity needs of channels: a user who quits leaves every channel (`Channels.leaveAll`). */
+export interface Departures {
+  /** Ends the user's memberships inside `tx`; the drafts record them (a `quit` in each channel). */
+  leaveAll(tx: Store, user: { id: number; nick: string }, reason: string): Promise<EventDraft[]>;
+}
 
 export interface ClaimedSession {
   token: string;
@@ -45,8 +54,9 @@ export class Identity {
   private readonly recent: LRUCache<string, LiveSession>;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: UserStore & Pick<ChannelStore, 'userMemberships'>,
     private readonly writer: LogWriter,
+    private readonly departures: Departures,
     private readonly options: IdentityOptions,
   ) {
     this.now = options.now ?? Date.now;
@@ -194,13 +204,14 @@ export class Identity {
       this.store.countLiveSessions(user.id, now),
     ]);
     const viewerChannels = new Set(viewerMemberships.map((m) => m.channel.id));
+    const seenBy = (m: MembershipRecord) => ({ channel: m.channel, membership: viewerChannels.has(m.channel.id) ? { isOperator: false } : undefined });
     return {
       nick: user.nick,
       role: user.role,
       online: liveSessions > 0,
       idleSeconds: Math.max(0, Math.floor((now.getTime() - user.lastActiveAt.getTime()) / 1000)),
-      // Invite-only channels are shown only to those who share them.
-      channels: memberships.filter((m) => !m.channel.inviteOnly || viewerChannels.has(m.channel.id)).map((m) => m.channel.name),
+      // Only the channels the viewer may see (invite-only ones: those they share).
+      channels: memberships.filter((m) => allows('see', seenBy(m))).map((m) => m.channel.name),
       since: user.createdAt,
     };
   }
@@ -233,13 +244,12 @@ export class Identity {
     });
   }
 
-  /** If no live session remains, the user leaves every channel and, unregistered, is deleted. */
+  /** If no live session remains, the user leaves every channel (channels end the memberships) and, unregistered, is deleted. */
   private async leaveIfGone(tx: Store, userId: number, reason: string): Promise<EventDraft[]> {
     const user = await tx.findUserById(userId);
     if (!user || (await tx.countLiveSessions(userId, new Date(this.now()))) > 0) return [];
-    const memberships = await tx.userMemberships(userId);
-    for (const m of memberships) await tx.removeMember(m.channel.id, userId);
+    const drafts = await this.departures.leaveAll(tx, user, reason);
     if (!user.registered) await tx.deleteUser(userId);
-    return memberships.map((m) => ({ log: m.channel.nameKey, type: 'quit' as const, nick: user.nick, text: reason, data: {}, subject: userId }));
+    return drafts;
   }
 }

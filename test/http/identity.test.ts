@@ -352,7 +352,7 @@ for (const mode of allModes) {
         const channel = uniqueChannel();
         await client.put(`/api/channels/${channel}/membership`);
         const { services } = suite.server;
-        const later = new Identity(services.store, services.writer, {
+        const later = new Identity(services.store, services.writer, services.channels, {
           sessionTtlMs: services.config.sessionTtlMs,
           now: () => Date.now() + services.config.sessionTtlMs + 60_000,
         });
