@@ -1,6 +1,6 @@
 import type { Bus } from '../bus/bus.js';
 import { toDelivery, type Delivery } from './delivery.js';
-import { unavailable } from '../errors.js';
+import { CanaDuckError, unavailable } from '../errors.js';
 import type { SeqFloor, Sequencer } from '../sequencer/sequencer.js';
 import type { EventRef, LogStore, StoredEvent } from '../storage/logs.js';
 import type { Store } from '../storage/store.js';
@@ -121,7 +121,7 @@ export class LogWriter {
           if (attempt < this.maxAttempts) continue;
           throw unavailable('the sequencer', err);
         }
-        await this.skipQuietly(taken);
+        await this.skipAfterFailure(taken, err);
         throw err;
       }
     }
@@ -152,7 +152,7 @@ export class LogWriter {
       inserted = new Set(refs.map(refKey));
       refused = new Set(refs.filter((ref) => ref.refused).map(refKey));
     } catch (err) {
-      await this.skipQuietly(rows);
+      await this.skipAfterFailure(rows, err);
       for (const p of batch) p.reject(err);
       return;
     }
@@ -217,6 +217,15 @@ export class LogWriter {
     }
     await this.skipQuietly(abandoned);
     for (const log of conflicted) await this.sequencer.raise(log, await this.store.maxSeq(log));
+  }
+
+  /**
+   * Claims the seqs of a failed append. When the database is out, the claim would only wait
+   * out the same failure before the writer can answer 503: it goes on in the background.
+   */
+  private async skipAfterFailure(rows: StoredEvent[], err: unknown): Promise<void> {
+    const claiming = this.skipQuietly(rows);
+    if (!(err instanceof CanaDuckError && err.code === 'unavailable')) await claiming;
   }
 
   /** Best effort: if it fails, readers claim the seqs themselves after the gap timeout. */
