@@ -117,12 +117,18 @@ describeWithServices('access and frames: the reported cases, on two replicas', (
     aliceStream.close();
   });
 
-  it('2. open streams end when their reader parts, and all of a session’s streams end when it quits', async () => {
-    const channel = uniqueChannel('c2');
+  /** A fresh channel with alice (on A) and bob (on B) in it. */
+  async function aliceAndBob(prefix: string) {
+    const channel = uniqueChannel(prefix);
     const alice = await claimNick(a.url, 'alice');
     const bob = await claimNick(b.url, 'bob');
     await join(a.url, alice.token, channel);
     await join(b.url, bob.token, channel);
+    return { channel, alice, bob };
+  }
+
+  it('2. open streams end when their reader parts, and all of a session’s streams end when it quits', async () => {
+    const { channel, alice, bob } = await aliceAndBob('c2');
     const perChannel = new Stream(`${b.url}/api/channels/${channel}/stream`, bob.token);
     await perChannel.opened();
     await httpJson(`${a.url}/api/channels/${channel}/membership`, { method: 'DELETE', token: bob.token });
@@ -179,11 +185,7 @@ describeWithServices('access and frames: the reported cases, on two replicas', (
   });
 
   it('4. a frame is routed by its channel and checked; forged, foreign and line-breaking frames are dropped and counted', async () => {
-    const channel = uniqueChannel('c4');
-    const alice = await claimNick(a.url, 'alice');
-    const bob = await claimNick(b.url, 'bob');
-    await join(a.url, alice.token, channel);
-    await join(b.url, bob.token, channel);
+    const { channel, alice, bob } = await aliceAndBob('c4');
     const other = uniqueChannel('c4other');
     await join(a.url, alice.token, other);
     const stream = new Stream(`${b.url}/api/channels/${channel}/stream`, bob.token);

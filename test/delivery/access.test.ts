@@ -466,21 +466,28 @@ async function scenario(
   note(`posted after the end: ${logC} ${after.join(',')}${multiplexed ? `; ${logD} ${afterD.join(',')}` : ''}`);
 
   // --- What the reader gets.
+  /**
+   * Waits until what follows the end has had its chance to arrive: after a multiplexed part
+   * (`stays`) the other log's later messages must arrive; otherwise the transport must end.
+   */
+  const settleAfterEnd = async (stays: boolean, events: () => Ev[], ended: () => boolean, stillOpen: string) => {
+    if (stays) {
+      if (!(await waitFor(() => hasAll(events(), logD, afterD), 10_000))) {
+        fail(`other logs did not continue after the part: ${logD} ${afterD.join(',')} not all received within 10 s`);
+      }
+      await sleep(SETTLE_MS);
+    } else {
+      if (!(await waitFor(ended, 10_000))) fail(stillOpen);
+      await sleep(Math.max(0, postedAfterAt + SETTLE_MS - Date.now()));
+    }
+  };
   const extra: Ev[] = []; // events from reopened or resumed streams
   const endDeadline = c.state === 'expired' ? reader.expiresAt + 5_000 : undefined;
   if (c.how !== 'resume') {
     if (sse) {
       const stream = sse;
       const stays = c.transport === 'sse-user' && c.state === 'parted';
-      if (stays) {
-        if (!(await waitFor(() => hasAll(stream.events(), logD, afterD), 10_000))) {
-          fail(`other logs did not continue after the part: ${logD} ${afterD.join(',')} not all received within 10 s`);
-        }
-        await sleep(SETTLE_MS);
-      } else {
-        if (!(await waitFor(() => stream.closed, 10_000))) fail('the stream was still open 10 s after the end');
-        await sleep(Math.max(0, postedAfterAt + SETTLE_MS - Date.now()));
-      }
+      await settleAfterEnd(stays, () => stream.events(), () => stream.closed, 'the stream was still open 10 s after the end');
       note(`stream: ${stream.describe()}`);
       stream.close();
       // Reopening with the last id received is refused (unless the stream stays open after a part).
@@ -496,15 +503,8 @@ async function scenario(
       }
     } else if (poll) {
       const loop = poll;
-      if (c.transport === 'poll-user' && c.state === 'parted') {
-        if (!(await waitFor(() => hasAll(loop.events(), logD, afterD), 10_000))) {
-          fail(`other logs did not continue after the part: ${logD} ${afterD.join(',')} not all received within 10 s`);
-        }
-        await sleep(SETTLE_MS);
-      } else {
-        if (!(await waitFor(() => loop.finished, 10_000))) fail('polling was still not refused 10 s after the end');
-        await sleep(Math.max(0, postedAfterAt + SETTLE_MS - Date.now()));
-      }
+      const stays = c.transport === 'poll-user' && c.state === 'parted';
+      await settleAfterEnd(stays, () => loop.events(), () => loop.finished, 'polling was still not refused 10 s after the end');
       await loop.stop();
       note(`polls: ${loop.describe()}`);
     }

@@ -70,14 +70,9 @@ export class DrizzleChannelStore extends DrizzleAdapter implements ChannelStore 
   }
 
   addMember(channelId: number, userId: number, isOperator: boolean): Promise<boolean> {
-    return this.run(async () => {
-      const rows = await this.db
-        .insert(memberships)
-        .values({ channelId, userId, isOperator })
-        .onConflictDoNothing()
-        .returning({ userId: memberships.userId });
-      return rows.length > 0;
-    });
+    return this.insertedAny(() =>
+      this.db.insert(memberships).values({ channelId, userId, isOperator }).onConflictDoNothing().returning({ userId: memberships.userId }),
+    );
   }
 
   removeMember(channelId: number, userId: number): Promise<boolean> {

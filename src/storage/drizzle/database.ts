@@ -46,6 +46,11 @@ export abstract class DrizzleAdapter {
     return (this.prepared ??= prepareHotQueries(this.db));
   }
 
+  /** Runs an `insert … on conflict do nothing returning …`: whether it inserted a row. */
+  protected insertedAny(insert: () => Promise<unknown[]>): Promise<boolean> {
+    return this.run(async () => (await insert()).length > 0);
+  }
+
   /** Runs a query, turning database outages into `unavailable`. */
   protected async run<T>(query: () => Promise<T>): Promise<T> {
     try {

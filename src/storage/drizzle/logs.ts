@@ -174,14 +174,9 @@ export class DrizzleLogStore extends DrizzleAdapter implements LogStore {
   }
 
   insertIdempotencyKey(userId: number, key: string, ref: EventRef): Promise<boolean> {
-    return this.run(async () => {
-      const rows = await this.db
-        .insert(idempotencyKeys)
-        .values({ userId, key, log: ref.log, seq: ref.seq })
-        .onConflictDoNothing()
-        .returning({ key: idempotencyKeys.key });
-      return rows.length > 0;
-    });
+    return this.insertedAny(() =>
+      this.db.insert(idempotencyKeys).values({ userId, key, log: ref.log, seq: ref.seq }).onConflictDoNothing().returning({ key: idempotencyKeys.key }),
+    );
   }
 
   deleteIdempotencyKeysBefore(cutoff: Date): Promise<void> {
