@@ -119,14 +119,12 @@ async function rowsOf(log: string): Promise<string[]> {
   return (await store.eventsAfter(log, 0, 1000)).map((r) => `${r.seq}:${r.type}:${r.text}`);
 }
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
+/** The error `promise` rejects with; fails the test if it resolves. */
+const rejection = (promise: Promise<unknown>): Promise<unknown> =>
+  promise.then(
+    () => expect.fail('expected a rejection'),
+    (err: unknown) => err,
+  );
 
 /** Raw SQL on the embedded database: the store has no way to moderate a channel. */
 async function execute(query: SQL): Promise<void> {

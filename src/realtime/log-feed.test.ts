@@ -1,26 +1,16 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryBus } from '../bus/bus.memory.js';
 import { toDelivery, type Delivery } from '../log/delivery.js';
 import type { EventType } from '../log/event.js';
 import { LogReader } from '../log/log-reader.js';
 import { toChatEvent } from '../log/stored.js';
-import { openPgliteStore } from '../storage/store.pglite.js';
-import type { Store, StoredEvent } from '../storage/store.js';
+import type { StoredEvent } from '../storage/store.js';
 import { Feeds } from './feeds.js';
 import { isAhead, LogFeed } from './log-feed.js';
+import { logNames, sleep, storedRow as row, useMemoryStore } from './test-support.js';
 
-let store: Store;
-/** Gaps never settle by age during a test unless a test's own reader says so. */
-let reader: LogReader;
-const errors: unknown[] = [];
-const onError = (err: unknown) => void errors.push(err);
-
-let logs = 0;
-const freshLog = () => `#feed-${process.pid}-${++logs}`;
-
-function row(log: string, seq: number, extra: Partial<StoredEvent> = {}): StoredEvent {
-  return { log, seq, type: 'message', nick: 'alice', text: `m${seq}`, data: {}, ts: new Date(), ...extra };
-}
+const fx = useMemoryStore();
+const freshLog = logNames('#feed');
 
 const deliveryOf = (r: StoredEvent): Delivery => toDelivery(toChatEvent(r), r.subject);
 const delivery = (log: string, seq: number, type: EventType = 'message', subject?: number): Delivery =>
@@ -36,12 +26,19 @@ function within<T>(promise: Promise<T>, what: string, ms = 5000): Promise<T> {
 }
 
 const headReaches = (feed: LogFeed, seq: number) => within(new Promise<void>((resolve) => feed.park(seq - 1, resolve)), `head ${seq} of ${feed.log}`);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function startedFeed(log: string, ringSize = 64, withReader = reader): Promise<LogFeed> {
-  const feed = new LogFeed(log, withReader, ringSize, onError);
+async function startedFeed(log: string, ringSize = 64, withReader = fx.reader): Promise<LogFeed> {
+  const feed = new LogFeed(log, withReader, ringSize, fx.onError);
   await feed.start();
   return feed;
+}
+
+/** A feed started on a fresh log, then given the deliveries of `seqs`, in that order. */
+async function freshFeed(seqs: number[] = [], ringSize = 64): Promise<{ log: string; feed: LogFeed }> {
+  const log = freshLog();
+  const feed = await startedFeed(log, ringSize);
+  for (const seq of seqs) feed.receive(delivery(log, seq));
+  return { log, feed };
 }
 
 /** The seqs the feed passes on to its listeners, in the order it passes them. */
@@ -51,23 +48,9 @@ function listen(feed: LogFeed): number[] {
   return seen;
 }
 
-beforeAll(async () => {
-  store = await openPgliteStore('memory://');
-  reader = new LogReader(store, 60_000);
-});
-
-afterEach(() => {
-  expect(errors).toEqual([]);
-});
-
-afterAll(async () => {
-  await store?.close();
-});
-
 describe('LogFeed passes events on strictly in seq order', () => {
   it('events received out of order are held and passed on in order, in the tick the gap closes', async () => {
-    const log = freshLog();
-    const feed = await startedFeed(log);
+    const { log, feed } = await freshFeed();
     const seen = listen(feed);
     for (const seq of [2, 4, 3]) feed.receive(delivery(log, seq));
     expect(seen).toEqual([]);
@@ -85,13 +68,13 @@ describe('LogFeed passes events on strictly in seq order', () => {
   it('a gap is held and filled from storage when only some events come over the bus', async () => {
     const log = freshLog();
     const bus = new MemoryBus<Delivery>();
-    const feeds = new Feeds(bus, reader, { ringSize: 64, onError, checkIntervalMs: 60_000 });
+    const feeds = new Feeds(bus, fx.reader, { ringSize: 64, onError: fx.onError, checkIntervalMs: 60_000 });
     try {
       const feed = await feeds.acquire(log);
       const seen: Delivery[] = [];
       feed.add({ onEvent: (_f, d) => void seen.push(d) });
       const rows = [1, 2, 3, 4, 5, 6].map((seq) => row(log, seq, { text: `stored ${seq}` }));
-      expect(await store.insertEvents(rows)).toHaveLength(6);
+      expect(await fx.store.insertEvents(rows)).toHaveLength(6);
       // The bus lost 3 and 4.
       await bus.publish([1, 2, 5, 6].map((seq) => deliveryOf(rows[seq - 1]!)));
       expect(seen.map((d) => d.event.seq)).toEqual([1, 2]);
@@ -112,30 +95,29 @@ describe('LogFeed passes events on strictly in seq order', () => {
     const log = freshLog();
     // The reader's clock is the test's: the gap is young until the test says it is old.
     let offset = 0;
-    const clockedReader = new LogReader(store, 1000, () => Date.now() + offset);
+    const clockedReader = new LogReader(fx.store, 1000, () => Date.now() + offset);
     const feed = await startedFeed(log, 64, clockedReader);
     const seen = listen(feed);
     const rows = [row(log, 1), row(log, 2), row(log, 4)];
-    await store.insertEvents(rows);
+    await fx.store.insertEvents(rows);
     for (const r of rows) feed.receive(deliveryOf(r));
     await sleep(30);
     // The writer of 3 may still be in flight: 4 waits.
     expect(seen).toEqual([1, 2]);
     expect(feed.head).toBe(2);
-    expect(await store.findEvent({ log, seq: 3 })).toBeUndefined();
+    expect(await fx.store.findEvent({ log, seq: 3 })).toBeUndefined();
     // Nobody calls catchUp: the feed retries by itself when the reader said the gap settles (~1 s).
     offset = 60_000;
     await headReaches(feed, 4);
     expect(seen).toEqual([1, 2, 4]);
-    expect((await store.findEvent({ log, seq: 3 }))?.type).toBe('skip');
+    expect((await fx.store.findEvent({ log, seq: 3 }))?.type).toBe('skip');
     // The skipped seq holds nothing in the ring.
     expect(feed.recentAfter(2, 10)!.events.map((d) => d.event.seq)).toEqual([4]);
     feed.close();
   });
 
   it('drops duplicates: from the bus, while held beyond a gap, and between storage and the bus', async () => {
-    const log = freshLog();
-    const feed = await startedFeed(log);
+    const { log, feed } = await freshFeed();
     const seen = listen(feed);
     feed.receive(delivery(log, 1));
     feed.receive(delivery(log, 1));
@@ -147,7 +129,7 @@ describe('LogFeed passes events on strictly in seq order', () => {
     expect(seen).toEqual([1, 2, 3]);
 
     // Storage has 4..6; the bus brings 6, the catch-up brings 4..6, then the bus 4 and 5 late.
-    await store.insertEvents([4, 5, 6].map((seq) => row(log, seq)));
+    await fx.store.insertEvents([4, 5, 6].map((seq) => row(log, seq)));
     feed.receive(delivery(log, 6));
     await headReaches(feed, 6);
     feed.receive(delivery(log, 4));
@@ -160,8 +142,8 @@ describe('LogFeed passes events on strictly in seq order', () => {
 
   it('events received before start are held; those at or below the stored head are dropped', async () => {
     const log = freshLog();
-    await store.insertEvents([1, 2, 3].map((seq) => row(log, seq)));
-    const feed = new LogFeed(log, reader, 64, onError);
+    await fx.store.insertEvents([1, 2, 3].map((seq) => row(log, seq)));
+    const feed = new LogFeed(log, fx.reader, 64, fx.onError);
     const seen = listen(feed);
     feed.receive(delivery(log, 2));
     feed.receive(delivery(log, 4));
@@ -178,13 +160,13 @@ describe('LogFeed.start', () => {
   // published afterwards, would be dropped as already seen.
   it('a feed started while a seq below the newest 100 rows is in flight starts before it, and passes it on when it commits', async () => {
     const log = freshLog();
-    await store.insertEvents(Array.from({ length: 150 }, (_, i) => row(log, i + 2)));
+    await fx.store.insertEvents(Array.from({ length: 150 }, (_, i) => row(log, i + 2)));
     const feed = await startedFeed(log, 256);
     const seen = listen(feed);
-    expect((await reader.readAfter(log, 0, 500)).next).toBe(0);
+    expect((await fx.reader.readAfter(log, 0, 500)).next).toBe(0);
     expect(feed.head).toBe(0);
     const first = row(log, 1);
-    await store.insertEvents([first]);
+    await fx.store.insertEvents([first]);
     feed.receive(deliveryOf(first));
     await headReaches(feed, 151);
     expect(seen.slice(0, 3)).toEqual([1, 2, 3]);
@@ -193,9 +175,7 @@ describe('LogFeed.start', () => {
 
 describe('LogFeed ring', () => {
   it('recentAfter serves (ringFloor, head] and nothing older or newer', async () => {
-    const log = freshLog();
-    const feed = await startedFeed(log, 3);
-    for (let seq = 1; seq <= 5; seq++) feed.receive(delivery(log, seq));
+    const { feed } = await freshFeed([1, 2, 3, 4, 5], 3);
     expect(feed.ring.map((d) => d.event.seq)).toEqual([3, 4, 5]);
     expect(feed.ringFloor).toBe(2);
     expect(feed.head).toBe(5);
@@ -218,7 +198,7 @@ describe('LogFeed ring', () => {
 
   it('a feed started on a stored log starts its ring at the head', async () => {
     const log = freshLog();
-    await store.insertEvents([1, 2, 3].map((seq) => row(log, seq)));
+    await fx.store.insertEvents([1, 2, 3].map((seq) => row(log, seq)));
     const feed = await startedFeed(log, 3);
     expect(feed.head).toBe(3);
     expect(feed.ringFloor).toBe(3);
@@ -229,9 +209,7 @@ describe('LogFeed ring', () => {
 
 describe('LogFeed.park', () => {
   it('wakes in the same tick the head passes `after`, with the event already in the ring', async () => {
-    const log = freshLog();
-    const feed = await startedFeed(log);
-    feed.receive(delivery(log, 1));
+    const { log, feed } = await freshFeed([1]);
     const woken: Array<{ head: number; seqs: number[] }> = [];
     feed.park(1, () => woken.push({ head: feed.head, seqs: feed.recentAfter(1, 10)!.events.map((d) => d.event.seq) }));
     let laterWoken = 0;
@@ -249,9 +227,7 @@ describe('LogFeed.park', () => {
   });
 
   it('a waiter at the head is not woken until the next event', async () => {
-    const log = freshLog();
-    const feed = await startedFeed(log);
-    feed.receive(delivery(log, 1));
+    const { log, feed } = await freshFeed([1]);
     let woken = 0;
     feed.park(1, () => woken++);
     feed.park(2, () => woken++);
@@ -264,10 +240,7 @@ describe('LogFeed.park', () => {
   });
 
   it('wakes at once when the head is already past, and a cancelled waiter is never woken', async () => {
-    const log = freshLog();
-    const feed = await startedFeed(log);
-    feed.receive(delivery(log, 1));
-    feed.receive(delivery(log, 2));
+    const { log, feed } = await freshFeed([1, 2]);
     let past = 0;
     feed.park(1, () => past++);
     expect(past).toBe(1);
@@ -281,12 +254,10 @@ describe('LogFeed.park', () => {
   });
 
   it('wakes when the head moves over skipped seqs settled from storage', async () => {
-    const log = freshLog();
-    const feed = await startedFeed(log);
-    feed.receive(delivery(log, 1));
+    const { log, feed } = await freshFeed([1]);
     let woken = 0;
     feed.park(1, () => woken++);
-    await store.insertSkips(log, [2, 3], new Date());
+    await fx.store.insertSkips(log, [2, 3], new Date());
     feed.catchUp();
     await within(
       (async () => {
@@ -299,8 +270,7 @@ describe('LogFeed.park', () => {
   });
 
   it('closing wakes every waiter; a closed feed wakes new waiters at once and takes no more events', async () => {
-    const log = freshLog();
-    const feed = await startedFeed(log);
+    const { log, feed } = await freshFeed();
     let woken = 0;
     feed.park(0, () => woken++);
     feed.park(5, () => woken++);
@@ -318,9 +288,7 @@ describe('LogFeed.answerAfter', () => {
   const parse = (body: string) => JSON.parse(body) as { events: Array<{ seq: number; text: string }>; next: number; ended?: string };
 
   it('polls at the same head and limit share one body object; a new head or another limit makes another', async () => {
-    const log = freshLog();
-    const feed = await startedFeed(log);
-    for (let seq = 1; seq <= 3; seq++) feed.receive(delivery(log, seq));
+    const { log, feed } = await freshFeed([1, 2, 3]);
     const first = feed.answerAfter(1, 10)!;
     const second = feed.answerAfter(1, 10)!;
     expect(second).toBe(first);
@@ -344,8 +312,7 @@ describe('LogFeed.answerAfter', () => {
   });
 
   it("stops at the event that ends the given user's access, with ended: true", async () => {
-    const log = freshLog();
-    const feed = await startedFeed(log);
+    const { log, feed } = await freshFeed();
     const me = 7;
     const other = 8;
     feed.receive(delivery(log, 1));
@@ -384,8 +351,7 @@ describe('LogFeed.answerAfter', () => {
 
   it('kick and quit end access too; a join does not', async () => {
     for (const type of ['kick', 'quit'] as const) {
-      const log = freshLog();
-      const feed = await startedFeed(log);
+      const { log, feed } = await freshFeed();
       feed.receive(delivery(log, 1, 'join', 3));
       feed.receive(delivery(log, 2, type, 3));
       feed.receive(delivery(log, 3));
@@ -397,8 +363,7 @@ describe('LogFeed.answerAfter', () => {
   });
 
   it('an access-ending event that has left the ring no longer stops an answer from the ring', async () => {
-    const log = freshLog();
-    const feed = await startedFeed(log, 2);
+    const { log, feed } = await freshFeed([], 2);
     feed.receive(delivery(log, 1, 'part', 9));
     feed.receive(delivery(log, 2));
     feed.receive(delivery(log, 3));
@@ -411,14 +376,14 @@ describe('isAhead', () => {
   it('a cursor is ahead only when past both the feed head and the largest stored seq', async () => {
     const log = freshLog();
     const rows = [1, 2, 3].map((seq) => row(log, seq));
-    await store.insertEvents(rows);
+    await fx.store.insertEvents(rows);
     const feed = await startedFeed(log);
-    const maxSeq = (l: string) => store.maxSeq(l);
+    const maxSeq = (l: string) => fx.store.maxSeq(l);
     expect(await isAhead(feed, 2, maxSeq)).toBe(false);
     expect(await isAhead(feed, 3, maxSeq)).toBe(false);
     expect(await isAhead(feed, 4, maxSeq)).toBe(true);
     // Storage knows of 4 and 5 before the feed does: 5 is not ahead, 6 is.
-    await store.insertEvents([row(log, 4), row(log, 5)]);
+    await fx.store.insertEvents([row(log, 4), row(log, 5)]);
     expect(feed.head).toBe(3);
     expect(await isAhead(feed, 5, maxSeq)).toBe(false);
     expect(await isAhead(feed, 6, maxSeq)).toBe(true);

@@ -1,15 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { MemoryBus } from '../bus/bus.memory.js';
+import { describe, expect, it, vi } from 'vitest';
 import type { Delivery } from '../log/delivery.js';
 import type { EventDraft, EventType } from '../log/event.js';
 import { LogReader } from '../log/log-reader.js';
-import { LogWriter } from '../log/log-writer.js';
-import { MemorySequencer } from '../sequencer/sequencer.memory.js';
-import { openPgliteStore } from '../storage/store.pglite.js';
-import type { Store, StoredEvent } from '../storage/store.js';
-import { Feeds } from './feeds.js';
+import type { StoredEvent } from '../storage/store.js';
 import type { LogFeed } from './log-feed.js';
 import { LogFollower, type FollowerAccess } from './log-follower.js';
+import { logNames, range, sleep, storedRow, useRealtimeStack } from './test-support.js';
 
 const RING = 8;
 
@@ -22,28 +18,27 @@ class CountingReader extends LogReader {
   }
 }
 
-let store: Store;
-let reader: LogReader;
-let bus: MemoryBus<Delivery>;
-let writer: LogWriter;
-let feeds: Feeds;
-const errors: unknown[] = [];
-const onError = (err: unknown) => void errors.push(err);
+const rt = useRealtimeStack({ ringSize: RING });
+const freshLog = logNames('#follow');
+const countingReader = () => new CountingReader(rt.store, 60_000);
 
-let logs = 0;
-const freshLog = () => `#follow-${process.pid}-${++logs}`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const row = (log: string, seq: number, extra: Partial<StoredEvent> = {}) => storedRow(log, seq, { nick: 'carol', ...extra });
 
-function row(log: string, seq: number, extra: Partial<StoredEvent> = {}): StoredEvent {
-  return { log, seq, type: 'message', nick: 'carol', text: `m${seq}`, data: {}, ts: new Date(), ...extra };
+/** Stores rows `from`..`to` of `log` directly, never published. */
+const storeRows = (log: string, from: number, to: number, extra: (seq: number) => Partial<StoredEvent> = () => ({})) =>
+  rt.store.insertEvents(range(from, to).map((seq) => row(log, seq, extra(seq))));
+
+/** A fresh log with rows 1..`stored` in storage (none by default), and its feed, acquired after (release it at the end of the test). */
+async function freshFeed(stored = 0): Promise<{ log: string; feed: LogFeed }> {
+  const log = freshLog();
+  if (stored > 0) await storeRows(log, 1, stored);
+  return { log, feed: await rt.feeds.acquire(log) };
 }
-
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 function say(log: string, text: string, type: EventType = 'message', subject?: number) {
   const draft: EventDraft = { log, type, nick: 'bob', text, data: {} };
   if (subject !== undefined) draft.subject = subject;
-  return writer.append(draft);
+  return rt.writer.append(draft);
 }
 
 async function sayMany(log: string, count: number): Promise<void> {
@@ -59,12 +54,12 @@ function follow(
   const follower = new LogFollower(
     feed,
     cursor,
-    options.reader ?? reader,
+    options.reader ?? rt.reader,
     (d, f) => {
       expect(f).toBe(follower);
       seen.push(d);
     },
-    onError,
+    rt.onError,
     options.pace,
     options.access,
   );
@@ -72,38 +67,18 @@ function follow(
   return { follower, seen, seqs: () => seen.map((d) => d.event.seq) };
 }
 
-/** An access option that records its calls. */
-function accessOf(userId: number) {
+/** As `follow`, with an access option for `userId` that records the ends it is told of. */
+function followAs(userId: number, feed: LogFeed, cursor: number, options: { reader?: LogReader } = {}) {
   const ended: Array<{ last: Delivery; follower: LogFollower }> = [];
   const access: FollowerAccess = { userId, onEnded: (last, follower) => void ended.push({ last, follower }) };
-  return { access, ended };
+  return { ...follow(feed, cursor, { ...options, access }), ended };
 }
-
-beforeAll(async () => {
-  store = await openPgliteStore('memory://');
-  reader = new LogReader(store, 60_000);
-  bus = new MemoryBus<Delivery>();
-  writer = new LogWriter(store, new MemorySequencer((log) => store.maxSeq(log)), bus);
-  feeds = new Feeds(bus, reader, { ringSize: RING, onError, checkIntervalMs: 60_000, lingerMs: 60_000 });
-});
-
-afterEach(() => {
-  expect(errors).toEqual([]);
-});
-
-afterAll(async () => {
-  feeds?.close();
-  await bus?.close();
-  await store?.close();
-});
 
 describe('LogFollower emits every event after its cursor exactly once, in order', () => {
   it('from behind the ring: through storage, in pages, while live events keep coming', async () => {
-    const log = freshLog();
-    await store.insertEvents(range(1, 1200).map((seq) => row(log, seq)));
-    const feed = await feeds.acquire(log);
+    const { log, feed } = await freshFeed(1200);
     expect(feed.head).toBe(1200);
-    const counting = new CountingReader(store, 60_000);
+    const counting = countingReader();
     const { follower, seqs } = follow(feed, 0, { reader: counting });
     const caughtUp = follower.catchUp();
     const live = Promise.all(range(1, 30).map((i) => say(log, `live ${i}`)));
@@ -115,39 +90,35 @@ describe('LogFollower emits every event after its cursor exactly once, in order'
     await say(log, 'after');
     expect(seqs().at(-1)).toBe(1231);
     expect(seqs()).toHaveLength(1231);
-    feeds.release(feed);
+    rt.feeds.release(feed);
   });
 
   it('from behind the ring, one catch-up reads every page up to the head', async () => {
-    const log = freshLog();
-    await store.insertEvents(range(1, 1100).map((seq) => row(log, seq)));
-    const feed = await feeds.acquire(log);
-    const counting = new CountingReader(store, 60_000);
+    const { log, feed } = await freshFeed(1100);
+    const counting = countingReader();
     const { follower, seqs } = follow(feed, 50, { reader: counting });
     await follower.catchUp();
     expect(seqs()).toEqual(range(51, 1100));
     expect(counting.reads).toBeGreaterThan(1); // pages of at most 500
-    feeds.release(feed);
+    rt.feeds.release(feed);
   });
 
   it('from inside the ring: from memory, no storage read', async () => {
-    const log = freshLog();
-    const feed = await feeds.acquire(log);
+    const { log, feed } = await freshFeed();
     await sayMany(log, 12);
     expect(feed.ringFloor).toBe(12 - RING);
-    const counting = new CountingReader(store, 60_000);
+    const counting = countingReader();
     const { follower, seqs } = follow(feed, 6, { reader: counting });
     await follower.catchUp();
     expect(seqs()).toEqual(range(7, 12));
     expect(counting.reads).toBe(0);
     await say(log, 'live');
     expect(seqs()).toEqual(range(7, 13));
-    feeds.release(feed);
+    rt.feeds.release(feed);
   });
 
   it('live: from the head, each event is emitted by the time its append resolves', async () => {
-    const log = freshLog();
-    const feed = await feeds.acquire(log);
+    const { log, feed } = await freshFeed();
     await sayMany(log, 3);
     const { follower, seqs, seen } = follow(feed, feed.head);
     await follower.catchUp();
@@ -157,23 +128,20 @@ describe('LogFollower emits every event after its cursor exactly once, in order'
     await Promise.all(range(1, 20).map((i) => say(log, `burst ${i}`)));
     expect(seqs()).toEqual(range(4, 24));
     expect(follower.cursor).toBe(24);
-    feeds.release(feed);
+    rt.feeds.release(feed);
   });
 
   it('a live event beyond the cursor starts a catch-up on its own', async () => {
-    const log = freshLog();
-    const feed = await feeds.acquire(log);
+    const { log, feed } = await freshFeed();
     await sayMany(log, 5);
     const { seqs } = follow(feed, 2);
     await say(log, 'six');
     await vi.waitFor(() => expect(seqs()).toEqual(range(3, 6)), { timeout: 2000, interval: 5 });
-    feeds.release(feed);
+    rt.feeds.release(feed);
   });
 
   it('pace: a catch-up waits on the promise pace returns, and live events meanwhile come after, once', async () => {
-    const log = freshLog();
-    await store.insertEvents(range(1, 20).map((seq) => row(log, seq)));
-    const feed = await feeds.acquire(log);
+    const { log, feed } = await freshFeed(20);
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     let open = false;
@@ -198,7 +166,7 @@ describe('LogFollower emits every event after its cursor exactly once, in order'
     expect(seqs()).toEqual(range(1, 21));
     // Asked before each event it emitted from the catch-up.
     expect(paceCalls).toBeGreaterThanOrEqual(21);
-    feeds.release(feed);
+    rt.feeds.release(feed);
   });
 });
 
@@ -217,106 +185,85 @@ describe('LogFollower with access stops after the event that ends it', () => {
     return end.seq;
   }
 
+  /** `followed` emitted `emitted` and was told of one end; a later event and catch-up change neither. */
+  async function expectEndedAfter(log: string, followed: ReturnType<typeof followAs>, emitted: number[]): Promise<void> {
+    expect(followed.seqs()).toEqual(emitted);
+    expect(followed.ended).toHaveLength(1);
+    await say(log, 'later');
+    await followed.follower.catchUp();
+    expect(followed.seqs()).toEqual(emitted);
+    expect(followed.ended).toHaveLength(1);
+  }
+
   it('live', async () => {
-    const log = freshLog();
-    const feed = await feeds.acquire(log);
-    const { access, ended } = accessOf(me);
-    const { follower, seqs, seen } = follow(feed, feed.head, { access });
+    const { log, feed } = await freshFeed();
+    const followed = followAs(me, feed, feed.head);
+    const { follower, seen, ended } = followed;
     await follower.catchUp();
     const end = await writeAround(log);
-    expect(seqs()).toEqual(range(1, end));
     expect(seen.at(-1)!.event).toMatchObject({ type: 'part', text: 'bye' });
-    expect(ended).toHaveLength(1);
+    await expectEndedAfter(log, followed, range(1, end));
     expect(ended[0]!.last).toBe(seen.at(-1));
     expect(ended[0]!.follower).toBe(follower);
-    await say(log, 'later');
-    await follower.catchUp();
-    expect(seqs()).toEqual(range(1, end));
-    expect(ended).toHaveLength(1);
-    feeds.release(feed);
+    rt.feeds.release(feed);
   });
 
   it('from the ring', async () => {
-    const log = freshLog();
-    const feed = await feeds.acquire(log);
+    const { log, feed } = await freshFeed();
     const end = await writeAround(log);
-    const { access, ended } = accessOf(me);
-    const counting = new CountingReader(store, 60_000);
-    const { follower, seqs, seen } = follow(feed, 0, { access, reader: counting });
-    await follower.catchUp();
+    const counting = countingReader();
+    const followed = followAs(me, feed, 0, { reader: counting });
+    await followed.follower.catchUp();
     expect(counting.reads).toBe(0);
-    expect(seqs()).toEqual(range(1, end));
-    expect(ended).toHaveLength(1);
-    expect(ended[0]!.last).toBe(seen.at(-1));
-    await say(log, 'later');
-    await follower.catchUp();
-    expect(seqs()).toEqual(range(1, end));
-    expect(ended).toHaveLength(1);
-    feeds.release(feed);
+    await expectEndedAfter(log, followed, range(1, end));
+    expect(followed.ended[0]!.last).toBe(followed.seen.at(-1));
+    rt.feeds.release(feed);
   });
 
   for (const ending of ['part', 'kick', 'quit'] as const) {
     it(`from storage (${ending})`, async () => {
-      const log = freshLog();
-      const feed = await feeds.acquire(log);
+      const { log, feed } = await freshFeed();
       const end = await writeAround(log, ending);
       await sayMany(log, RING + 2); // the end falls out of the ring
       expect(feed.ringFloor).toBeGreaterThan(end);
-      const { access, ended } = accessOf(me);
-      const counting = new CountingReader(store, 60_000);
-      const { follower, seqs } = follow(feed, 1, { access, reader: counting });
-      await follower.catchUp();
+      const counting = countingReader();
+      const followed = followAs(me, feed, 1, { reader: counting });
+      await followed.follower.catchUp();
       expect(counting.reads).toBeGreaterThan(0);
-      expect(seqs()).toEqual(range(2, end));
-      expect(ended).toHaveLength(1);
-      expect(ended[0]!.last.event).toMatchObject({ seq: end, type: ending });
-      await say(log, 'later');
-      await follower.catchUp();
-      expect(seqs()).toEqual(range(2, end));
-      expect(ended).toHaveLength(1);
-      feeds.release(feed);
+      expect(followed.ended[0]?.last.event).toMatchObject({ seq: end, type: ending });
+      await expectEndedAfter(log, followed, range(2, end));
+      rt.feeds.release(feed);
     });
   }
 
   it('through storage (catchUpThroughStorage)', async () => {
-    const log = freshLog();
-    const feed = await feeds.acquire(log);
+    const { log, feed } = await freshFeed();
     const end = await writeAround(log);
-    const { access, ended } = accessOf(me);
-    const { follower, seqs } = follow(feed, 0, { access });
-    await follower.catchUpThroughStorage();
-    expect(seqs()).toEqual(range(1, end));
-    expect(ended).toHaveLength(1);
-    await say(log, 'later');
-    await follower.catchUp();
-    expect(seqs()).toEqual(range(1, end));
-    expect(ended).toHaveLength(1);
-    feeds.release(feed);
+    const followed = followAs(me, feed, 0);
+    await followed.follower.catchUpThroughStorage();
+    await expectEndedAfter(log, followed, range(1, end));
+    rt.feeds.release(feed);
   });
 
   it("another user's part, or the user's own join, ends nothing", async () => {
-    const log = freshLog();
-    const feed = await feeds.acquire(log);
-    const { access, ended } = accessOf(me);
-    const { seqs } = follow(feed, feed.head, { access });
+    const { log, feed } = await freshFeed();
+    const { seqs, ended } = followAs(me, feed, feed.head);
     await say(log, 'hi', 'join', me);
     await say(log, 'bye', 'part', other);
     await say(log, 'kicked', 'kick', other);
     await say(log, 'still here');
     expect(seqs()).toEqual(range(1, 4));
     expect(ended).toHaveLength(0);
-    feeds.release(feed);
+    rt.feeds.release(feed);
   });
 });
 
 describe('LogFollower.catchUpThroughStorage', () => {
   it('sees what storage has and the feed has not heard of, and the feed catching up later adds nothing twice', async () => {
-    const log = freshLog();
-    await store.insertEvents(range(1, 3).map((seq) => row(log, seq)));
-    const feed = await feeds.acquire(log);
+    const { log, feed } = await freshFeed(3);
     expect(feed.head).toBe(3);
     // Committed elsewhere, never published here.
-    await store.insertEvents(range(4, 6).map((seq) => row(log, seq, { text: `elsewhere ${seq}` })));
+    await storeRows(log, 4, 6, (seq) => ({ text: `elsewhere ${seq}` }));
     const { follower, seqs, seen } = follow(feed, 3);
     await follower.catchUp();
     expect(seqs()).toEqual([]);
@@ -331,6 +278,6 @@ describe('LogFollower.catchUpThroughStorage', () => {
     expect(seqs()).toEqual([4, 5, 6]);
     await say(log, 'live');
     expect(seqs()).toEqual([4, 5, 6, 7]);
-    feeds.release(feed);
+    rt.feeds.release(feed);
   });
 });

@@ -1,27 +1,18 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { MemoryBus } from '../bus/bus.memory.js';
+import { describe, expect, it, vi } from 'vitest';
 import type { Delivery } from '../log/delivery.js';
 import { personalLogName, privateLogName, type ChatEvent } from '../log/event.js';
-import { LogReader } from '../log/log-reader.js';
-import { LogWriter } from '../log/log-writer.js';
-import { MemorySequencer } from '../sequencer/sequencer.memory.js';
 import { casefold } from '../shared/names.js';
-import { openPgliteStore } from '../storage/store.pglite.js';
-import type { Store } from '../storage/store.js';
-import { Feeds } from './feeds.js';
+import { sleep, useRealtimeStack } from './test-support.js';
 import type { UserCursor } from './user-cursor.js';
 import { UserSubscription, WHOLE_FEED } from './user-subscription.js';
 
-let store: Store;
-let reader: LogReader;
-let bus: MemoryBus<Delivery>;
-let writer: LogWriter;
-let feeds: Feeds;
-const errors: unknown[] = [];
-const onError = (err: unknown) => void errors.push(err);
 const open: UserSubscription[] = [];
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const rt = useRealtimeStack({
+  ringSize: 64,
+  cleanUp: () => {
+    for (const sub of open.splice(0)) sub.close();
+  },
+});
 
 interface User {
   id: number;
@@ -31,13 +22,16 @@ interface User {
 let people = 0;
 async function newUser(): Promise<User> {
   const nick = `u${process.pid % 1000}n${++people}`;
-  const made = await store.createUserWithSession(
+  const made = await rt.store.createUserWithSession(
     { nick, nickKey: casefold(nick) },
     { tokenHash: `hash-${nick}`, expiresAt: new Date(Date.now() + 3_600_000) },
   );
   if (!made) throw new Error('nick taken');
   return { id: made.user.id, nick };
 }
+
+/** Alice and Bob, two new users. */
+const twoUsers = async (): Promise<[User, User]> => [await newUser(), await newUser()];
 
 let rooms = 0;
 /** A channel name; its key (casefolded) is its log. */
@@ -47,7 +41,7 @@ const logOf = (name: string) => casefold(name);
 /** As Channels.join: membership and the channel's join (with subject) plus the personal control event, in one transaction. */
 async function join(user: User, name: string): Promise<ChatEvent> {
   const key = logOf(name);
-  const { events } = await writer.transact({
+  const { events } = await rt.writer.transact({
     prepare: async (tx) => {
       const { channel, created } = await tx.ensureChannel(name, key);
       if (!(await tx.addMember(channel.id, user.id, created))) throw new Error(`${user.nick} is already in ${name}`);
@@ -66,7 +60,7 @@ async function join(user: User, name: string): Promise<ChatEvent> {
 /** As Channels.part. */
 async function part(user: User, name: string, reason = 'bye'): Promise<ChatEvent> {
   const key = logOf(name);
-  const { events } = await writer.transact({
+  const { events } = await rt.writer.transact({
     prepare: async (tx) => {
       const channel = await tx.findChannel(key);
       if (!channel || !(await tx.removeMember(channel.id, user.id))) throw new Error(`${user.nick} is not in ${name}`);
@@ -82,12 +76,28 @@ async function part(user: User, name: string, reason = 'bye'): Promise<ChatEvent
   return events[0]!;
 }
 
-const say = (user: User, name: string, text: string) => writer.append({ log: logOf(name), type: 'message', nick: user.nick, text, data: {} });
+const say = (user: User, name: string, text: string) => rt.writer.append({ log: logOf(name), type: 'message', nick: user.nick, text, data: {} });
+
+/** Alice and Bob in a fresh channel (Bob joined first). */
+async function twoInRoom(): Promise<{ alice: User; bob: User; room: string }> {
+  const [alice, bob] = await twoUsers();
+  const room = freshChannel();
+  await join(bob, room);
+  await join(alice, room);
+  return { alice, bob, room };
+}
+
+/** Bob says each of `between` in `room`, then `user` (re)joins it and Bob says 'after'. */
+async function rejoinAfter(user: User, bob: User, room: string, between: string[]): Promise<void> {
+  for (const text of between) await say(bob, room, text);
+  await join(user, room);
+  await say(bob, room, 'after');
+}
 
 /** As Messages.startConversation: the conversation rows and a `private` control event for each side it is new to. */
 async function converse(from: User, to: User): Promise<string> {
   const log = privateLogName(from.id, to.id);
-  await writer.transact({
+  await rt.writer.transact({
     prepare: async (tx) => {
       const added = await tx.addConversation(log, [from.id, to.id]);
       const drafts = added.map((userId) => ({ log: personalLogName(userId), type: 'private' as const, nick: from.nick, text: '', data: { log } }));
@@ -98,12 +108,15 @@ async function converse(from: User, to: User): Promise<string> {
 }
 
 const whisper = (from: User, to: User, text: string) =>
-  writer.append({ log: privateLogName(from.id, to.id), type: 'private', nick: from.nick, text, data: { to: to.nick } });
+  rt.writer.append({ log: privateLogName(from.id, to.id), type: 'private', nick: from.nick, text, data: { to: to.nick } });
+
+type SubscribeOptions = { pace?: () => Promise<void> | undefined; onEmit?: (d: Delivery) => void };
 
 /** A subscription of `user` and what it emitted, labelled `type:text` (joins and parts by nick). */
-function subscribe(user: User, options: { pace?: () => Promise<void> | undefined; onEmit?: (d: Delivery) => void } = {}) {
+function subscribe(user: User, options: SubscribeOptions = {}) {
   const got: Delivery[] = [];
   const resets: Array<{ log: string; next: number }> = [];
+  const { feeds, reader, store, onError } = rt;
   const sub: UserSubscription = new UserSubscription(
     user.id,
     options.pace ? { feeds, reader, store, onError, pace: options.pace } : { feeds, reader, store, onError },
@@ -124,6 +137,31 @@ function subscribe(user: User, options: { pace?: () => Promise<void> | undefined
   };
 }
 
+type Subscribed = ReturnType<typeof subscribe>;
+
+/** A subscription of `user` started from `cursor` (from now when undefined). */
+async function startedFrom(user: User, cursor: UserCursor | undefined, options: SubscribeOptions = {}): Promise<Subscribed> {
+  const s = subscribe(user, options);
+  await s.sub.start(cursor);
+  return s;
+}
+
+/** The cursor of a subscription of `user` started from now, once `meanwhile` (if any) is done; the subscription is then closed. */
+async function cursorOfNew(user: User, meanwhile?: (s: Subscribed) => Promise<void>): Promise<UserCursor> {
+  const s = await startedFrom(user, undefined);
+  await meanwhile?.(s);
+  const cursor = s.sub.cursor();
+  s.sub.close();
+  return cursor;
+}
+
+/** The cursor of a new subscription of `user`, taken once it has emitted `text` said by `speaker` in `room`. */
+const cursorOnceSeen = (user: User, speaker: User, room: string, text: string) =>
+  cursorOfNew(user, async (s) => {
+    await say(speaker, room, text);
+    await until(() => expect(s.in(room)).toEqual([`message:${text}`]));
+  });
+
 /** Lets control events, follower starts and catch-ups run out, then a little longer. */
 async function quiet(sub: UserSubscription): Promise<void> {
   for (let i = 0; i < 3; i++) {
@@ -135,34 +173,21 @@ async function quiet(sub: UserSubscription): Promise<void> {
 
 const until = (check: () => void) => vi.waitFor(check, { timeout: 5000, interval: 10 });
 
-beforeAll(async () => {
-  store = await openPgliteStore('memory://');
-  reader = new LogReader(store, 60_000);
-  bus = new MemoryBus<Delivery>();
-  writer = new LogWriter(store, new MemorySequencer((log) => store.maxSeq(log)), bus);
-  feeds = new Feeds(bus, reader, { ringSize: 64, onError, checkIntervalMs: 60_000, lingerMs: 60_000 });
-});
-
-afterEach(() => {
-  for (const sub of open.splice(0)) sub.close();
-  expect(errors).toEqual([]);
-});
-
-afterAll(async () => {
-  feeds?.close();
-  await bus?.close();
-  await store?.close();
-});
+/** Once `s` has emitted `label` in `room` and gone quiet: all it emitted there. */
+async function quietAfter(s: Subscribed, room: string, label: string): Promise<string[]> {
+  await until(() => expect(s.in(room)).toContain(label));
+  await quiet(s.sub);
+  return s.in(room);
+}
 
 describe('UserSubscription', () => {
   it('a channel joined later appears from its join event, nothing before it; the personal log itself is never emitted', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
+    const [alice, bob] = await twoUsers();
     const room = freshChannel();
     const second = freshChannel();
     await join(bob, room);
     await say(bob, room, 'before alice');
-    const s = subscribe(alice);
-    await s.sub.start(undefined);
+    const s = await startedFrom(alice, undefined);
     await quiet(s.sub);
     expect(s.got).toEqual([]);
 
@@ -184,42 +209,31 @@ describe('UserSubscription', () => {
   });
 
   it('a channel joined after the cursor was taken appears from its join event on resume', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
+    const [alice, bob] = await twoUsers();
     const room = freshChannel();
     await join(bob, room);
     await say(bob, room, 'before alice');
-    const first = subscribe(alice);
-    await first.sub.start(undefined);
-    const cursor = first.sub.cursor();
-    first.sub.close();
+    const cursor = await cursorOfNew(alice);
 
     await join(alice, room);
     await say(bob, room, 'welcome');
 
-    const second = subscribe(alice);
-    await second.sub.start(cursor);
+    const second = await startedFrom(alice, cursor);
     await until(() => expect(second.in(room)).toEqual([`join:${alice.nick}`, 'message:welcome']));
     await quiet(second.sub);
     expect(second.got).toHaveLength(2);
   });
 
   it('a channel position ahead of its log resets that log only and follows it from its head', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
-    const room = freshChannel();
+    const { alice, bob, room } = await twoInRoom();
     const other = freshChannel();
-    await join(bob, room);
-    await join(alice, room);
     await join(alice, other);
     await say(bob, room, 'old');
-    const first = subscribe(alice);
-    await first.sub.start(undefined);
-    const taken = first.sub.cursor();
-    first.sub.close();
-    const head = await store.maxSeq(logOf(room));
+    const taken = await cursorOfNew(alice);
+    const head = await rt.store.maxSeq(logOf(room));
     const cursor: UserCursor = { ...taken, logs: new Map([...taken.logs, [logOf(room), head + 100]]) };
 
-    const second = subscribe(alice);
-    await second.sub.start(cursor);
+    const second = await startedFrom(alice, cursor);
     await quiet(second.sub);
     expect(second.resets).toEqual([{ log: logOf(room), next: head }]);
     expect(second.got).toEqual([]);
@@ -231,14 +245,10 @@ describe('UserSubscription', () => {
   });
 
   it('a part stops that channel at the part, live: nothing after it', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
-    const room = freshChannel();
+    const { alice, bob, room } = await twoInRoom();
     const other = freshChannel();
-    await join(bob, room);
-    await join(alice, room);
     await join(alice, other);
-    const s = subscribe(alice);
-    await s.sub.start(undefined);
+    const s = await startedFrom(alice, undefined);
     await say(bob, room, 'm1');
     const parted = await part(alice, room);
     await say(bob, room, 'm2');
@@ -253,23 +263,14 @@ describe('UserSubscription', () => {
   });
 
   it('resumed from a cursor taken before the part, a channel goes on up to the part and no further', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
-    const room = freshChannel();
-    await join(bob, room);
-    await join(alice, room);
-    const first = subscribe(alice);
-    await first.sub.start(undefined);
-    await say(bob, room, 'm1');
-    await until(() => expect(first.in(room)).toEqual(['message:m1']));
-    const cursor = first.sub.cursor();
-    first.sub.close();
+    const { alice, bob, room } = await twoInRoom();
+    const cursor = await cursorOnceSeen(alice, bob, room, 'm1');
 
     await say(bob, room, 'm2');
     await part(alice, room);
     await say(bob, room, 'm3');
 
-    const second = subscribe(alice);
-    await second.sub.start(cursor);
+    const second = await startedFrom(alice, cursor);
     await until(() => expect(second.in(room)).toEqual(['message:m2', `part:${alice.nick}`]));
     await say(bob, room, 'm4');
     await quiet(second.sub);
@@ -279,61 +280,35 @@ describe('UserSubscription', () => {
   });
 
   it('a rejoin restarts the channel from the rejoin, without what was said in between (live)', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
-    const room = freshChannel();
-    await join(bob, room);
-    await join(alice, room);
-    const s = subscribe(alice);
-    await s.sub.start(undefined);
+    const { alice, bob, room } = await twoInRoom();
+    const s = await startedFrom(alice, undefined);
     await say(bob, room, 'm1');
     await part(alice, room);
-    await say(bob, room, 'between');
-    await join(alice, room);
-    await say(bob, room, 'after');
-    await until(() => expect(s.in(room)).toContain('message:after'));
-    await quiet(s.sub);
-    expect(s.in(room)).toEqual(['message:m1', `part:${alice.nick}`, `join:${alice.nick}`, 'message:after']);
+    await rejoinAfter(alice, bob, room, ['between']);
+    expect(await quietAfter(s, room, 'message:after')).toEqual(['message:m1', `part:${alice.nick}`, `join:${alice.nick}`, 'message:after']);
     await say(bob, room, 'later');
     await until(() => expect(s.in(room).at(-1)).toBe('message:later'));
   });
 
   it('a rejoin restarts the channel from the rejoin when resuming from a cursor taken before the part', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
-    const room = freshChannel();
-    await join(bob, room);
-    await join(alice, room);
-    const first = subscribe(alice);
-    await first.sub.start(undefined);
-    await say(bob, room, 'm1');
-    await until(() => expect(first.in(room)).toEqual(['message:m1']));
-    const cursor = first.sub.cursor();
-    first.sub.close();
+    const { alice, bob, room } = await twoInRoom();
+    const cursor = await cursorOnceSeen(alice, bob, room, 'm1');
 
     await part(alice, room);
-    await say(bob, room, 'between 1');
-    await say(bob, room, 'between 2');
-    await join(alice, room);
-    await say(bob, room, 'after');
+    await rejoinAfter(alice, bob, room, ['between 1', 'between 2']);
 
-    const second = subscribe(alice);
-    await second.sub.start(cursor);
-    await until(() => expect(second.in(room)).toContain('message:after'));
-    await quiet(second.sub);
-    expect(second.in(room)).toEqual([`part:${alice.nick}`, `join:${alice.nick}`, 'message:after']);
+    const second = await startedFrom(alice, cursor);
+    expect(await quietAfter(second, room, 'message:after')).toEqual([`part:${alice.nick}`, `join:${alice.nick}`, 'message:after']);
   });
 
   it("a cursor whose personal position is ahead of the personal log resets '*' and starts from now", async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
-    const room = freshChannel();
-    await join(bob, room);
-    await join(alice, room);
+    const { alice, bob, room } = await twoInRoom();
     await say(bob, room, 'old 1');
     await say(bob, room, 'old 2');
-    const personalHead = await store.maxSeq(personalLogName(alice.id));
+    const personalHead = await rt.store.maxSeq(personalLogName(alice.id));
     const cursor: UserCursor = { user: alice.id, personal: personalHead + 50, logs: new Map([[logOf(room), 1]]) };
 
-    const s = subscribe(alice);
-    await s.sub.start(cursor);
+    const s = await startedFrom(alice, cursor);
     await quiet(s.sub);
     expect(s.resets).toEqual([{ log: WHOLE_FEED, next: 0 }]);
     expect(s.got).toEqual([]);
@@ -347,9 +322,8 @@ describe('UserSubscription', () => {
   });
 
   it('a private conversation started while subscribed is followed from its first event', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
-    const s = subscribe(alice);
-    await s.sub.start(undefined);
+    const [alice, bob] = await twoUsers();
+    const s = await startedFrom(alice, undefined);
     // Both messages are committed before the subscription can have read the control event.
     const log = await converse(bob, alice);
     await whisper(bob, alice, 'psst');
@@ -361,21 +335,16 @@ describe('UserSubscription', () => {
   });
 
   it('a private conversation started after the cursor was taken is followed from its first event on resume', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
-    const room = freshChannel();
-    await join(alice, room);
-    const first = subscribe(alice);
-    await first.sub.start(undefined);
-    const cursor = first.sub.cursor();
-    first.sub.close();
+    const [alice, bob] = await twoUsers();
+    await join(alice, freshChannel());
+    const cursor = await cursorOfNew(alice);
 
     const log = await converse(bob, alice);
     await whisper(bob, alice, 'one');
     await whisper(bob, alice, 'two');
     await whisper(bob, alice, 'three');
 
-    const second = subscribe(alice);
-    await second.sub.start(cursor);
+    const second = await startedFrom(alice, cursor);
     await until(() => expect(second.inLog(log)).toEqual(['private:one', 'private:two', 'private:three']));
     await quiet(second.sub);
     expect(second.got).toHaveLength(3);
@@ -385,40 +354,29 @@ describe('UserSubscription', () => {
 
 describe('UserSubscription cursors', () => {
   it('a rejoin read from the personal log before the channel reaches the part restarts the channel from the rejoin', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
-    const room = freshChannel();
-    await join(bob, room);
-    await join(alice, room);
-    const first = subscribe(alice);
-    await first.sub.start(undefined);
-    const cursor = first.sub.cursor();
-    first.sub.close();
+    const { alice, bob, room } = await twoInRoom();
+    const cursor = await cursorOfNew(alice);
 
     await say(bob, room, 'm1');
     await part(alice, room);
-    await say(bob, room, 'between');
-    await join(alice, room);
-    await say(bob, room, 'after');
+    await rejoinAfter(alice, bob, room, ['between']);
 
     // The channel's catch-up is held (as while the stream's headers are not out): the personal
     // log, which is not paced, reads the rejoin first.
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     let held = true;
-    const second = subscribe(alice, { pace: () => (held ? gate : undefined) });
-    await second.sub.start(cursor);
+    const second = await startedFrom(alice, cursor, { pace: () => (held ? gate : undefined) });
     await second.sub.settled();
     await sleep(20);
     expect(second.got).toEqual([]);
     held = false;
     release();
-    await until(() => expect(second.in(room)).toContain('message:after'));
-    await quiet(second.sub);
-    expect(second.in(room)).toEqual(['message:m1', `part:${alice.nick}`, `join:${alice.nick}`, 'message:after']);
+    expect(await quietAfter(second, room, 'message:after')).toEqual(['message:m1', `part:${alice.nick}`, `join:${alice.nick}`, 'message:after']);
   });
 
   it('a cursor does not open a log the user may not read: one never joined, one left at or before its position', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
+    const [alice, bob] = await twoUsers();
     const room = freshChannel();
     const foreign = freshChannel();
     await join(bob, room);
@@ -426,9 +384,9 @@ describe('UserSubscription cursors', () => {
     await join(alice, room);
     await say(bob, foreign, 'private to bob');
     await part(alice, room);
-    const partSeq = await store.maxSeq(logOf(room));
+    const partSeq = await rt.store.maxSeq(logOf(room));
     await say(bob, room, 'after alice left');
-    const personal = await store.maxSeq(personalLogName(alice.id));
+    const personal = await rt.store.maxSeq(personalLogName(alice.id));
     const cursor: UserCursor = {
       user: alice.id,
       personal,
@@ -437,8 +395,7 @@ describe('UserSubscription cursors', () => {
         [logOf(foreign), 0],
       ]),
     };
-    const s = subscribe(alice);
-    await s.sub.start(cursor);
+    const s = await startedFrom(alice, cursor);
     await say(bob, room, 'later');
     await say(bob, foreign, 'later too');
     await quiet(s.sub);
@@ -447,10 +404,7 @@ describe('UserSubscription cursors', () => {
   });
 
   it('once the part is emitted, the cursor leaves the channel out while its end is decided', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
-    const room = freshChannel();
-    await join(bob, room);
-    await join(alice, room);
+    const { alice, room } = await twoInRoom();
     const afterPart: UserCursor[] = [];
     const s = subscribe(alice, {
       onEmit: (d) => {
@@ -468,10 +422,7 @@ describe('UserSubscription cursors', () => {
   // part's frame: it must not hold the channel at the part, or a resume after a rejoin would
   // yield what was said between the part and the rejoin.
   it('the cursor attached to the part itself, resumed after a rejoin, gives nothing said in between', async () => {
-    const [alice, bob] = [await newUser(), await newUser()];
-    const room = freshChannel();
-    await join(bob, room);
-    await join(alice, room);
+    const { alice, bob, room } = await twoInRoom();
     let atPart: UserCursor | undefined;
     const first = subscribe(alice, {
       onEmit: (d) => {
@@ -483,14 +434,9 @@ describe('UserSubscription cursors', () => {
     await until(() => expect(atPart).toBeDefined());
     first.sub.close();
 
-    await say(bob, room, 'between');
-    await join(alice, room);
-    await say(bob, room, 'after');
+    await rejoinAfter(alice, bob, room, ['between']);
 
-    const second = subscribe(alice);
-    await second.sub.start(atPart);
-    await until(() => expect(second.in(room)).toContain('message:after'));
-    await quiet(second.sub);
-    expect(second.in(room)).toEqual([`join:${alice.nick}`, 'message:after']);
+    const second = await startedFrom(alice, atPart);
+    expect(await quietAfter(second, room, 'message:after')).toEqual([`join:${alice.nick}`, 'message:after']);
   });
 });
