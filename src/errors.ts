@@ -19,6 +19,7 @@ export const problemCatalog = {
   nick_in_use: { status: 409, title: 'Nick already in use' },
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  idempotency_key_reused: { status: 422, title: 'Idempotency key reused for another request' },
   rate_limited: { status: 429, title: 'Too many requests' },
   too_many_streams: { status: 429, title: 'Too many open streams' },
   internal: { status: 500, title: 'Internal error' },

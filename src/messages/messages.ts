@@ -76,7 +76,6 @@ export class Messages {
     checkText(body.text);
     const target = await this.people.findUser(nick);
     const log = privateLogName(principal.userId, target.id);
-    await this.startConversation(principal, log, target.id);
     const draft: EventDraft = {
       log,
       type: 'private',
@@ -84,7 +83,7 @@ export class Messages {
       text: body.text,
       data: { to: target.nick },
     };
-    return this.post(principal, draft, idempotencyKey);
+    return this.post(principal, draft, idempotencyKey, () => this.startConversation(principal, log, target.id));
   }
 
   /**
@@ -143,14 +142,20 @@ export class Messages {
   }
 
   /**
+   * `before` runs just before the write (after a keyed retry was answered).
    * Without a key the append joins the next group commit. With one, the key is stored in
    * the event's transaction, so of two concurrent retries exactly one commits and the other
    * returns the first one's event.
    */
-  private async post(principal: Principal, draft: EventDraft, idempotencyKey: string | undefined): Promise<ChatEvent> {
-    if (idempotencyKey === undefined) return this.writer.append(draft);
+  private async post(principal: Principal, draft: EventDraft, idempotencyKey: string | undefined, before?: () => Promise<void>): Promise<ChatEvent> {
+    if (idempotencyKey === undefined) {
+      await before?.();
+      return this.writer.append(draft);
+    }
+    // A retry, or a reused key, is answered before anything is written.
     const earlier = await this.replay(principal, idempotencyKey);
-    if (earlier) return earlier;
+    if (earlier) return sameRequest(earlier, draft, idempotencyKey);
+    await before?.();
     try {
       const { events } = await this.writer.transact({
         prepare: async () => ({ drafts: [draft], result: undefined }),
@@ -163,7 +168,7 @@ export class Messages {
       if (!(err instanceof KeyTaken)) throw err;
       const first = await this.replay(principal, idempotencyKey);
       if (!first) throw new CanaDuckError('unavailable', 'the earlier request with this Idempotency-Key is not visible yet', { retryAfter: 1 });
-      return first;
+      return sameRequest(first, draft, idempotencyKey);
     }
   }
 
@@ -175,6 +180,16 @@ export class Messages {
 }
 
 class KeyTaken extends Error {}
+
+/**
+ * Only an identical retry (same target, same kind, same text) returns the first result; the
+ * same key on another request is refused, as payment APIs do, rather than answered with an
+ * event the client did not ask for.
+ */
+function sameRequest(first: ChatEvent, draft: EventDraft, key: string): ChatEvent {
+  if (first.log === draft.log && first.type === draft.type && first.text === draft.text) return first;
+  throw new CanaDuckError('idempotency_key_reused', `the Idempotency-Key ${JSON.stringify(key)} was used for another request`);
+}
 
 function checkText(text: string): void {
   const problem = textProblem(text);

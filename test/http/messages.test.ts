@@ -245,6 +245,19 @@ for (const mode of allModes) {
         expect(stored[0]).toEqual(replies[0]!.body);
       });
 
+      it('the same key with another body or target is 422 idempotency_key_reused and stores nothing', async () => {
+        const key = `reuse-${uniqueNick()}`;
+        const first = await say(alice, { text: 'the first request' }, { 'idempotency-key': key });
+        expect(first.status).toBe(201);
+        const before = (await history(alice)).length;
+        expectProblem(await say(alice, { text: 'another text' }, { 'idempotency-key': key }), 422, 'idempotency_key_reused');
+        expectProblem(await say(alice, { text: 'the first request', action: true }, { 'idempotency-key': key }), 422, 'idempotency_key_reused');
+        expectProblem(await alice.post(`/api/users/${bob.nick}/messages`, { text: 'the first request' }, { 'idempotency-key': key }), 422, 'idempotency_key_reused');
+        expect(await history(alice)).toHaveLength(before);
+        // The identical retry still returns the first event.
+        expect((await say(alice, { text: 'the first request' }, { 'idempotency-key': key })).body).toEqual(first.body);
+      });
+
       it('different keys make different events', async () => {
         const a = await say(alice, { text: 'keyed' }, { 'idempotency-key': `a-${uniqueNick()}` });
         const b = await say(alice, { text: 'keyed' }, { 'idempotency-key': `b-${uniqueNick()}` });

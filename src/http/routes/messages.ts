@@ -30,9 +30,10 @@ const postToChannel = createRoute({
   path: '/api/channels/{name}/messages',
   tags,
   summary: 'Say something in a channel (`action: true` for /me)',
-  description: 'Members only; operators only in a moderated channel. Answers 201 once the event is committed.',
+  description:
+    'Members only; operators only in a moderated channel. Answers 201 once the event is committed. With `Idempotency-Key`, an identical retry returns the first event; the same key with another body or target is 422 `idempotency_key_reused`.',
   request: { params: ChannelParam, headers: IdempotencyHeader, ...jsonBodyOf(PostMessageBody) },
-  responses: { 201: json(ChatEventSchema, 'The stored event'), ...problems(400, 401, 403, 404, 413, 415, 503) },
+  responses: { 201: json(ChatEventSchema, 'The stored event'), ...problems(400, 401, 403, 404, 413, 415, 422, 503) },
 });
 
 /**
@@ -58,7 +59,7 @@ const postPrivate = createRoute({
   tags,
   summary: 'Private message',
   request: { params: NickParam, headers: IdempotencyHeader, ...jsonBodyOf(PrivateMessageBody) },
-  responses: { 201: json(ChatEventSchema, 'The stored event'), ...problems(400, 401, 404, 413, 415, 503) },
+  responses: { 201: json(ChatEventSchema, 'The stored event'), ...problems(400, 401, 404, 413, 415, 422, 503) },
 });
 
 const privateHistory = createRoute({
