@@ -18,6 +18,8 @@ describeWithServices('Redis bus', () => {
   /** The deployment every replica of this suite belongs to (in production: from its database). */
   const deployment = { id: `test-${randomBytes(4).toString('hex')}`, secret: randomBytes(32).toString('base64url') };
   const clients: Redis[] = [];
+  /** Exceptions thrown by handlers (the replica logs them); no test expects any. */
+  const handlerErrors: unknown[] = [];
   const buses: RedisBus<Delivery>[] = [];
 
   async function client(url = TEST_REDIS_URL): Promise<Redis> {
@@ -36,6 +38,7 @@ describeWithServices('Redis bus', () => {
       replicaId: `replica-${randomBytes(3).toString('hex')}`,
       deployment,
       accept: parseDelivery,
+      onHandlerError: (err) => handlerErrors.push(err),
       probeIntervalMs: 200,
       probeTimeoutMs: 300,
       ...options,
@@ -54,6 +57,7 @@ describeWithServices('Redis bus', () => {
   });
   afterEach(async () => {
     await Promise.all(buses.splice(0).map((bus) => bus.close()));
+    expect(handlerErrors.splice(0)).toEqual([]);
   });
   afterAll(async () => {
     await clear();
@@ -254,7 +258,7 @@ describeWithServices('Redis bus', () => {
       const dead = createRedisClient('redis://127.0.0.1:1');
       dead.on('error', () => {});
       const started = performance.now();
-      const error = await RedisBus.create({ publisher: dead, prefix, replicaId: 'nowhere', deployment }).then(
+      const error = await RedisBus.create({ publisher: dead, prefix, replicaId: 'nowhere', deployment, onHandlerError: () => {} }).then(
         () => undefined,
         (err: unknown) => err,
       );

@@ -36,8 +36,8 @@ export interface RedisBusOptions<P extends Publication = Publication> {
   probeTimeoutMs?: number;
   /** How long `start` and `subscribe` wait for the subscriber to be (re)subscribed. Default 3000. */
   subscribeTimeoutMs?: number;
-  /** Where an exception thrown by an `onEvent` / `onResubscribed` handler goes. Default console.error. */
-  onHandlerError?: (err: unknown) => void;
+  /** Where an exception thrown by an `onEvent` / `onResubscribed` handler goes (the replica's structured log). */
+  onHandlerError: (err: unknown) => void;
 }
 
 interface Gate {
@@ -125,7 +125,7 @@ export class RedisBus<P extends Publication = Publication> implements Bus<P> {
     this.probeIntervalMs = options.probeIntervalMs ?? 5_000;
     this.probeTimeoutMs = options.probeTimeoutMs ?? 3_000;
     this.subscribeTimeoutMs = options.subscribeTimeoutMs ?? 3_000;
-    this.onHandlerError = options.onHandlerError ?? ((err) => console.error('canaduck: bus handler failed', err));
+    this.onHandlerError = options.onHandlerError;
 
     this.subscriber = this.publisher.duplicate({
       lazyConnect: true,
