@@ -1,6 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import { problemCatalog, type ProblemCode } from '../errors.js';
 import { EVENT_TYPES } from '../log/event.js';
+import { MAX_TOPIC_CHARS } from '../channels/channels.js';
 import { MAX_TEXT_CHARS } from '../shared/text.js';
 import { ROLES } from '../storage/store.js';
 
@@ -89,7 +90,12 @@ export const JoinResultSchema = z
     event: ChatEventSchema.nullable().openapi({ description: 'The `join` event, or null when you were already a member.' }),
   })
   .openapi('JoinResult');
-export const TopicBody = z.object({ topic: z.string().max(2000) }).openapi('Topic');
+export const TopicBody = z
+  .object({
+    // Code points are counted by the domain; this bound (UTF-16 units) only stops oversized bodies early.
+    topic: z.string().max(MAX_TOPIC_CHARS * 2).openapi({ description: `At most ${MAX_TOPIC_CHARS} characters, no control characters; empty clears it.` }),
+  })
+  .openapi('Topic');
 export const ReasonBody = z.object({ reason: z.string().max(400).optional() }).openapi('Reason');
 
 export const PostMessageBody = z

@@ -248,6 +248,16 @@ for (const mode of allModes) {
         },
       );
 
+      it('takes a topic of 390 characters (code points, so 390 ducks too) and refuses 391, as the document says', async () => {
+        const name = uniqueChannel();
+        await alice.put(`/api/channels/${name}/membership`);
+        for (const topic of ['t'.repeat(390), '🦆'.repeat(390)]) expect((await alice.put(`/api/channels/${name}/topic`, { topic })).status).toBe(200);
+        for (const topic of ['t'.repeat(391), '🦆'.repeat(391)]) expectProblem(await alice.put(`/api/channels/${name}/topic`, { topic }), 400, 'validation_failed');
+        expect((await alice.get(`/api/channels/${name}`)).body.topic).toBe('🦆'.repeat(390));
+        const document = (await alice.get('/openapi.json')).body;
+        expect(document.components.schemas.Topic.properties.topic.description).toMatch(/^At most 390 characters/);
+      });
+
       it('refuses a missing or non-string topic', async () => {
         const name = uniqueChannel();
         await alice.put(`/api/channels/${name}/membership`);

@@ -115,6 +115,16 @@ for (const mode of allModes) {
     });
 
     describe('private messages', () => {
+      it('a message to yourself is a conversation of your own (notes to self), read and streamed like any other', async () => {
+        const note = await alice.post(`/api/users/${alice.nick}/messages`, { text: 'remember the milk' });
+        expect(note.status, JSON.stringify(note.body)).toBe(201);
+        expect(note.body).toMatchObject({ type: 'private', nick: alice.nick, data: { to: alice.nick } });
+        const mine = await fullHistory(alice, `/api/users/${alice.nick}/events`);
+        expect(mine.map((e) => e.text)).toEqual(['remember the milk']);
+        // Nobody else sees it: bob asking for alice's conversation gets bob↔alice.
+        expect((await fullHistory(bob, `/api/users/${alice.nick}/events`)).map((e) => e.text)).not.toContain('remember the milk');
+      });
+
       it('both sides see one conversation; a third user sees only their own', async () => {
         const sent = await alice.post(`/api/users/${bob.nick}/messages`, { text: 'psst' });
         expect(sent.status, JSON.stringify(sent.body)).toBe(201);
