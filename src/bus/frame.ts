@@ -65,13 +65,8 @@ export class FrameCodec {
     const expected = this.mac(log, subjectText, json);
     if (mac.length !== MAC_BYTES || !timingSafeEqual(mac, expected)) return drop('bad_signature', 'the signature does not match');
     if (LINE_BREAK.test(json)) return drop('malformed', 'line break in the event JSON');
-    let subject: number | undefined;
-    if (subjectText !== '') {
-      if (subjectText !== '-') {
-        subject = Number(subjectText);
-        if (!/^\d{1,16}$/.test(subjectText) || !Number.isSafeInteger(subject)) return drop('malformed', 'bad subject');
-      }
-    }
+    const subject = subjectText === '-' ? undefined : Number(subjectText);
+    if (subject !== undefined && (!/^\d{1,16}$/.test(subjectText) || !Number.isSafeInteger(subject))) return drop('malformed', 'bad subject');
     return { publication: subject === undefined ? { log, json } : { log, json, subject } };
   }
 

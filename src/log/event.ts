@@ -63,6 +63,10 @@ const ENDING_TYPES: ReadonlySet<EventType> = new Set(['part', 'kick', 'quit']);
 export const endsAccess = (entry: { event: { type: EventType }; subject?: number }, userId: number): boolean =>
   entry.subject === userId && ENDING_TYPES.has(entry.event.type);
 
+/** The user whose access `entry` ends, if it ends someone's. */
+export const accessEndedFor = (entry: { event: { type: EventType }; subject?: number }): number | undefined =>
+  entry.subject !== undefined && ENDING_TYPES.has(entry.event.type) ? entry.subject : undefined;
+
 /** The log of the private conversation between two users, the same from either side. */
 export function privateLogName(userA: number, userB: number): string {
   return userA < userB ? `dm:${userA}-${userB}` : `dm:${userB}-${userA}`;

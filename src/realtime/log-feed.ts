@@ -1,5 +1,5 @@
 import { toDelivery, type Delivery } from '../log/delivery.js';
-import { endsAccess } from '../log/event.js';
+import { accessEndedFor, endsAccess } from '../log/event.js';
 import type { LogReader } from '../log/log-reader.js';
 
 /** A per-log long-poll answer: `{"events":[...],"next":N}` as text. */
@@ -43,8 +43,11 @@ export class LogFeed {
   /** Long-poll bodies by `after limit`, valid while `head` is `answersAt`. */
   private readonly answers = new Map<string, LogAnswer>();
   private answersAt = -1;
-  /** Events in the ring that change someone's access: while none, every reader gets the shared answer. */
-  private accessEventsInRing = 0;
+  /**
+   * Users whose access ends at an event in the ring, with how many such events: a poller not
+   * in it gets the shared answer without a look at the events (joins do not count).
+   */
+  private readonly accessEndsInRing = new Map<number, number>();
   /** Cleared in the same tick the catch-up loop ends, so no request falls in between. */
   private catchingUp = false;
   private again = false;
@@ -140,7 +143,7 @@ export class LogFeed {
    * the event that ends that user's access (`ended`): such an answer is the reader's own.
    */
   answerAfter(after: number, limit: number, userId?: number): LogAnswer | undefined {
-    if (userId !== undefined && this.accessEventsInRing > 0) {
+    if (userId !== undefined && this.accessEndsInRing.has(userId)) {
       const recent = this.recentAfter(after, limit);
       if (!recent) return undefined;
       const last = recent.events.findIndex((d) => endsAccess(d, userId));
@@ -216,11 +219,17 @@ export class LogFeed {
   private advance(delivery: Delivery): void {
     this.head = delivery.event.seq;
     this.ring.push(delivery);
-    if (delivery.subject !== undefined) this.accessEventsInRing++;
+    const ended = accessEndedFor(delivery);
+    if (ended !== undefined) this.accessEndsInRing.set(ended, (this.accessEndsInRing.get(ended) ?? 0) + 1);
     if (this.ring.length > this.ringSize) {
       const dropped = this.ring.shift()!;
       this.ringFloor = dropped.event.seq;
-      if (dropped.subject !== undefined) this.accessEventsInRing--;
+      const left = accessEndedFor(dropped);
+      if (left !== undefined) {
+        const count = this.accessEndsInRing.get(left)! - 1;
+        if (count > 0) this.accessEndsInRing.set(left, count);
+        else this.accessEndsInRing.delete(left);
+      }
     }
     for (const listener of this.listeners) listener.onEvent(this, delivery);
     this.wakeWaiters();
