@@ -65,6 +65,10 @@ export async function openPostgresStore(url: string, options: { poolSize?: numbe
     // The default reconnect backoff grows to 20 s and is shared by the pool: during an outage
     // every query would wait that long for its 503, and recovery would lag as much.
     backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 1),
+    // No column or parameter is a PostgreSQL array: skip postgres-js's array-type query on each
+    // new connection. In an outage that internal query's ECONNRESET surfaced as an unhandled
+    // rejection (seen once in CI), and it costs a round trip per connection.
+    fetch_types: false,
   });
   const db = drizzle(preparedStatements(client), { schema }) as unknown as Database;
   return new DrizzleStore(db, () => client.end({ timeout: 2 }));
