@@ -28,7 +28,26 @@ export interface Config {
   headersTimeoutMs: number;
   /** A whole request (headers and body) must arrive within this; responses and streams are not cut by it. */
   requestTimeoutMs: number;
+  /** The server's own name: the author of what it does itself (ban expiries, automatic ops), never a valid nick. */
+  serverName: string;
+  /** The first admin, registered at start-up (both or neither). */
+  admin?: { nick: string; password: string };
+  /** scrypt cost: N = 2^passwordCostLog2. */
+  passwordCostLog2: number;
+  /** Failed logins: a bucket per nick and per address of `burst` attempts, one back every `refillSeconds`. */
+  loginAttempts: { burst: number; refillSeconds: number };
+  /** Streams and parked long-polls per session, across replicas. */
+  maxConnectionsPerSession: number;
+  /** Streams and parked long-polls per client address, across replicas. */
+  maxConnectionsPerAddress: number;
+  /** A replica's hold on its connections (presence, caps) lapses this long after it stops renewing it. */
+  presenceLeaseMs: number;
+  /** How often expired sessions and timed bans are swept. */
+  sweepIntervalMs: number;
 }
+
+import { isValidNick } from './shared/names.js';
+import { isValidPassword, PASSWORD_RULE } from './identity/password-rule.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -64,6 +83,20 @@ export function loadConfig(env: Env = process.env): Config {
   if (headersTimeoutMs > requestTimeoutMs) {
     throw new ConfigError('CANADUCK_HEADERS_TIMEOUT_SECONDS must not exceed CANADUCK_REQUEST_TIMEOUT_SECONDS: the headers are part of the request.');
   }
+  const serverName = env.CANADUCK_SERVER_NAME || 'canaduck.local';
+  if (!/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(serverName) || serverName.length > 63) {
+    throw new ConfigError('CANADUCK_SERVER_NAME must be a host name with at least one dot (so no nick can look like it), at most 63 characters');
+  }
+  const adminNick = env.CANADUCK_ADMIN_NICK || undefined;
+  const adminPassword = env.CANADUCK_ADMIN_PASSWORD || undefined;
+  if ((adminNick === undefined) !== (adminPassword === undefined)) {
+    throw new ConfigError('CANADUCK_ADMIN_NICK and CANADUCK_ADMIN_PASSWORD go together: set both to register the first admin, or neither.');
+  }
+  if (adminNick !== undefined && !isValidNick(adminNick)) throw new ConfigError(`CANADUCK_ADMIN_NICK ${JSON.stringify(adminNick)} is not a valid nick`);
+  if (adminPassword !== undefined && !isValidPassword(adminPassword)) {
+    throw new ConfigError(`CANADUCK_ADMIN_PASSWORD must be ${PASSWORD_RULE}`);
+  }
+  const maxConnectionsPerSession = integer(env, 'CANADUCK_MAX_STREAMS_PER_SESSION', 8, 1, 1000);
   const logLevel = (env.CANADUCK_LOG_LEVEL ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`CANADUCK_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   return {
@@ -79,7 +112,7 @@ export function loadConfig(env: Env = process.env): Config {
     heartbeatMs: integer(env, 'CANADUCK_HEARTBEAT_SECONDS', 15, 1, 120) * 1000,
     floodRate: integer(env, 'CANADUCK_FLOOD_RATE', 10, 0, 1_000_000),
     floodBurst: integer(env, 'CANADUCK_FLOOD_BURST', 50, 1, 1_000_000),
-    maxStreamsPerSession: integer(env, 'CANADUCK_MAX_STREAMS_PER_SESSION', 8, 1, 1000),
+    maxStreamsPerSession: maxConnectionsPerSession,
     logLevel,
     trustProxy: env.CANADUCK_TRUST_PROXY === '1',
     allowedOrigins: (env.CANADUCK_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
@@ -87,5 +120,16 @@ export function loadConfig(env: Env = process.env): Config {
     publicDir: env.CANADUCK_PUBLIC_DIR || new URL('../public', import.meta.url).pathname,
     headersTimeoutMs,
     requestTimeoutMs,
+    serverName,
+    ...(adminNick && adminPassword ? { admin: { nick: adminNick, password: adminPassword } } : {}),
+    passwordCostLog2: integer(env, 'CANADUCK_PASSWORD_COST', 15, 10, 20),
+    loginAttempts: {
+      burst: integer(env, 'CANADUCK_LOGIN_ATTEMPTS', 5, 1, 1000),
+      refillSeconds: integer(env, 'CANADUCK_LOGIN_REFILL_SECONDS', 60, 1, 86_400),
+    },
+    maxConnectionsPerSession,
+    maxConnectionsPerAddress: integer(env, 'CANADUCK_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 1_000_000),
+    presenceLeaseMs: integer(env, 'CANADUCK_PRESENCE_LEASE_SECONDS', 30, 2, 3600) * 1000,
+    sweepIntervalMs: integer(env, 'CANADUCK_SWEEP_INTERVAL_MS', 5000, 100, 600_000),
   };
 }

@@ -16,8 +16,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const SWEEP_INTERVAL_MS = 60_000;
-const IDEMPOTENCY_KEY_TTL_MS = 24 * 3600_000;
 
 export async function startServer(config: Config, options: ServiceOptions = {}): Promise<RunningServer> {
   const services = await openServices(config, options);
@@ -49,12 +47,7 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
   server.keepAliveTimeout = 65_000; // outlives long-polls between requests
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const { port } = server.address() as AddressInfo;
-  const sweep = setInterval(() => {
-    services.identity.sweepExpired().catch((err: unknown) => services.log.warn('session sweep failed', errorFields(err)));
-    services.store
-      .deleteIdempotencyKeysBefore(new Date(Date.now() - IDEMPOTENCY_KEY_TTL_MS))
-      .catch((err: unknown) => services.log.warn('idempotency cleanup failed', errorFields(err)));
-  }, SWEEP_INTERVAL_MS);
+  const sweep = setInterval(() => void services.sweep(), config.sweepIntervalMs);
   sweep.unref();
 
   let closing: Promise<void> | undefined;

@@ -44,6 +44,11 @@ export interface Services {
   metrics: Metrics;
   /** Absent when flood control is off (`CANADUCK_FLOOD_RATE=0`). */
   rateLimiter: RateLimiter | undefined;
+  /**
+   * One round of the periodic sweeps (expired sessions, timed bans, old idempotency keys),
+   * safe on every replica at once; failures are logged, never thrown.
+   */
+  sweep(): Promise<void>;
   /** Whether PostgreSQL and Redis (distributed) or PGlite (embedded) answer. */
   ready(): Promise<{ ok: boolean; checks: Record<string, boolean> }>;
   close(): Promise<void>;
@@ -157,6 +162,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     retryMs: options.realtime?.retryMs ?? 1000,
   };
   closers.unshift(async () => realtime.shutdown());
+  let lastKeyCleanup = 0;
 
   return {
     config,
@@ -174,6 +180,15 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     sse,
     metrics,
     rateLimiter,
+    async sweep() {
+      const now = Date.now();
+      const rounds: Array<[string, () => Promise<unknown>]> = [['session sweep', () => identity.sweepExpired()]];
+      if (now - lastKeyCleanup >= IDEMPOTENCY_CLEANUP_INTERVAL_MS) {
+        lastKeyCleanup = now;
+        rounds.push(['idempotency cleanup', () => store.deleteIdempotencyKeysBefore(new Date(now - IDEMPOTENCY_KEY_TTL_MS))]);
+      }
+      for (const [what, round] of rounds) await round().catch((err: unknown) => log.warn(`${what} failed`, errorFields(err)));
+    },
     async ready() {
       const database = await store.ping().then(() => true, () => false);
       const checks: Record<string, boolean> = { database };
@@ -188,6 +203,10 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     },
   };
 }
+
+/** A retried POST is recognised for a day; its key is forgotten after that. */
+const IDEMPOTENCY_KEY_TTL_MS = 24 * 3600_000;
+const IDEMPOTENCY_CLEANUP_INTERVAL_MS = 60_000;
 
 /** How often a dropped bus frame is logged per reason: every drop is counted, a flood is not logged line by line. */
 const DROP_LOG_INTERVAL_MS = 60_000;

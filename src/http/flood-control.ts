@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
-import { getConnInfo } from '@hono/node-server/conninfo';
 import { CanaDuckError } from '../errors.js';
+import { clientAddress } from './client-address.js';
 import type { AppEnv } from './env.js';
 import { SAFE_METHODS } from './session.js';
 
@@ -12,7 +12,7 @@ export const floodControl: MiddlewareHandler<AppEnv> = async (c, next) => {
   const { rateLimiter } = c.get('services');
   if (!rateLimiter || SAFE_METHODS.has(c.req.method)) return next();
   const principal = c.get('principal');
-  const key = principal ? `session:${principal.sessionId}` : `address:${getConnInfo(c).remote.address ?? 'unknown'}`;
+  const key = principal ? `session:${principal.sessionId}` : `address:${clientAddress(c)}`;
   const verdict = await rateLimiter.take(key);
   if (!verdict.allowed) {
     const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));

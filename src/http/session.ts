@@ -2,6 +2,7 @@ import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
+import { clientAddress } from './client-address.js';
 import type { AppEnv } from './env.js';
 
 export const SESSION_COOKIE = 'canaduck_session';
@@ -53,6 +54,7 @@ export const identify: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (principal?.via === 'cookie' && !SAFE_METHODS.has(c.req.method) && isCrossOrigin(c, config.allowedOrigins, config.trustProxy)) {
     throw new CanaDuckError('forbidden', 'cookie-authenticated requests from another origin are refused; use a bearer token');
   }
+  if (principal) principal.address = clientAddress(c);
   c.set('principal', principal);
   await next();
 };

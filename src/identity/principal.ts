@@ -9,6 +9,8 @@ export interface Principal {
   expiresAt: Date;
   /** How the request proved it: the cookie matters for cross-origin checks. */
   via: 'bearer' | 'cookie';
+  /** The client's address, where the transport knows it (audit lines, login limits, caps). */
+  address?: string;
   /**
    * Found among this replica's recently seen sessions rather than read from storage just
    * now: it may have ended elsewhere since, so only an action that re-checks it at commit

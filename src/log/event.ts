@@ -88,5 +88,16 @@ export const sessionEndDraft = (userId: number, nick: string, sessionId: number,
   data: { session: sessionId },
 });
 
+/**
+ * Personal-log events the user is shown (the rest are control events for their stream):
+ * an invitation (`invite`) and a change of their role (`mode`). They reach the user's
+ * multiplexed stream and its long-poll with `log` = the personal log's name.
+ */
+const NOTICE_TYPES: ReadonlySet<EventType> = new Set(['invite', 'mode']);
+export const isNotice = (event: { log: string; type: EventType }): boolean => event.log.startsWith('user:') && NOTICE_TYPES.has(event.type);
+
+/** The server-wide log: alerts. Every user's multiplexed stream follows it. */
+export const SERVER_LOG = 'server';
+
 export const endsSession = (event: ChatEvent, sessionId: number): boolean => event.type === 'quit' && event.data.session === sessionId;
 

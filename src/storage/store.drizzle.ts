@@ -3,8 +3,10 @@ import type { ChannelStore } from './channels.js';
 import { DrizzleAdapter, type Database } from './drizzle/database.js';
 import { DrizzleChannelStore } from './drizzle/channels.js';
 import { DrizzleLogStore } from './drizzle/logs.js';
+import { DrizzleServerStore } from './drizzle/server.js';
 import { DrizzleUserStore } from './drizzle/users.js';
 import type { LogStore } from './logs.js';
+import type { ServerStore } from './server.js';
 import type { Store } from './store.js';
 import type { UserStore } from './users.js';
 
@@ -40,11 +42,11 @@ export class DrizzleStore extends DrizzleAdapter implements Store {
 }
 
 /** The methods of the aggregate parts, which `DrizzleStore` takes on below. */
-export interface DrizzleStore extends UserStore, ChannelStore, LogStore {}
+export interface DrizzleStore extends UserStore, ChannelStore, LogStore, ServerStore {}
 
 // The parts and DrizzleStore all extend DrizzleAdapter: a part's methods use only its
 // members (`db`, `run`, `hot`), so they run as well on a DrizzleStore.
-for (const part of [DrizzleUserStore, DrizzleChannelStore, DrizzleLogStore]) {
+for (const part of [DrizzleUserStore, DrizzleChannelStore, DrizzleLogStore, DrizzleServerStore]) {
   for (const name of Object.getOwnPropertyNames(part.prototype)) {
     if (name !== 'constructor') Object.defineProperty(DrizzleStore.prototype, name, Object.getOwnPropertyDescriptor(part.prototype, name)!);
   }

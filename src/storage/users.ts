@@ -8,7 +8,10 @@ export interface UserRecord {
   role: Role;
   registered: boolean;
   createdAt: Date;
+  /** The user's last command (a write): idle time counts from it. */
   lastActiveAt: Date;
+  awayMessage: string | null;
+  awaySince: Date | null;
 }
 
 export interface SessionRecord {
@@ -38,7 +41,7 @@ export interface UserStore {
   findLiveSession(tokenHash: string, now: Date): Promise<{ session: SessionRecord; user: UserRecord } | undefined>;
   /** The same, by session id. */
   findLiveSessionById(sessionId: number, now: Date): Promise<{ session: SessionRecord; user: UserRecord } | undefined>;
-  /** Slides the session's expiry and marks its user active. */
+  /** Slides the session's expiry (reads do this too; idle time is `recordActivity`'s). */
   touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void>;
   countLiveSessions(userId: number, now: Date): Promise<number>;
   deleteSession(sessionId: number): Promise<boolean>;
@@ -49,4 +52,23 @@ export interface UserStore {
   /** Its sessions and memberships go with it. */
   deleteUser(userId: number): Promise<void>;
   listOnlineUsers(now: Date): Promise<UserRecord[]>;
+  findUsersByIds(ids: number[]): Promise<UserRecord[]>;
+
+  // accounts and roles
+  /** The stored scrypt hash of a registered user; `undefined` while unregistered. */
+  findPasswordHash(userId: number): Promise<string | undefined>;
+  /** Registers (a hash) or drops the registration (`null`). */
+  setPasswordHash(userId: number, passwordHash: string | null): Promise<void>;
+  /** Inserts a registered user without a session; `undefined` when the nick is held. */
+  createRegisteredUser(user: { nick: string; nickKey: string; role: Role; passwordHash: string }): Promise<UserRecord | undefined>;
+  /** A new session for an existing user (a registered nick claimed with its password). */
+  createSession(userId: number, session: { tokenHash: string; expiresAt: Date }): Promise<SessionRecord>;
+  setRole(userId: number, role: Role): Promise<void>;
+  /** The admins' ids, their rows locked until the surrounding transaction ends (the last admin stays). */
+  lockAdmins(): Promise<number[]>;
+
+  // presence
+  setAway(userId: number, away: { message: string; since: Date } | null): Promise<void>;
+  /** Moves each user's last command time forward (never back). */
+  recordActivity(activity: Array<{ userId: number; at: Date }>): Promise<void>;
 }

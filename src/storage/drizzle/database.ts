@@ -24,9 +24,12 @@ export function sqlState(err: unknown): string | undefined {
 
 const CONNECTION_FAILURES = /^(E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|NOTFOUND|AI_AGAIN|HOSTUNREACH)|CONNECTION_\w+|CONNECT_TIMEOUT)$/;
 
-/** Failures of the database itself (as opposed to bugs in a query) become 503s. */
+/**
+ * Failures of the database itself (as opposed to bugs in a query) become 503s; so do a
+ * deadlock or serialization failure (class 40), which a retry resolves.
+ */
 function isOutage(err: unknown): boolean {
-  return errorCodes(err).some((code) => CONNECTION_FAILURES.test(code) || /^(08|53|57P|58)/.test(code));
+  return errorCodes(err).some((code) => CONNECTION_FAILURES.test(code) || /^(08|40|53|57P|58)/.test(code));
 }
 
 /**

@@ -10,6 +10,8 @@ export const userColumns = {
   registered: sql<boolean>`${users.passwordHash} is not null`.mapWith(Boolean),
   createdAt: users.createdAt,
   lastActiveAt: users.lastActiveAt,
+  awayMessage: users.awayMessage,
+  awaySince: users.awaySince,
 };
 
 export const sessionColumns = {

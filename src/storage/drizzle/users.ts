@@ -1,6 +1,6 @@
-import { and, asc, count, eq, gt, inArray, lt } from 'drizzle-orm';
+import { and, asc, count, eq, gt, inArray, lt, sql } from 'drizzle-orm';
 import { sessions, users } from '../schema/index.js';
-import type { UserRecord, UserStore } from '../users.js';
+import type { Role, SessionRecord, UserRecord, UserStore } from '../users.js';
 import { DrizzleAdapter, sqlState, UNIQUE_VIOLATION } from './database.js';
 import { liveSession, sessionColumns, userColumns } from './queries.js';
 
@@ -50,12 +50,7 @@ export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
 
   touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void> {
     return this.run(async () => {
-      const [touched] = await this.db
-        .update(sessions)
-        .set({ lastSeenAt: now, expiresAt })
-        .where(eq(sessions.id, sessionId))
-        .returning({ userId: sessions.userId });
-      if (touched) await this.db.update(users).set({ lastActiveAt: now }).where(eq(users.id, touched.userId));
+      await this.db.update(sessions).set({ lastSeenAt: now, expiresAt }).where(eq(sessions.id, sessionId));
     });
   }
 
@@ -97,6 +92,70 @@ export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
   deleteUser(userId: number): Promise<void> {
     return this.run(async () => {
       await this.db.delete(users).where(eq(users.id, userId));
+    });
+  }
+
+  findUsersByIds(ids: number[]): Promise<UserRecord[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.run(() => this.db.select(userColumns).from(users).where(inArray(users.id, ids)).orderBy(asc(users.nickKey)));
+  }
+
+  findPasswordHash(userId: number): Promise<string | undefined> {
+    return this.run(async () => {
+      const [row] = await this.db.select({ hash: users.passwordHash }).from(users).where(eq(users.id, userId));
+      return row?.hash ?? undefined;
+    });
+  }
+
+  setPasswordHash(userId: number, passwordHash: string | null): Promise<void> {
+    return this.run(async () => {
+      await this.db.update(users).set({ passwordHash }).where(eq(users.id, userId));
+    });
+  }
+
+  createRegisteredUser(user: { nick: string; nickKey: string; role: Role; passwordHash: string }): Promise<UserRecord | undefined> {
+    return this.run(async () => (await this.db.insert(users).values(user).onConflictDoNothing().returning(userColumns))[0]);
+  }
+
+  createSession(userId: number, session: { tokenHash: string; expiresAt: Date }): Promise<SessionRecord> {
+    return this.run(async () => {
+      const [opened] = await this.db.insert(sessions).values({ userId, ...session }).returning(sessionColumns);
+      if (!opened) throw new Error('insert returned no session');
+      return opened;
+    });
+  }
+
+  setRole(userId: number, role: Role): Promise<void> {
+    return this.run(async () => {
+      await this.db.update(users).set({ role }).where(eq(users.id, userId));
+    });
+  }
+
+  lockAdmins(): Promise<number[]> {
+    return this.run(async () => {
+      const rows = await this.db.select({ id: users.id }).from(users).where(eq(users.role, 'admin')).orderBy(asc(users.id)).for('update');
+      return rows.map((r) => r.id);
+    });
+  }
+
+  setAway(userId: number, away: { message: string; since: Date } | null): Promise<void> {
+    return this.run(async () => {
+      await this.db
+        .update(users)
+        .set({ awayMessage: away?.message ?? null, awaySince: away?.since ?? null })
+        .where(eq(users.id, userId));
+    });
+  }
+
+  recordActivity(activity: Array<{ userId: number; at: Date }>): Promise<void> {
+    if (activity.length === 0) return Promise.resolve();
+    return this.run(async () => {
+      // One statement for the batch; the rows as one JSON parameter (see insertEvents).
+      const batch = JSON.stringify(activity.map((a) => ({ id: a.userId, at: a.at.toISOString() })));
+      await this.db.execute(sql`
+        update ${users} set last_active_at = greatest(${users.lastActiveAt}, a.at)
+        from jsonb_to_recordset(${batch}::jsonb) as a(id bigint, at timestamptz)
+        where ${users.id} = a.id`);
     });
   }
 

@@ -7,3 +7,7 @@ export { events } from './events.js';
 export { deployment } from './deployment.js';
 export { idempotencyKeys } from './idempotency-keys.js';
 export { conversations } from './conversations.js';
+export { bans } from './bans.js';
+export { invites } from './invites.js';
+export { auditLog } from './audit.js';
+export { settings } from './settings.js';
