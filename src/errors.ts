@@ -17,6 +17,7 @@ export const problemCatalog = {
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   nick_in_use: { status: 409, title: 'Nick already in use' },
+  already_member: { status: 409, title: 'Already a member of this channel' },
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   idempotency_key_reused: { status: 422, title: 'Idempotency key reused for another request' },

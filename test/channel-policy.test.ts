@@ -103,7 +103,7 @@ function runPolicyMatrix(name: string, open: () => Promise<{ store: Store; dispo
         const { user, channel, standing } = await setUp(c);
         const listed = (await store.listChannels(user.id)).some((s) => s.id === channel.id);
         if (listed !== allows('see', standing)) outcomes.push(`${label(c)}: listed=${listed}, policy says ${allows('see', standing)}`);
-        const access = await store.findChannelAccess(channel.nameKey, user.id);
+        const access = await store.findChannelAccess(channel.nameKey, user.id, new Date());
         expect(access?.membership).toEqual(standing.membership);
       }
       expect(outcomes).toEqual([]);

@@ -3,15 +3,27 @@ import { CanaDuckError } from '../errors.js';
 import { personalLogName, type ChatEvent, type EventDraft } from '../log/event.js';
 import type { LogWriter } from '../log/log-writer.js';
 import { BoundedSet } from '../shared/bounded-set.js';
-import { enforce, judge } from './policy.js';
+import { enforce, isOper, judge } from './policy.js';
+import { standingIn } from './standing.js';
+import { keepAnOperator } from './succession.js';
 import { casefold, isValidChannelName } from '../shared/names.js';
 import { codePoints } from '../shared/text.js';
-import type { ChannelAccess, ChannelRecord, ChannelSummary, MemberRecord, Store } from '../storage/store.js';
+import type { ChannelAccess, ChannelRecord, ChannelSummary, MemberRecord, Role, Store } from '../storage/store.js';
 
 /** Who acts on or reads a channel: a user, under the nick they hold now. */
 export interface Actor {
   userId: number;
   nick: string;
+  /** Server role: moderators and admins act as operators anywhere. Re-read inside acts that change state. */
+  role?: Role;
+  /** Where the request came from, for the audit log. */
+  address?: string;
+}
+
+export interface ChannelsOptions {
+  /** The author of what the server does itself (automatic ops, ban expiries). */
+  serverName: string;
+  now?: () => number;
 }
 
 export const MAX_TOPIC_CHARS = 390;
@@ -31,11 +43,17 @@ export class Channels {
   /** Channel keys known to exist (channels are never deleted): a live read of an unknown name costs no feed. */
   private readonly existing = new BoundedSet<string>(50_000);
 
+  private readonly now: () => number;
+  readonly serverName: string;
+
   constructor(
     private readonly store: Store,
     private readonly writer: LogWriter,
-    private readonly now: () => number = Date.now,
-  ) {}
+    options: ChannelsOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.serverName = options.serverName;
+  }
 
   /** Validates a channel name (with its `#`) and returns its key, which is also its log name. */
   static key(name: string): string {
@@ -49,11 +67,11 @@ export class Channels {
     return this.store.listChannels(viewer?.userId);
   }
 
-  /** The channel, if it exists and the viewer may see it (invite-only: members only). */
+  /** The channel, if it exists and the viewer may see it (invite-only: members and opers only). */
   async access(name: string, viewer: Actor): Promise<ChannelAccess> {
-    const found = await this.store.findChannelAccess(Channels.key(name), viewer.userId);
+    const found = await this.store.findChannelAccess(Channels.key(name), viewer.userId, new Date(this.now()));
     if (!found) throw new CanaDuckError('not_found', `${name} does not exist`);
-    enforce('see', found);
+    enforce('see', { ...found, oper: isOper(viewer.role ?? 'user') });
     return found;
   }
 
@@ -91,7 +109,7 @@ export class Channels {
       if (endsAt === undefined) throw err;
       const channel = await this.store.findChannel(key);
       if (!channel) throw err;
-      return { channel, membership: undefined, endsAt };
+      return { channel, membership: undefined, banned: false, endsAt };
     }
   }
 
@@ -104,7 +122,7 @@ export class Channels {
     const known = remembered ? this.speakers.get(key) : undefined;
     if (known) return known;
     const access = await this.asMember(name, viewer);
-    const refusal = judge('speak', access);
+    const refusal = judge('speak', { ...access, oper: isOper(viewer.role ?? 'user') });
     if (refusal) {
       this.speakers.delete(key);
       throw refusal;
@@ -127,25 +145,36 @@ export class Channels {
     return { ...channel, memberCount: await this.store.memberCount(channel.id) };
   }
 
-  /** Idempotent: joining a channel one is in changes nothing and appends nothing. */
+  /**
+   * Idempotent: joining a channel one is in changes nothing and appends nothing. The first to
+   * join a channel (creating it, or finding it empty) is its operator. An invitation lets the
+   * invitee past invite-only once (the join uses it up); a ban keeps the nick out.
+   */
   async join(actor: Actor, name: string): Promise<{ channel: ChannelSummary; isOperator: boolean; event?: ChatEvent }> {
     const key = Channels.key(name);
     const { events, result } = await this.writer.transact({
       prepare: async (tx) => {
-        const { channel, created } = await tx.ensureChannel(name, key);
-        const existing = await tx.findMembership(channel.id, actor.userId);
+        const { channel: ensured } = await tx.ensureChannel(name, key);
+        await tx.lockChannel(ensured.id);
+        const [channel, user] = await Promise.all([tx.findChannel(key), tx.findUserById(actor.userId)]);
+        if (!channel || !user) throw new CanaDuckError('unauthenticated', 'the session has ended');
+        const existing = await tx.findMembership(channel.id, user.id);
         if (existing) return { drafts: [], result: { channel, isOperator: existing.isOperator } };
-        enforce('join', { channel, membership: existing });
-        await tx.addMember(channel.id, actor.userId, created);
+        const [ban, invited] = await Promise.all([tx.findBan(channel.id, user.nickKey, new Date(this.now())), tx.takeInvite(channel.id, user.id)]);
+        enforce('join', { channel, membership: undefined, banned: ban !== undefined, invited, oper: isOper(user.role) });
+        const first = (await tx.memberCount(channel.id)) === 0;
+        await tx.addMember(channel.id, user.id, first);
+        await tx.appendAudit([{ actor: user.nick, action: 'channel.join', target: channel.name, address: actor.address, detail: invited ? { invited: true } : {} }], new Date(this.now()));
         return {
           drafts: [
-            { log: key, type: 'join' as const, nick: actor.nick, text: '', data: {}, subject: actor.userId },
-            { log: personalLogName(actor.userId), type: 'join' as const, nick: actor.nick, text: '', data: {}, cites: 0 },
+            { log: key, type: 'join' as const, nick: user.nick, text: '', data: {}, subject: user.id },
+            { log: personalLogName(user.id), type: 'join' as const, nick: user.nick, text: '', data: {}, cites: 0 },
           ],
-          result: { channel, isOperator: created },
+          result: { channel, isOperator: first },
         };
       },
     });
+    this.forgetSpeaker(key, actor.userId);
     return { ...result, channel: await this.withMemberCount(result.channel), event: events[0] };
   }
 
@@ -153,11 +182,16 @@ export class Channels {
     const { channel } = await this.asMember(name, actor);
     const { events } = await this.writer.transact({
       prepare: async (tx) => {
+        await tx.lockChannel(channel.id);
         if (!(await tx.removeMember(channel.id, actor.userId))) {
           throw new CanaDuckError('not_member', `you are not in ${channel.name}`);
         }
+        await tx.appendAudit([{ actor: actor.nick, action: 'channel.part', target: channel.name, address: actor.address }], new Date(this.now()));
         return {
-          drafts: [{ log: channel.nameKey, type: 'part' as const, nick: actor.nick, text: reason, data: {}, subject: actor.userId }],
+          drafts: [
+            { log: channel.nameKey, type: 'part' as const, nick: actor.nick, text: reason, data: {}, subject: actor.userId },
+            ...(await keepAnOperator(tx, channel, this.serverName)),
+          ],
           result: undefined,
         };
       },
@@ -171,12 +205,17 @@ export class Channels {
    * of work: the drafts are a `quit` in each, naming the user whose access ends there.
    */
   async leaveAll(tx: Store, user: { id: number; nick: string }, reason: string): Promise<EventDraft[]> {
-    const memberships = await tx.userMemberships(user.id);
+    // Locked in one order (by id) by everyone, so two users quitting at once cannot deadlock.
+    const memberships = (await tx.userMemberships(user.id)).sort((a, b) => a.channel.id - b.channel.id);
+    const drafts: EventDraft[] = [];
     for (const m of memberships) {
+      await tx.lockChannel(m.channel.id);
       await tx.removeMember(m.channel.id, user.id);
       this.forgetSpeaker(m.channel.nameKey, user.id);
+      drafts.push({ log: m.channel.nameKey, type: 'quit', nick: user.nick, text: reason, data: {}, subject: user.id });
+      drafts.push(...(await keepAnOperator(tx, m.channel, this.serverName)));
     }
-    return memberships.map((m) => ({ log: m.channel.nameKey, type: 'quit' as const, nick: user.nick, text: reason, data: {}, subject: user.id }));
+    return drafts;
   }
 
   async members(name: string, viewer: Actor): Promise<MemberRecord[]> {
@@ -188,11 +227,12 @@ export class Channels {
     if (!topic.isWellFormed() || codePoints(topic) > MAX_TOPIC_CHARS || TOPIC_FORBIDDEN.test(topic)) {
       throw new CanaDuckError('validation_failed', `a topic is at most ${MAX_TOPIC_CHARS} characters, without control characters`);
     }
-    const access = await this.asMember(name, actor);
-    enforce('setTopic', access);
-    const { channel } = access;
+    const { channel } = await this.access(name, actor);
     const { events } = await this.writer.transact({
       prepare: async (tx) => {
+        // Decided on what is committed: a lock or deop that came first is honoured.
+        await tx.lockChannel(channel.id);
+        enforce('setTopic', await standingIn(tx, channel, actor.userId, new Date(this.now())));
         await tx.setTopic(channel.id, topic, actor.nick, new Date(this.now()));
         return { drafts: [{ log: channel.nameKey, type: 'topic' as const, nick: actor.nick, text: topic, data: {} }], result: undefined };
       },

@@ -29,6 +29,9 @@ export interface History {
   reset?: true;
 }
 
+/** A post refused at commit is decided again on fresh facts; this many times at most. */
+const MAX_POST_ATTEMPTS = 3;
+
 /** Channel messages, private messages and the history of both. */
 export class Messages {
   /** Conversations known to be recorded; bounded because it only saves a lookup. */
@@ -43,31 +46,33 @@ export class Messages {
   ) {}
 
   /**
-   * A message (or `/me` action) in a channel; members only, operators only when moderated.
-   * A remembered principal speaks on remembered access, and the append re-checks both at
-   * commit; if they no longer hold, the session and access are read again and the post is
-   * decided on those (sent under a new nick, or refused with the reason).
+   * A message (or `/me` action) in a channel; members only, not banned, operators only when
+   * moderated. A remembered principal speaks on remembered access; the append re-checks
+   * both at commit; if they no longer hold, the session and access are read again and the
+   * post is decided on those (sent under a new nick, or refused with the reason).
    */
-  async postToChannel(principal: Principal, name: string, body: { text: string; action?: boolean }, idempotencyKey?: string): Promise<ChatEvent> {
+  async postToChannel(principal: Principal, name: string, body: { text: string; action?: boolean }, idempotencyKey?: string, attempt = 1): Promise<ChatEvent> {
     checkText(body.text);
     const remembered = principal.remembered === true;
     const { channel } = await this.channels.asSpeaker(name, principal, remembered);
+    // Always guarded: what was just read may change before the commit (a kick, ban or deop
+    // racing the post), and the commit decides on what is committed then.
     const draft: EventDraft = {
       log: channel.nameKey,
       type: body.action ? 'action' : 'message',
       nick: principal.nick,
       text: body.text,
       data: {},
+      guard: { sessionId: principal.sessionId, channelId: channel.id },
     };
-    if (!remembered) return this.post(principal, draft, idempotencyKey);
     try {
-      return await this.post(principal, { ...draft, guard: { sessionId: principal.sessionId, channelId: channel.id } }, idempotencyKey);
+      return await this.post(principal, draft, idempotencyKey);
     } catch (err) {
-      if (!(err instanceof GuardRefused)) throw err;
+      if (!(err instanceof GuardRefused) || attempt >= MAX_POST_ATTEMPTS) throw err;
       this.channels.forgetSpeaker(channel.nameKey, principal.userId);
       const current = await this.people.confirm(principal);
       if (!current) throw new CanaDuckError('unauthenticated', 'the session has ended');
-      return this.postToChannel(current, name, body, idempotencyKey);
+      return this.postToChannel(current, name, body, idempotencyKey, attempt + 1);
     }
   }
 

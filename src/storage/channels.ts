@@ -11,10 +11,28 @@ export interface ChannelRecord {
   createdAt: Date;
 }
 
-/** A channel and the viewer's membership in it, if any. */
+/** A channel, the viewer's membership in it, if any, and whether their nick is banned there. */
 export interface ChannelAccess {
   channel: ChannelRecord;
   membership: { isOperator: boolean } | undefined;
+  banned: boolean;
+}
+
+export interface ChannelModes {
+  inviteOnly: boolean;
+  topicLocked: boolean;
+  moderated: boolean;
+}
+
+export interface BanRecord {
+  channelId: number;
+  nickKey: string;
+  nick: string;
+  reason: string;
+  setBy: string;
+  createdAt: Date;
+  /** Null: until lifted. */
+  expiresAt: Date | null;
 }
 
 export interface ChannelSummary extends ChannelRecord {
@@ -43,8 +61,8 @@ export interface MembershipRecord {
  */
 export interface ChannelStore {
   findChannel(nameKey: string): Promise<ChannelRecord | undefined>;
-  /** The channel and the user's membership of it, in one round trip. */
-  findChannelAccess(nameKey: string, userId: number): Promise<ChannelAccess | undefined>;
+  /** The channel, the user's membership of it and whether a ban on their nick is in force at `now`, in one round trip. */
+  findChannelAccess(nameKey: string, userId: number, now: Date): Promise<ChannelAccess | undefined>;
   /** Creates the channel unless it exists; returns it and whether this call created it. */
   ensureChannel(name: string, nameKey: string): Promise<{ channel: ChannelRecord; created: boolean }>;
   listChannels(viewerId: number | undefined): Promise<ChannelSummary[]>;
@@ -57,6 +75,32 @@ export interface ChannelStore {
   listMembers(channelId: number, now: Date): Promise<MemberRecord[]>;
   userMemberships(userId: number): Promise<MembershipRecord[]>;
   setTopic(channelId: number, topic: string, by: string, at: Date): Promise<void>;
+
+  // moderation
+  /**
+   * Locks the channel's row until the transaction ends: joins, parts, kicks, bans and mode
+   * changes of one channel are decided one at a time, each on what the previous committed.
+   */
+  lockChannel(channelId: number): Promise<void>;
+  setModes(channelId: number, modes: Partial<ChannelModes>): Promise<void>;
+  /** `false` when the user is not a member. */
+  setOperator(channelId: number, userId: number, isOperator: boolean): Promise<boolean>;
+  operatorCount(channelId: number): Promise<number>;
+  /** The member present longest (the one promoted when the last operator leaves). */
+  longestPresentMember(channelId: number): Promise<{ userId: number; nick: string } | undefined>;
+  /** The ban on `nickKey` in force at `now`, if any. */
+  findBan(channelId: number, nickKey: string, now: Date): Promise<BanRecord | undefined>;
+  /** Sets the ban, replacing one on the same nick; returns the one it replaced (in force or not). */
+  putBan(ban: BanRecord): Promise<BanRecord | undefined>;
+  /** Lifts the ban; returns it if there was one. */
+  deleteBan(channelId: number, nickKey: string): Promise<BanRecord | undefined>;
+  listBans(channelId: number, now: Date): Promise<BanRecord[]>;
+  /** Deletes bans whose time is up and returns them with their channel; of replicas sweeping at once, each ban goes to one. */
+  deleteExpiredBans(now: Date, limit: number): Promise<Array<BanRecord & { channel: ChannelRecord }>>;
+  /** Records (or renews) an invitation. */
+  putInvite(channelId: number, userId: number, invitedBy: string): Promise<void>;
+  /** Uses up the user's invitation; `false` when there was none. */
+  takeInvite(channelId: number, userId: number): Promise<boolean>;
 
   /** Records that these users converse in `log`; returns those for whom it is new. */
   addConversation(log: string, userIds: number[]): Promise<number[]>;

@@ -15,7 +15,8 @@ export interface StoredEvent {
 
 /**
  * "The author may still say this here": the session is live, its user still carries the
- * row's nick, is a member of the channel and may speak in it (not moderated, or operator).
+ * row's nick, is a member of the channel, is not banned from it, and may speak in it (not
+ * moderated, or an operator, or a moderator or admin) — `allows('speak')`, in SQL.
  * It lets a writer act on what it remembers of sessions and memberships, and still never
  * commit a message its author could no longer send.
  */

@@ -1,6 +1,6 @@
-import { and, asc, count, desc, eq, exists, getTableColumns, not, or, sql } from 'drizzle-orm';
-import type { ChannelRecord, ChannelStore, ChannelSummary, MemberRecord, MembershipRecord } from '../channels.js';
-import { channels, conversations, memberships, users } from '../schema/index.js';
+import { and, asc, count, desc, eq, exists, getTableColumns, gt, inArray, isNull, lte, not, or, sql } from 'drizzle-orm';
+import type { BanRecord, ChannelModes, ChannelRecord, ChannelStore, ChannelSummary, MemberRecord, MembershipRecord } from '../channels.js';
+import { bans, channels, conversations, invites, memberships, users } from '../schema/index.js';
 import { DrizzleAdapter } from './database.js';
 import { liveSession } from './queries.js';
 
@@ -10,11 +10,11 @@ export class DrizzleChannelStore extends DrizzleAdapter implements ChannelStore 
     return this.run(async () => (await this.db.select().from(channels).where(eq(channels.nameKey, nameKey)))[0]);
   }
 
-  findChannelAccess(nameKey: string, userId: number) {
+  findChannelAccess(nameKey: string, userId: number, now: Date) {
     return this.run(async () => {
-      const [row] = await this.hot.channelAccess.execute({ nameKey, userId });
+      const [row] = await this.hot.channelAccess.execute({ nameKey, userId, now: now.toISOString() });
       if (!row) return undefined;
-      return { channel: row.channel, membership: row.isOperator === null ? undefined : { isOperator: row.isOperator } };
+      return { channel: row.channel, membership: row.isOperator === null ? undefined : { isOperator: row.isOperator }, banned: row.banned };
     });
   }
 
@@ -111,6 +111,143 @@ export class DrizzleChannelStore extends DrizzleAdapter implements ChannelStore 
   setTopic(channelId: number, topic: string, by: string, at: Date): Promise<void> {
     return this.run(async () => {
       await this.db.update(channels).set({ topic, topicBy: by, topicAt: at }).where(eq(channels.id, channelId));
+    });
+  }
+
+  lockChannel(channelId: number): Promise<void> {
+    return this.run(async () => {
+      await this.db.select({ id: channels.id }).from(channels).where(eq(channels.id, channelId)).for('update');
+    });
+  }
+
+  setModes(channelId: number, modes: Partial<ChannelModes>): Promise<void> {
+    if (Object.keys(modes).length === 0) return Promise.resolve();
+    return this.run(async () => {
+      await this.db.update(channels).set(modes).where(eq(channels.id, channelId));
+    });
+  }
+
+  setOperator(channelId: number, userId: number, isOperator: boolean): Promise<boolean> {
+    return this.insertedAny(() =>
+      this.db
+        .update(memberships)
+        .set({ isOperator })
+        .where(and(eq(memberships.channelId, channelId), eq(memberships.userId, userId)))
+        .returning({ userId: memberships.userId }),
+    );
+  }
+
+  operatorCount(channelId: number): Promise<number> {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select({ n: count() })
+        .from(memberships)
+        .where(and(eq(memberships.channelId, channelId), eq(memberships.isOperator, true)));
+      return row?.n ?? 0;
+    });
+  }
+
+  longestPresentMember(channelId: number): Promise<{ userId: number; nick: string } | undefined> {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select({ userId: users.id, nick: users.nick })
+        .from(memberships)
+        .innerJoin(users, eq(users.id, memberships.userId))
+        .where(eq(memberships.channelId, channelId))
+        .orderBy(asc(memberships.joinedAt), asc(users.id))
+        .limit(1);
+      return row;
+    });
+  }
+
+  findBan(channelId: number, nickKey: string, now: Date): Promise<BanRecord | undefined> {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select()
+        .from(bans)
+        .where(and(eq(bans.channelId, channelId), eq(bans.nickKey, nickKey), or(isNull(bans.expiresAt), gt(bans.expiresAt, now))));
+      return row;
+    });
+  }
+
+  putBan(ban: BanRecord): Promise<BanRecord | undefined> {
+    return this.run(async () => {
+      // The old row is read under the new one's lock: of two operators banning at once, each sees what the other replaced.
+      const [before] = await this.db
+        .select()
+        .from(bans)
+        .where(and(eq(bans.channelId, ban.channelId), eq(bans.nickKey, ban.nickKey)))
+        .for('update');
+      await this.db
+        .insert(bans)
+        .values(ban)
+        .onConflictDoUpdate({
+          target: [bans.channelId, bans.nickKey],
+          set: { nick: ban.nick, reason: ban.reason, setBy: ban.setBy, createdAt: ban.createdAt, expiresAt: ban.expiresAt },
+        });
+      return before;
+    });
+  }
+
+  deleteBan(channelId: number, nickKey: string): Promise<BanRecord | undefined> {
+    return this.run(async () => {
+      const [row] = await this.db.delete(bans).where(and(eq(bans.channelId, channelId), eq(bans.nickKey, nickKey))).returning();
+      return row;
+    });
+  }
+
+  listBans(channelId: number, now: Date): Promise<BanRecord[]> {
+    return this.run(() =>
+      this.db
+        .select()
+        .from(bans)
+        .where(and(eq(bans.channelId, channelId), or(isNull(bans.expiresAt), gt(bans.expiresAt, now))))
+        .orderBy(asc(bans.createdAt), asc(bans.nickKey)),
+    );
+  }
+
+  deleteExpiredBans(now: Date, limit: number): Promise<Array<BanRecord & { channel: ChannelRecord }>> {
+    return this.run(async () => {
+      // skip locked: replicas sweeping at once take disjoint bans instead of waiting on each other.
+      const due = this.db
+        .select({ channelId: bans.channelId, nickKey: bans.nickKey })
+        .from(bans)
+        .where(lte(bans.expiresAt, now))
+        .limit(limit)
+        .for('update', { skipLocked: true });
+      const deleted = await this.db
+        .delete(bans)
+        .where(sql`(${bans.channelId}, ${bans.nickKey}) in (${due})`)
+        .returning();
+      if (deleted.length === 0) return [];
+      const owners = await this.db
+        .select()
+        .from(channels)
+        .where(inArray(channels.id, [...new Set(deleted.map((b) => b.channelId))]));
+      const byId = new Map(owners.map((c) => [c.id, c]));
+      return deleted.flatMap((ban) => {
+        const channel = byId.get(ban.channelId);
+        return channel ? [{ ...ban, channel }] : [];
+      });
+    });
+  }
+
+  putInvite(channelId: number, userId: number, invitedBy: string): Promise<void> {
+    return this.run(async () => {
+      await this.db
+        .insert(invites)
+        .values({ channelId, userId, invitedBy })
+        .onConflictDoUpdate({ target: [invites.channelId, invites.userId], set: { invitedBy, createdAt: sql`now()` } });
+    });
+  }
+
+  takeInvite(channelId: number, userId: number): Promise<boolean> {
+    return this.run(async () => {
+      const rows = await this.db
+        .delete(invites)
+        .where(and(eq(invites.channelId, channelId), eq(invites.userId, userId)))
+        .returning({ userId: invites.userId });
+      return rows.length > 0;
     });
   }
 

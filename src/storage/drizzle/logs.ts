@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, getTableColumns, gt, lt, lte, sql } from 'drizzle-orm';
 import type { EventRef, InsertedRef, LogStore, StoredEvent } from '../logs.js';
-import { channels, deployment, events, idempotencyKeys, memberships, sessions, users } from '../schema/index.js';
+import { bans, channels, deployment, events, idempotencyKeys, memberships, sessions, users } from '../schema/index.js';
 import { DrizzleAdapter } from './database.js';
 
 const eventColumns = getTableColumns(events);
@@ -14,7 +14,10 @@ export class DrizzleLogStore extends DrizzleAdapter implements LogStore {
    * One statement text for any batch size, the rows as one JSON parameter: building a
    * many-row INSERT through the query builder cost more CPU than the database spent on it.
    * Guards are judged in the same statement, so "may still speak" and the insert see one
-   * snapshot; a refused row keeps its seq as a skip, which readers pass over.
+   * snapshot; a refused row keeps its seq as a skip, which readers pass over. The guard
+   * share-locks the author's membership row: a kick, ban or part of the author (which
+   * deletes that row before it takes its own seq) either committed first, and the post is
+   * refused, or waits for the post to commit, and so comes after it in the log.
    */
   insertEvents(rows: StoredEvent[]): Promise<InsertedRef[]> {
     if (rows.length === 0) return Promise.resolve([]);
@@ -40,7 +43,13 @@ export class DrizzleLogStore extends DrizzleAdapter implements LogStore {
                 join ${users} u on u.id = s.user_id
                 join ${memberships} m on m.user_id = s.user_id and m.channel_id = r.channel_id
                 join ${channels} c on c.id = m.channel_id
-              where s.id = r.session_id and s.expires_at > r.ts and u.nick = r.nick and (not c.moderated or m.is_operator)
+              where s.id = r.session_id and s.expires_at > r.ts and u.nick = r.nick
+                and (not c.moderated or m.is_operator or u.role <> 'user')
+                and not exists (
+                  select 1 from ${bans} b
+                  where b.channel_id = m.channel_id and b.nick_key = u.nick_key and (b.expires_at is null or b.expires_at > r.ts)
+                )
+              for share of m
             ) as allowed
           from jsonb_to_recordset(${batch}::jsonb)
             as r(log text, seq bigint, type text, nick text, text text, data jsonb, ts timestamptz, subject bigint, session_id bigint, channel_id bigint)

@@ -1,5 +1,5 @@
 import { and, eq, gt, sql, type SQL } from 'drizzle-orm';
-import { channels, memberships, sessions, users } from '../schema/index.js';
+import { bans, channels, memberships, sessions, users } from '../schema/index.js';
 import type { Database } from './database.js';
 
 export const userColumns = {
@@ -41,7 +41,13 @@ export function prepareHotQueries(db: Database) {
     liveSession: liveSessionBy(eq(sessions.tokenHash, sql.placeholder('tokenHash')), 'canaduck_live_session'),
     liveSessionById: liveSessionBy(eq(sessions.id, sql.placeholder('sessionId')), 'canaduck_live_session_by_id'),
     channelAccess: db
-      .select({ channel: channels, isOperator: memberships.isOperator })
+      .select({
+        channel: channels,
+        isOperator: memberships.isOperator,
+        banned: sql<boolean>`exists (select 1 from ${bans} b join ${users} u on u.nick_key = b.nick_key
+          where b.channel_id = ${channels.id} and u.id = ${sql.placeholder('userId')}
+            and (b.expires_at is null or b.expires_at > ${sql.placeholder('now')}))`.mapWith(Boolean),
+      })
       .from(channels)
       .leftJoin(memberships, and(eq(memberships.channelId, channels.id), eq(memberships.userId, sql.placeholder('userId'))))
       .where(eq(channels.nameKey, sql.placeholder('nameKey')))
