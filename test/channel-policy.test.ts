@@ -1,19 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allows, judge, type Standing } from '../src/channels/policy.js';
-import type { DrizzleStore } from '../src/storage/store.drizzle.js';
 import { openPgliteStore } from '../src/storage/store.pglite.js';
 import { openPostgresStore } from '../src/storage/store.postgres.js';
 import type { Store } from '../src/storage/store.js';
-import { channels as channelsTable } from '../src/storage/schema/index.js';
 import { describeWithServices, freshDatabase } from './support/services.js';
 
 /**
- * Channel policy has one home (src/channels/policy.ts); the store's SQL decides two of its
- * rules itself: the speak guard judged at commit (`insertEvents`) and who sees a channel in
- * `listChannels`. This matrix puts the SQL beside `allows` for every combination that
- * matters, on both adapters, so the two cannot drift.
+ * Channel policy has one home (src/channels/policy.ts); the store's SQL decides three of its
+ * rules itself: the speak guard judged at commit (`insertEvents`), who sees a channel in
+ * `listChannels`, and whether a ban is in force (`findChannelAccess`, `findBan`). This matrix
+ * puts the SQL beside `allows` for every combination that matters (modes × membership ×
+ * operator × ban (none, in force, expired) × server role × session × nick), on both
+ * adapters, so the two cannot drift.
  */
 
 interface Combination {
@@ -24,6 +23,8 @@ interface Combination {
   operator: boolean;
   sessionLive: boolean;
   sameNick: boolean;
+  ban: 'none' | 'active' | 'expired';
+  oper: boolean;
 }
 
 const bools = [false, true];
@@ -33,12 +34,19 @@ for (const inviteOnly of bools)
     for (const topicLocked of bools)
       for (const member of bools)
         for (const operator of member ? bools : [false])
-          for (const sessionLive of bools) for (const sameNick of bools) combinations.push({ inviteOnly, moderated, topicLocked, member, operator, sessionLive, sameNick });
+          for (const sessionLive of bools)
+            for (const sameNick of bools)
+              for (const ban of ['none', 'active', 'expired'] as const)
+                for (const oper of bools) combinations.push({ inviteOnly, moderated, topicLocked, member, operator, sessionLive, sameNick, ban, oper });
+
+/** The speak guard does not look at the topic lock; who sees a channel depends on neither session, nick nor the other modes. */
+const speakCombinations = combinations.filter((c) => !c.topicLocked);
+const seeCombinations = combinations.filter((c) => c.sessionLive && c.sameNick && !c.moderated && !c.topicLocked);
 
 const label = (c: Combination) =>
   Object.entries(c)
-    .filter(([, on]) => on)
-    .map(([name]) => name)
+    .filter(([, on]) => on !== false && on !== 'none')
+    .map(([name, value]) => (value === true ? name : `${name}=${String(value)}`))
     .join('+') || 'nothing';
 
 function runPolicyMatrix(name: string, open: () => Promise<{ store: Store; dispose: () => Promise<void> }>): void {
@@ -60,20 +68,33 @@ function runPolicyMatrix(name: string, open: () => Promise<{ store: Store; dispo
       if (!created) throw new Error('user not created');
       const name = `#policy-${suffix}`;
       const { channel } = await store.ensureChannel(name, name);
-      // The Store has no way to set modes yet (the moderation issue adds it): set them in the table.
-      const db = (store as unknown as DrizzleStore)['db'];
-      await db.update(channelsTable).set({ inviteOnly: c.inviteOnly, moderated: c.moderated, topicLocked: c.topicLocked }).where(eq(channelsTable.id, channel.id));
+      await store.setModes(channel.id, { inviteOnly: c.inviteOnly, moderated: c.moderated, topicLocked: c.topicLocked });
       if (c.member) await store.addMember(channel.id, created.user.id, c.operator);
+      if (c.oper) await store.setRole(created.user.id, 'moderator');
+      if (c.ban !== 'none') {
+        const at = Date.now();
+        await store.putBan({
+          channelId: channel.id,
+          nickKey: nick,
+          nick,
+          reason: '',
+          setBy: 'op',
+          createdAt: new Date(at - 7200_000),
+          expiresAt: c.ban === 'active' ? new Date(at + 3600_000) : new Date(at - 3600_000),
+        });
+      }
       const standing: Standing = {
         channel: { name, inviteOnly: c.inviteOnly, moderated: c.moderated, topicLocked: c.topicLocked },
         membership: c.member ? { isOperator: c.operator } : undefined,
+        banned: c.ban === 'active',
+        oper: c.oper,
       };
       return { user: created.user, session: created.session, channel, standing };
     }
 
-    it(`the speak guard judged at commit is allows('speak') for a live session under its own nick (${combinations.length} combinations)`, async () => {
+    it(`the speak guard judged at commit is allows('speak') for a live session under its own nick (${speakCombinations.length} combinations)`, async () => {
       const outcomes: string[] = [];
-      for (const c of combinations) {
+      for (const c of speakCombinations) {
         const { user, session, channel, standing } = await setUp(c);
         const [inserted] = await store.insertEvents([
           {
@@ -97,14 +118,17 @@ function runPolicyMatrix(name: string, open: () => Promise<{ store: Store; dispo
       expect(outcomes).toEqual([]);
     });
 
-    it(`listChannels shows a channel exactly when allows('see') (${combinations.length} combinations)`, async () => {
+    it(`listChannels shows a channel exactly when allows('see') (${seeCombinations.length} combinations)`, async () => {
       const outcomes: string[] = [];
-      for (const c of combinations) {
+      for (const c of seeCombinations) {
         const { user, channel, standing } = await setUp(c);
-        const listed = (await store.listChannels(user.id)).some((s) => s.id === channel.id);
+        const listed = (await store.listChannels(user.id, c.oper)).some((s) => s.id === channel.id);
         if (listed !== allows('see', standing)) outcomes.push(`${label(c)}: listed=${listed}, policy says ${allows('see', standing)}`);
         const access = await store.findChannelAccess(channel.nameKey, user.id, new Date());
         expect(access?.membership).toEqual(standing.membership);
+        if (access?.banned !== standing.banned) outcomes.push(`${label(c)}: findChannelAccess banned=${access?.banned}, expected ${standing.banned}`);
+        const ban = await store.findBan(channel.id, user.nickKey, new Date());
+        if ((ban !== undefined) !== standing.banned) outcomes.push(`${label(c)}: findBan ${ban ? 'found' : 'found nothing'}, expected banned=${standing.banned}`);
       }
       expect(outcomes).toEqual([]);
     });
@@ -119,9 +143,26 @@ describe('channel policy: each refusal names its reason', () => {
     ['read', undefined, 'not_member'],
     ['speak', { isOperator: false }, 'not_operator'],
     ['setTopic', { isOperator: false }, 'not_operator'],
+    ['moderate', { isOperator: false }, 'not_operator'],
+    ['invite', { isOperator: false }, 'not_operator'],
   ] as const)('%s, membership %j: %s', (action, membership, code) => {
     expect(judge(action, { channel, membership })?.code).toBe(code);
     expect(judge(action, { channel, membership: { isOperator: true } })).toBeUndefined();
+  });
+
+  it('a ban is named as such: joining, and speaking for a member who took a banned nick', () => {
+    const open = { ...channel, inviteOnly: false, moderated: false, topicLocked: false };
+    expect(judge('join', { channel: open, membership: undefined, banned: true })?.code).toBe('banned');
+    expect(judge('join', { channel, membership: undefined, banned: true, invited: true })?.code).toBe('banned');
+    expect(judge('speak', { channel: open, membership: { isOperator: false }, banned: true })?.code).toBe('banned');
+    expect(judge('invite', { channel: open, membership: undefined })?.code).toBe('not_member');
+  });
+
+  it('opers act as operators anywhere, past invite-only and bans, but read only as members', () => {
+    const oper = { channel, membership: undefined, banned: true, oper: true };
+    for (const action of ['see', 'join', 'setTopic', 'moderate', 'invite'] as const) expect(judge(action, oper)).toBeUndefined();
+    expect(judge('read', oper)?.code).toBe('not_member');
+    expect(judge('speak', { ...oper, membership: { isOperator: false }, banned: false })).toBeUndefined();
   });
 });
 

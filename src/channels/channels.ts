@@ -64,7 +64,7 @@ export class Channels {
   }
 
   list(viewer: Actor | undefined): Promise<ChannelSummary[]> {
-    return this.store.listChannels(viewer?.userId);
+    return this.store.listChannels(viewer?.userId, isOper(viewer?.role ?? 'user'));
   }
 
   /** The channel, if it exists and the viewer may see it (invite-only: members and opers only). */

@@ -65,7 +65,8 @@ export interface ChannelStore {
   findChannelAccess(nameKey: string, userId: number, now: Date): Promise<ChannelAccess | undefined>;
   /** Creates the channel unless it exists; returns it and whether this call created it. */
   ensureChannel(name: string, nameKey: string): Promise<{ channel: ChannelRecord; created: boolean }>;
-  listChannels(viewerId: number | undefined): Promise<ChannelSummary[]>;
+  /** Every channel the viewer may see: invite-only ones only to their members, or to an oper (`seesAll`). */
+  listChannels(viewerId: number | undefined, seesAll?: boolean): Promise<ChannelSummary[]>;
   memberCount(channelId: number): Promise<number>;
   findMembership(channelId: number, userId: number): Promise<{ isOperator: boolean } | undefined>;
   /** `false` when already a member. */
