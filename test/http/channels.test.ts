@@ -187,9 +187,10 @@ for (const mode of allModes) {
         const info = await alice.get(`/api/channels/${name}`);
         expect(info.status).toBe(200);
         expect(info.body.memberCount).toBe(0);
-        // Re-joining an existing channel does not make one operator.
+        // The first to join an emptied channel is its operator (as on IRC); the next is not.
         const rejoin = await bob.put(`/api/channels/${name}/membership`);
-        expect(rejoin.body.operator).toBe(false);
+        expect(rejoin.body.operator).toBe(true);
+        expect((await alice.put(`/api/channels/${name}/membership`)).body.operator).toBe(false);
       });
     });
 
@@ -283,19 +284,22 @@ for (const mode of allModes) {
         // Channel history is for members: alice joins last and reads the whole log.
         await alice.put(`/api/channels/${name}/membership`);
         const log = (await events(alice, name)).slice(0, -1);
+        // carol, the operator, parting hands operator to dave, the member present longest.
         expect(log.map((e) => [e.type, e.nick])).toEqual([
           ['join', carol.nick],
           ['join', dave.nick],
           ['topic', carol.nick],
           ['nick', dave.nick],
           ['part', carol.nick],
+          ['mode', 'canaduck.local'],
           ['quit', renamed],
         ]);
-        expect(log.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(log.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
         expect(returned).toEqual([1, 2, 3, 5]);
         expect(log[3].data).toEqual({ newNick: renamed });
         expect(log[4].text).toBe('bye');
-        expect(log[5].text).toBe('quitting');
+        expect(log[5].data).toEqual({ op: renamed, auto: true });
+        expect(log[6].text).toBe('quitting');
         for (const e of log) expect(e.log).toBe(`#${name}`);
         const ts = log.map((e) => Date.parse(e.ts));
         expect([...ts].sort((a, b) => a - b)).toEqual(ts);
