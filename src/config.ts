@@ -18,7 +18,6 @@ export interface Config {
   /** Requests per second per session that change something; 0 turns flood control off. */
   floodRate: number;
   floodBurst: number;
-  maxStreamsPerSession: number;
   logLevel: LogLevel;
   trustProxy: boolean;
   allowedOrigins: string[];
@@ -44,10 +43,13 @@ export interface Config {
   presenceLeaseMs: number;
   /** How often expired sessions and timed bans are swept. */
   sweepIntervalMs: number;
+  /** The message of the day shown until an admin sets one (`PUT /api/motd`). */
+  motd?: string;
 }
 
 import { isValidNick } from './shared/names.js';
 import { isValidPassword, PASSWORD_RULE } from './identity/password-rule.js';
+import { motdProblem, MOTD_RULE } from './server/motd-rule.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -112,7 +114,6 @@ export function loadConfig(env: Env = process.env): Config {
     heartbeatMs: integer(env, 'CANADUCK_HEARTBEAT_SECONDS', 15, 1, 120) * 1000,
     floodRate: integer(env, 'CANADUCK_FLOOD_RATE', 10, 0, 1_000_000),
     floodBurst: integer(env, 'CANADUCK_FLOOD_BURST', 50, 1, 1_000_000),
-    maxStreamsPerSession: maxConnectionsPerSession,
     logLevel,
     trustProxy: env.CANADUCK_TRUST_PROXY === '1',
     allowedOrigins: (env.CANADUCK_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
@@ -131,5 +132,12 @@ export function loadConfig(env: Env = process.env): Config {
     maxConnectionsPerAddress: integer(env, 'CANADUCK_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 1_000_000),
     presenceLeaseMs: integer(env, 'CANADUCK_PRESENCE_LEASE_SECONDS', 30, 2, 3600) * 1000,
     sweepIntervalMs: integer(env, 'CANADUCK_SWEEP_INTERVAL_MS', 5000, 100, 600_000),
+    ...configuredMotd(env.CANADUCK_MOTD),
   };
+}
+
+function configuredMotd(motd: string | undefined): { motd?: string } {
+  if (!motd) return {};
+  if (motdProblem(motd)) throw new ConfigError(`CANADUCK_MOTD must be ${MOTD_RULE}`);
+  return { motd };
 }

@@ -17,6 +17,8 @@ export const problemCatalog = {
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   nick_in_use: { status: 409, title: 'Nick already in use' },
+  already_registered: { status: 409, title: 'Nick already registered' },
+  not_registered: { status: 409, title: 'Nick not registered' },
   already_member: { status: 409, title: 'Already a member of this channel' },
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
@@ -36,18 +38,28 @@ export class CanaDuckError extends Error {
   /** More members for the problem body (e.g. validation issues). */
   readonly extra?: Record<string, unknown>;
 
+  /**
+   * The database aborted this unit of work to resolve a conflict with another (a deadlock or
+   * a serialization failure): running it again will do, and the log writer does so itself.
+   */
+  readonly transient?: true;
+
   constructor(
     readonly code: ProblemCode,
     readonly detail: string,
-    options: { retryAfter?: number; cause?: unknown; extra?: Record<string, unknown> } = {},
+    options: { retryAfter?: number; cause?: unknown; extra?: Record<string, unknown>; transient?: true } = {},
   ) {
     super(detail, { cause: options.cause });
     this.name = 'CanaDuckError';
     this.status = problemCatalog[code].status;
     this.retryAfter = options.retryAfter;
     this.extra = options.extra;
+    if (options.transient) this.transient = true;
   }
 }
+
+/** A unit of work the database aborted in favour of another; see `CanaDuckError.transient`. */
+export const isTransient = (err: unknown): boolean => err instanceof CanaDuckError && err.transient === true;
 
 /** A backing service (PostgreSQL, Redis) could not serve the request; the client should retry. */
 export const unavailable = (what: string, cause?: unknown): CanaDuckError =>

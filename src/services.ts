@@ -6,18 +6,31 @@ import type { DropReason } from './bus/frame.js';
 import { claimRedisPrefix } from './bus/prefix-claim.js';
 import { createRedisClient } from './bus/redis-client.js';
 import { Channels } from './channels/channels.js';
+import { Moderation } from './channels/moderation.js';
 import type { Config } from './config.js';
+import { Accounts, type AdminBootstrap } from './identity/accounts.js';
+import { ActivityRecorder } from './identity/activity.js';
+import { Credentials } from './identity/credentials.js';
 import { Identity } from './identity/identity.js';
 import { parseDelivery, type Delivery } from './log/delivery.js';
 import { LogReader } from './log/log-reader.js';
 import { LogWriter, type LogWriterOptions } from './log/log-writer.js';
 import { Messages } from './messages/messages.js';
+import { Alerts } from './server/alerts.js';
+import { AuditLog } from './server/audit-log.js';
+import { Motd } from './server/motd.js';
 import { Metrics } from './operations/metrics.js';
+import type { Presence } from './presence/presence.js';
+import { MemoryPresence } from './presence/presence.memory.js';
+import { RedisPresence } from './presence/presence.redis.js';
 import type { SseOptions } from './http/sse/sse-connection.js';
 import { Realtime, type RealtimeOptions } from './realtime/realtime.js';
 import type { RateLimiter } from './ratelimit/rate-limiter.js';
 import { MemoryRateLimiter } from './ratelimit/rate-limiter.memory.js';
 import { RedisRateLimiter } from './ratelimit/rate-limiter.redis.js';
+import type { LoginLimiter } from './ratelimit/login-limiter.js';
+import { MemoryLoginLimiter } from './ratelimit/login-limiter.memory.js';
+import { RedisLoginLimiter } from './ratelimit/login-limiter.redis.js';
 import type { Sequencer } from './sequencer/sequencer.js';
 import { MemorySequencer } from './sequencer/sequencer.memory.js';
 import { RedisSequencer } from './sequencer/sequencer.redis.js';
@@ -36,9 +49,18 @@ export interface Services {
   writer: LogWriter;
   reader: LogReader;
   identity: Identity;
+  /** Registration, passwords, roles. */
+  accounts: Accounts;
   channels: Channels;
+  moderation: Moderation;
   messages: Messages;
+  /** Server-wide: alerts, the message of the day, the audit log. */
+  alerts: Alerts;
+  motd: Motd;
+  auditLog: AuditLog;
   realtime: Realtime;
+  /** Who holds an open stream or waiting long-poll, on any replica; the connection caps. */
+  presence: Presence;
   /** How SSE streams are written (bounds, heartbeat, retry): the HTTP transport's settings. */
   sse: SseOptions;
   metrics: Metrics;
@@ -72,7 +94,11 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   let bus: Bus<Delivery>;
   let pingRedis: (() => Promise<boolean>) | undefined;
   let rateLimiter: RateLimiter | undefined;
+  let presence: Presence;
+  const caps = { perSession: config.maxConnectionsPerSession, perAddress: config.maxConnectionsPerAddress };
   const bucket = { ratePerSecond: config.floodRate, burst: config.floodBurst };
+  let loginLimiter: LoginLimiter;
+  const loginShape = { burst: config.loginAttempts.burst, refillMs: config.loginAttempts.refillSeconds * 1000 };
   const metrics = new Metrics();
 
   if (config.mode === 'distributed') {
@@ -123,14 +149,27 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     });
     pingRedis = () => redis.ping().then(() => true, () => false);
     if (config.floodRate > 0) rateLimiter = new RedisRateLimiter(redis, config.redisPrefix, bucket);
+    presence = new RedisPresence({
+      redis,
+      prefix: config.redisPrefix,
+      replicaId,
+      caps,
+      leaseMs: config.presenceLeaseMs,
+      // Past the lease, other replicas stop counting this one's connections until they are written back.
+      onError: (err) => log.warn('presence: Redis call failed; connections are written back once it answers', errorFields(err)),
+    });
+    loginLimiter = new RedisLoginLimiter(redis, config.redisPrefix, loginShape);
   } else {
     store = await openPgliteStore(config.dataDir);
     closers.push(() => store.close());
     sequencer = new MemorySequencer((logName) => store.maxSeq(logName));
     bus = new MemoryBus<Delivery>();
     if (config.floodRate > 0) rateLimiter = new MemoryRateLimiter(bucket);
+    presence = new MemoryPresence(caps);
+    loginLimiter = new MemoryLoginLimiter(loginShape);
   }
   if (rateLimiter) closers.push(() => rateLimiter.close());
+  closers.push(() => loginLimiter.close());
   closers.unshift(() => bus.close(), () => sequencer.close());
 
   const writer = new LogWriter(store, sequencer, bus, {
@@ -140,16 +179,33 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     onPublishError: (err) => log.warn('event committed but not published; readers will recover it from storage', errorFields(err)),
   });
   const reader = new LogReader(store, config.gapTimeoutMs);
-  const channels = new Channels(store, writer);
-  const identity = new Identity(store, writer, channels, { sessionTtlMs: config.sessionTtlMs });
+  const channels = new Channels(store, writer, { serverName: config.serverName, presence });
+  const moderation = new Moderation(store, writer, channels);
+  const credentials = new Credentials(store, loginLimiter, config.passwordCostLog2);
+  const activity = new ActivityRecorder(store, { onFlushError: (err) => log.warn('recording activity failed; kept for the next round', errorFields(err)) });
+  // Before the store closes: what was recorded since the last round is written.
+  closers.unshift(() => activity.close());
+  const identity = new Identity(store, writer, channels, { sessionTtlMs: config.sessionTtlMs, serverName: config.serverName, credentials, activity, presence });
+  const accounts = new Accounts(store, writer, identity, credentials, { serverName: config.serverName });
+  if (config.admin) {
+    try {
+      reportAdminBootstrap(log, config.admin.nick, await accounts.bootstrapAdmin(config.admin));
+    } catch (err) {
+      for (const close of closers) await close().catch(() => {});
+      throw err;
+    }
+  }
   const messages = new Messages(store, writer, reader, channels, identity);
+  const alerts = new Alerts(writer);
+  const motd = new Motd(store, config.motd);
+  const auditLog = new AuditLog(store);
   const realtime = new Realtime(
     bus,
     reader,
     store,
+    presence,
     (err) => log.warn('delivery deferred: storage read failed, retrying', errorFields(err)),
     {
-      maxStreamsPerSession: config.maxStreamsPerSession,
       feedCheckIntervalMs: options.realtime?.feedCheckIntervalMs,
       feedLingerMs: options.realtime?.feedLingerMs,
     },
@@ -161,7 +217,8 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     writeDeadlineMs: options.realtime?.writeDeadlineMs ?? 30_000,
     retryMs: options.realtime?.retryMs ?? 1000,
   };
-  closers.unshift(async () => realtime.shutdown());
+  // Streams end first (closing their leases), then the replica withdraws from presence.
+  closers.unshift(async () => realtime.shutdown(), () => presence.stop());
   let lastKeyCleanup = 0;
 
   return {
@@ -174,15 +231,24 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     writer,
     reader,
     identity,
+    accounts,
     channels,
+    moderation,
     messages,
+    alerts,
+    motd,
+    auditLog,
     realtime,
+    presence,
     sse,
     metrics,
     rateLimiter,
     async sweep() {
       const now = Date.now();
-      const rounds: Array<[string, () => Promise<unknown>]> = [['session sweep', () => identity.sweepExpired()]];
+      const rounds: Array<[string, () => Promise<unknown>]> = [
+        ['session sweep', () => identity.sweepExpired()],
+        ['ban expiry sweep', () => moderation.sweepExpiredBans()],
+      ];
       if (now - lastKeyCleanup >= IDEMPOTENCY_CLEANUP_INTERVAL_MS) {
         lastKeyCleanup = now;
         rounds.push(['idempotency cleanup', () => store.deleteIdempotencyKeysBefore(new Date(now - IDEMPOTENCY_KEY_TTL_MS))]);
@@ -202,6 +268,15 @@ export async function openServices(config: Config, options: ServiceOptions = {})
       for (const close of closers) await close().catch((err: unknown) => log.warn('error while closing', errorFields(err)));
     },
   };
+}
+
+function reportAdminBootstrap(log: Logger, nick: string, done: AdminBootstrap): void {
+  if (done.outcome === 'registered') log.info('registered the admin from CANADUCK_ADMIN_NICK', { nick });
+  else if (done.outcome === 'evicted') {
+    log.warn('CANADUCK_ADMIN_NICK was held by an unregistered user: their sessions ended and the admin is registered', { nick, holder: done.holder });
+  } else if (done.role !== 'admin') {
+    log.warn('CANADUCK_ADMIN_NICK is registered, with another role: left as it is (an admin can grant it admin)', { nick, role: done.role });
+  }
 }
 
 /** A retried POST is recognised for a day; its key is forgotten after that. */

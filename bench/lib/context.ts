@@ -129,6 +129,8 @@ export class BenchContext {
       CANADUCK_REDIS_PREFIX: backing.prefix,
       CANADUCK_LOG_LEVEL: 'warn',
       CANADUCK_MAX_STREAMS_PER_SESSION: '1000',
+      // Every load generator is on loopback: one client address for all 10,000 connections.
+      CANADUCK_MAX_CONNECTIONS_PER_ADDRESS: '1000000',
       // Flood control stays on (its Redis call per POST is part of the cost) but never limits the bench's sessions.
       CANADUCK_FLOOD_RATE: '1000000',
       CANADUCK_FLOOD_BURST: '1000000',

@@ -2,13 +2,15 @@ import { LRUCache } from 'lru-cache';
 import { CanaDuckError } from '../errors.js';
 import { personalLogName, type ChatEvent, type EventDraft } from '../log/event.js';
 import type { LogWriter } from '../log/log-writer.js';
+import { awayOf, type Away } from '../presence/away.js';
+import type { Presence } from '../presence/presence.js';
 import { BoundedSet } from '../shared/bounded-set.js';
 import { enforce, isOper, judge } from './policy.js';
 import { standingIn } from './standing.js';
 import { keepAnOperator } from './succession.js';
 import { casefold, isValidChannelName } from '../shared/names.js';
 import { codePoints } from '../shared/text.js';
-import type { ChannelAccess, ChannelRecord, ChannelSummary, MemberRecord, Role, Store } from '../storage/store.js';
+import type { ChannelAccess, ChannelRecord, ChannelSummary, Role, Store } from '../storage/store.js';
 
 /** Who acts on or reads a channel: a user, under the nick they hold now. */
 export interface Actor {
@@ -20,9 +22,20 @@ export interface Actor {
   address?: string;
 }
 
+/** A member as names shows them. */
+export interface ChannelMember {
+  userId: number;
+  nick: string;
+  isOperator: boolean;
+  online: boolean;
+  away: Away | null;
+}
+
 export interface ChannelsOptions {
   /** The author of what the server does itself (automatic ops, ban expiries). */
   serverName: string;
+  /** Who holds an open stream or waiting long-poll on any replica (names). */
+  presence: Pick<Presence, 'online'>;
   now?: () => number;
 }
 
@@ -45,6 +58,7 @@ export class Channels {
 
   private readonly now: () => number;
   readonly serverName: string;
+  private readonly presence: Pick<Presence, 'online'>;
 
   constructor(
     private readonly store: Store,
@@ -53,6 +67,7 @@ export class Channels {
   ) {
     this.now = options.now ?? Date.now;
     this.serverName = options.serverName;
+    this.presence = options.presence;
   }
 
   /** Validates a channel name (with its `#`) and returns its key, which is also its log name. */
@@ -218,9 +233,13 @@ export class Channels {
     return drafts;
   }
 
-  async members(name: string, viewer: Actor): Promise<MemberRecord[]> {
+  /** Names: operators first, then by nick; online (an open stream or waiting long-poll on any replica) and away. */
+  /** Names: every member with operator flag, away state, and whether they are online (connected on any replica). */
+  async members(name: string, viewer: Actor): Promise<ChannelMember[]> {
     const { channel } = await this.access(name, viewer);
-    return this.store.listMembers(channel.id, new Date(this.now()));
+    const members = await this.store.listMembers(channel.id);
+    const online = await this.presence.online(members.map((m) => m.userId));
+    return members.map(({ awayMessage, awaySince, ...m }) => ({ ...m, online: online.has(m.userId), away: awayOf({ awayMessage, awaySince }) }));
   }
 
   async setTopic(actor: Actor, name: string, topic: string): Promise<ChatEvent> {

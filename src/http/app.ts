@@ -1,18 +1,22 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { serveStatic } from '@hono/node-server/serve-static';
-import { Scalar } from '@scalar/hono-api-reference';
 import type { ZodError } from 'zod';
+import { recordActivity } from './activity.js';
 import { CanaDuckError } from '../errors.js';
 import type { Services } from '../services.js';
 import { errorFields } from '../shared/log.js';
+import { registerDocs, withMiddlewareProblems } from './docs.js';
 import type { AppEnv } from './env.js';
 import { floodControl } from './flood-control.js';
 import { jsonBody } from './json-body.js';
 import { asCanaDuckError, problemResponse } from './problem.js';
+import { registerAccountRoutes } from './routes/accounts.js';
 import { registerChannelRoutes } from './routes/channels.js';
+import { registerModerationRoutes } from './routes/moderation.js';
 import { registerIdentityRoutes } from './routes/identity.js';
 import { messageRoutesOnRememberedSessions, registerMessageRoutes } from './routes/messages.js';
 import { registerOperationRoutes } from './routes/operations.js';
+import { registerServerRoutes } from './routes/server.js';
 import { registerStreamRoutes } from './routes/streams.js';
 import { acceptRememberedSessions, identify } from './session.js';
 import { SseStreams } from './sse/streams.js';
@@ -57,11 +61,15 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
   });
   acceptRememberedSessions(app, messageRoutesOnRememberedSessions);
   app.use('/api/*', jsonBody, identify, floodControl);
+  app.use('/api/*', recordActivity);
 
   registerIdentityRoutes(app);
+  registerAccountRoutes(app);
   registerChannelRoutes(app);
+  registerModerationRoutes(app);
   registerMessageRoutes(app);
   registerStreamRoutes(app, new SseStreams(services.realtime, services.sse));
+  registerServerRoutes(app);
   registerOperationRoutes(app);
 
   const document = app.getOpenAPI31Document({
@@ -79,9 +87,9 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, cookie: { type: 'apiKey', in: 'cookie', name: 'canaduck_session' } },
   };
   document.security = [{ bearer: [] }, { cookie: [] }];
-  const documentBytes = JSON.stringify(document);
+  const documentBytes = JSON.stringify(withMiddlewareProblems(document));
   app.get('/openapi.json', (c) => c.body(documentBytes, 200, { 'content-type': 'application/json' }));
-  app.get('/docs', Scalar({ url: '/openapi.json', pageTitle: 'CanaDuck API' }));
+  registerDocs(app, '/openapi.json');
 
   // The web client (public/): `/` is index.html, other files by name. Middleware, not
   // routes, and after every route: the API and its 404/405 answers are unchanged.

@@ -1,4 +1,7 @@
-import type { ChannelSummary, MemberRecord, UserRecord } from '../storage/store.js';
+import type { OnlineUser, Whois } from '../identity/identity.js';
+import type { Away } from '../presence/away.js';
+import type { ChannelMember } from '../channels/channels.js';
+import type { ChannelSummary } from '../storage/store.js';
 
 /** Domain records as the API shows them (see schemas.ts). */
 
@@ -12,10 +15,20 @@ export const presentChannel = (channel: ChannelSummary) => ({
   createdAt: channel.createdAt.toISOString(),
 });
 
-export const presentMember = (member: MemberRecord) => ({ nick: member.nick, operator: member.isOperator, online: member.online });
+export const presentAway = (away: Away | null) => away && { message: away.message, since: away.since.toISOString() };
 
-export const presentUserSummary = (user: UserRecord, now = Date.now()) => ({
-  nick: user.nick,
-  role: user.role,
-  idleSeconds: Math.max(0, Math.floor((now - user.lastActiveAt.getTime()) / 1000)),
+export const presentMember = (member: ChannelMember) => ({
+  nick: member.nick,
+  operator: member.isOperator,
+  online: member.online,
+  away: presentAway(member.away),
+});
+
+export const presentUserSummary = (user: OnlineUser) => ({ nick: user.nick, role: user.role, idleSeconds: user.idleSeconds, away: presentAway(user.away) });
+
+export const presentWhois = (whois: Whois) => ({
+  ...presentUserSummary(whois),
+  online: whois.online,
+  channels: whois.channels,
+  since: whois.since.toISOString(),
 });

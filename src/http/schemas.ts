@@ -3,7 +3,11 @@ import { problemCatalog, type ProblemCode } from '../errors.js';
 import { EVENT_TYPES } from '../log/event.js';
 import { MAX_TOPIC_CHARS } from '../channels/channels.js';
 import { MAX_TEXT_CHARS } from '../shared/text.js';
+import { DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE } from '../server/audit-log.js';
+import { MAX_MOTD_CHARS, MOTD_RULE } from '../server/motd-rule.js';
 import { ROLES } from '../storage/store.js';
+import { MAX_AWAY_CHARS } from '../identity/identity.js';
+import { MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PASSWORD_RULE } from '../identity/password-rule.js';
 
 const RoleSchema = z.enum(ROLES);
 
@@ -21,7 +25,11 @@ export const ProblemSchema = z
 
 export const ChatEventSchema = z
   .object({
-    log: z.string().openapi({ description: 'The log: `#channel`, or `dm:<id>-<id>` for a private conversation.', example: '#general' }),
+    log: z.string().openapi({
+      description:
+        'The log: `#channel`, `dm:<id>-<id>` for a private conversation, `server` for alerts, or `user:<id>` for your own notices (an invitation, a new role) on the multiplexed stream.',
+      example: '#general',
+    }),
     seq: z.number().int().openapi({ description: 'Position in the log: unique, increasing, the only order.', example: 42 }),
     type: z.enum(EVENT_TYPES),
     nick: z.string().openapi({ description: 'Who caused the event.', example: 'alice' }),
@@ -34,7 +42,40 @@ export const ChatEventSchema = z
 export const NickSchema = z.string().max(64).openapi({ example: 'alice', description: 'IRC nick: 1–30 ASCII characters.' });
 export const TextSchema = z.string().max(MAX_TEXT_CHARS * 2).openapi({ description: '1–4000 characters; no control characters but newline and tab.' });
 
-export const ClaimSessionBody = z.object({ nick: NickSchema }).openapi('ClaimSession');
+/** A new password: the rule every stored password keeps. */
+export const PasswordSchema = z
+  .string()
+  .min(MIN_PASSWORD_CHARS)
+  .max(MAX_PASSWORD_CHARS)
+  .refine((password) => password.isWellFormed(), 'a password must be valid Unicode (no lone surrogates)')
+  .openapi({ description: `${PASSWORD_RULE}. Compared after Unicode NFC normalisation.` });
+/** A password given to prove who you are: anything short of the rule is simply wrong (401), only an oversized one is refused outright. */
+const GivenPasswordSchema = z.string().max(MAX_PASSWORD_CHARS).openapi({ description: 'The current password.' });
+
+export const ClaimSessionBody = z
+  .object({
+    nick: NickSchema,
+    password: GivenPasswordSchema.optional().openapi({
+      description: 'Required for a registered nick (401 without it or when wrong); a nick nobody registered is refused with one (401).',
+    }),
+  })
+  .openapi('ClaimSession');
+export const RegisterBody = z.object({ password: PasswordSchema }).openapi('Register');
+export const ChangePasswordBody = z.object({ password: GivenPasswordSchema, newPassword: PasswordSchema }).openapi('ChangePassword');
+export const DropAccountBody = z.object({ password: GivenPasswordSchema }).openapi('DropAccount');
+export const AccountSchema = z
+  .object({ nick: z.string(), role: RoleSchema, registered: z.boolean() })
+  .openapi('Account');
+export const RoleBody = z.object({ role: RoleSchema }).openapi('SetRole');
+export const AwayBody = z
+  .object({
+    // Code points are counted by the domain; this bound (UTF-16 units) only stops oversized bodies early.
+    message: z.string().max(MAX_AWAY_CHARS * 2).openapi({ description: `1–${MAX_AWAY_CHARS} characters, no control characters.`, example: 'lunch' }),
+  })
+  .openapi('Away');
+export const AwaySchema = z
+  .object({ message: z.string(), since: z.string().datetime() })
+  .openapi('AwayState', { description: 'Set by `PUT /api/me/away`.' });
 export const SessionSchema = z
   .object({
     token: z.string().openapi({ description: 'Bearer token (256 random bits). Also set as the HttpOnly `canaduck_session` cookie.' }),
@@ -52,19 +93,25 @@ export const MeSchema = z
     channels: z.array(z.string()),
     expiresAt: z.string().datetime(),
     since: z.string().datetime(),
+    away: AwaySchema.nullable().openapi({ description: 'Your away message, or null while present.' }),
+    idleSeconds: z.number().int().openapi({ description: 'Seconds since your last command (a write); reads do not count.' }),
   })
   .openapi('Me');
 export const RenameBody = z.object({ nick: NickSchema }).openapi('Rename');
 
+const IdleSecondsSchema = z.number().int().openapi({ description: 'Seconds since the user’s last command (a write); reads do not count.' });
+const AwayOfUserSchema = AwaySchema.nullable().openapi({ description: 'The user’s away message and since when, or null while present.' });
+const OnlineSchema = z.boolean().openapi({ description: 'Holds an open stream or a waiting long-poll, on any replica.' });
 export const UserSummarySchema = z
-  .object({ nick: z.string(), role: RoleSchema, idleSeconds: z.number().int() })
+  .object({ nick: z.string(), role: RoleSchema, idleSeconds: IdleSecondsSchema, away: AwayOfUserSchema })
   .openapi('UserSummary');
 export const WhoisSchema = z
   .object({
     nick: z.string(),
     role: RoleSchema,
-    online: z.boolean(),
-    idleSeconds: z.number().int(),
+    online: OnlineSchema,
+    idleSeconds: IdleSecondsSchema,
+    away: AwayOfUserSchema,
     channels: z.array(z.string()).openapi({ description: 'Channels the user is in that you can see.' }),
     since: z.string().datetime(),
   })
@@ -82,7 +129,9 @@ export const ChannelSchema = z
     createdAt: z.string().datetime(),
   })
   .openapi('Channel');
-export const MemberSchema = z.object({ nick: z.string(), operator: z.boolean(), online: z.boolean() }).openapi('Member');
+export const MemberSchema = z
+  .object({ nick: z.string(), operator: z.boolean(), online: OnlineSchema, away: AwayOfUserSchema })
+  .openapi('Member');
 export const JoinResultSchema = z
   .object({
     channel: ChannelSchema,
@@ -127,6 +176,49 @@ export const HistoryQuery = z.object({
     .optional()
     .openapi({ description: 'Long-poll (with `after`): hold up to this many seconds (0–60) for something new.', example: '25' }),
 });
+export const AlertBody = z.object({ text: TextSchema }).openapi('Alert');
+
+export const MotdSchema = z
+  .object({
+    motd: z.string().nullable().openapi({ description: 'The message of the day, possibly several lines; null when there is none.' }),
+    updatedBy: z.string().nullable().openapi({ description: 'The admin who set it; null for the configured default.' }),
+    updatedAt: z.string().datetime().nullable(),
+  })
+  .openapi('Motd');
+export const MotdBody = z
+  .object({
+    // Code points are counted by the domain; this bound (UTF-16 units) only stops oversized bodies early.
+    motd: z.string().max(MAX_MOTD_CHARS * 2).openapi({ description: `${MOTD_RULE}. Empty clears it.` }),
+  })
+  .openapi('SetMotd');
+
+export const AuditQuery = z.object({
+  before: seqParam('Older lines: those before this id (the `next` of the previous page).'),
+  limit: z
+    .string()
+    .regex(/^\d{1,3}$/)
+    .refine((value) => Number(value) >= 1 && Number(value) <= MAX_AUDIT_PAGE)
+    .optional()
+    .openapi({ description: `1–${MAX_AUDIT_PAGE}, default ${DEFAULT_AUDIT_PAGE}.`, example: '100' }),
+});
+export const AuditEntrySchema = z
+  .object({
+    id: z.number().int(),
+    at: z.string().datetime(),
+    actor: z.string().openapi({ description: 'The nick that acted, or the server’s name for what it did itself.' }),
+    action: z.string().openapi({ description: 'What was done, dotted: `session.claim`, `role.set`, `channel.kick`, `alert.send`, `motd.set`, …', example: 'alert.send' }),
+    target: z.string().nullable().openapi({ description: 'The nick or channel acted on.' }),
+    address: z.string().nullable().openapi({ description: 'The client address the act came from.' }),
+    detail: z.record(z.string(), z.unknown()).openapi({ description: 'Facts about the act; never a token, password, hash or private message text.' }),
+  })
+  .openapi('AuditEntry');
+export const AuditPageSchema = z
+  .object({
+    entries: z.array(AuditEntrySchema).openapi({ description: 'Newest first.' }),
+    next: z.number().int().nullable().openapi({ description: 'Pass as `before` for the next, older page; null at the oldest line.' }),
+  })
+  .openapi('AuditPage');
+
 export const HistorySchema = z
   .object({
     events: z.array(ChatEventSchema),
@@ -156,7 +248,19 @@ export const IdempotencyHeader = z.object({
     .openapi({ description: 'A retried POST with the same key returns the first result instead of posting again.' }),
 });
 
-/** The error responses a route can give, for the document. */
+export const ReadinessSchema = z
+  .object({
+    status: z.enum(['ready', 'unavailable']),
+    checks: z.record(z.string(), z.boolean()).openapi({ description: '`database`; in distributed mode also `redis` and `bus`.', example: { database: true } }),
+  })
+  .openapi('Readiness');
+
+/**
+ * The error responses a route can give, for the document: its own (403, 404, 409, 422, 429 on
+ * streams and long-polls, ...). What the /api middleware can answer (401, 503; 400, 403, 413,
+ * 415, 429 on unsafe methods; 400 for any input) is added to every operation by
+ * `withMiddlewareProblems` (docs.ts).
+ */
 export const problems = (...statuses: number[]) =>
   Object.fromEntries(
     statuses.map((status) => [

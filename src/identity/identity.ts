@@ -3,15 +3,28 @@ import { CanaDuckError } from '../errors.js';
 import { sessionEndDraft, type EventDraft } from '../log/event.js';
 import type { LogWriter } from '../log/log-writer.js';
 import { casefold, isValidNick } from '../shared/names.js';
-import { allows } from '../channels/policy.js';
+import { allows, isOper } from '../channels/policy.js';
+import { awayOf, type Away } from '../presence/away.js';
+import type { Presence } from '../presence/presence.js';
+import { codePoints } from '../shared/text.js';
 import type { ChannelStore, MembershipRecord } from '../storage/channels.js';
-import type { Store } from '../storage/store.js';
+import type { AuditEntry, Store } from '../storage/store.js';
 import type { SessionRecord, UserRecord, UserStore } from '../storage/users.js';
+import type { ActivityRecorder } from './activity.js';
+import type { Credentials } from './credentials.js';
 import type { Principal } from './principal.js';
 import { hashToken, looksLikeToken, newToken } from './tokens.js';
 
 export interface IdentityOptions {
   sessionTtlMs: number;
+  /** The author of what the server does itself (expiries) in the audit log. */
+  serverName: string;
+  /** Passwords of registered nicks, checked within the failed-login limits. */
+  credentials: Credentials;
+  /** Users' last commands, written in batches (idle time). */
+  activity: ActivityRecorder;
+  /** Who holds an open stream or waiting long-poll on any replica (`/who`, `/whois`). */
+  presence: Pick<Presence, 'online' | 'onlineUserIds'>;
   /** How long a session read from storage may be remembered for guarded actions. */
   rememberMs?: number;
   /** A session's expiry slides forward at most this often (one write per interval, not per request). */
@@ -33,14 +46,34 @@ export interface ClaimedSession {
   expiresAt: Date;
 }
 
-export interface Whois {
+/** What a claim brings besides the nick. */
+export interface ClaimOptions {
+  /** Needed for a registered nick; refused for one nobody registered. */
+  password?: string;
+  /** The client's address: failed-login limits and the audit line. */
+  address?: string;
+}
+
+/** An `/away` message: 1–300 characters, no control characters. */
+export const MAX_AWAY_CHARS = 300;
+const AWAY_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** A user as `/who` lists them: online, idle since their last command, maybe away. */
+export interface OnlineUser {
   nick: string;
   role: UserRecord['role'];
-  online: boolean;
   idleSeconds: number;
+  away: Away | null;
+}
+
+export interface Whois extends OnlineUser {
+  online: boolean;
   channels: string[];
   since: Date;
 }
+
+/** Users read per query when listing who is online (a bound on the query's parameters). */
+const USERS_PER_READ = 10_000;
 
 /**
  * Nicks and sessions. A nick is held while one of its sessions lives; an unregistered
@@ -57,14 +90,21 @@ export class Identity {
     private readonly store: UserStore & Pick<ChannelStore, 'userMemberships'>,
     private readonly writer: LogWriter,
     private readonly departures: Departures,
-    private readonly options: IdentityOptions,
+    readonly options: IdentityOptions,
   ) {
     this.now = options.now ?? Date.now;
     this.touchIntervalMs = options.touchIntervalMs ?? 60_000;
     this.recent = new LRUCache({ max: 20_000, ttl: options.rememberMs ?? 30_000, ttlAutopurge: false });
   }
 
-  async claim(nick: string): Promise<ClaimedSession> {
+  /**
+   * Claims `nick`. A registered nick is claimed only with its password (another session of
+   * its user); it is never handed to anyone else, even once all its sessions have expired.
+   * A password for a nick nobody registered is refused, not dropped: the client expects an
+   * account it does not have. An unregistered nick whose holder's sessions all expired is
+   * freed and claimed.
+   */
+  async claim(nick: string, { password, address }: ClaimOptions = {}): Promise<ClaimedSession> {
     if (!isValidNick(nick)) {
       throw new CanaDuckError(
         'invalid_nick',
@@ -72,17 +112,64 @@ export class Identity {
       );
     }
     const nickKey = casefold(nick);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const token = newToken();
-      const expiresAt = new Date(this.now() + this.options.sessionTtlMs);
-      const created = await this.store.createUserWithSession({ nick, nickKey }, { tokenHash: hashToken(token), expiresAt });
-      if (created) return { token, user: created.user, expiresAt };
-      // Held: free it if its holder is an unregistered user whose sessions all expired.
+    for (let attempt = 0; attempt < 3; attempt++) {
       const holder = await this.store.findUserByNickKey(nickKey);
-      if (holder && (holder.registered || (await this.store.countLiveSessions(holder.id, new Date(this.now()))) > 0)) break;
-      if (holder) await this.depart(holder.id, 'session expired');
+      if (holder?.registered) {
+        const claimed = await this.signIn(holder, password || undefined, address);
+        if (claimed) return claimed;
+        continue;
+      }
+      if (holder) {
+        if ((await this.store.countLiveSessions(holder.id, new Date(this.now()))) > 0) break;
+        await this.depart(holder.id);
+        continue;
+      }
+      if (password) {
+        throw new CanaDuckError('unauthenticated', `${nick} is not registered: claim it without a password, then register it (POST /api/accounts)`);
+      }
+      const claimed = await this.openGuestSession(nick, nickKey, address);
+      if (claimed) return claimed;
     }
     throw new CanaDuckError('nick_in_use', `${nick} is already in use`);
+  }
+
+  /** A new user holding `nick`, with its first session; `undefined` when someone took the nick first. */
+  private async openGuestSession(nick: string, nickKey: string, address: string | undefined): Promise<ClaimedSession | undefined> {
+    const token = newToken();
+    const expiresAt = new Date(this.now() + this.options.sessionTtlMs);
+    const { result } = await this.writer.transact({
+      prepare: async (tx) => {
+        const created = await tx.createUserWithSession({ nick, nickKey }, { tokenHash: hashToken(token), expiresAt });
+        if (created) await tx.appendAudit([{ actor: nick, action: 'session.claim', target: nick, address, detail: { registered: false } }], new Date(this.now()));
+        return { drafts: [], result: created?.user };
+      },
+    });
+    return result && { token, user: result, expiresAt };
+  }
+
+  /**
+   * A new session of a registered user, once its password checks out; `undefined` when the
+   * nick changed hands while the password was being checked (the caller looks again).
+   */
+  private async signIn(holder: UserRecord, password: string | undefined, address: string | undefined): Promise<ClaimedSession | undefined> {
+    if (password === undefined) throw new CanaDuckError('unauthenticated', `${holder.nick} is registered: give its password`);
+    const matched = await this.options.credentials.check(holder, password, { address, purpose: 'login' });
+    const token = newToken();
+    const expiresAt = new Date(this.now() + this.options.sessionTtlMs);
+    const { result } = await this.writer.transact({
+      prepare: async (tx) => {
+        const user = await tx.findUserById(holder.id);
+        if (user?.nickKey !== holder.nickKey) return { drafts: [], result: undefined };
+        // Changed or dropped while it was being checked: the checked password no longer holds.
+        if ((await tx.findPasswordHash(user.id)) !== matched) {
+          throw new CanaDuckError('unauthenticated', `the password of ${user.nick} changed meanwhile: try again`);
+        }
+        await tx.createSession(user.id, { tokenHash: hashToken(token), expiresAt });
+        await tx.appendAudit([{ actor: user.nick, action: 'session.claim', target: user.nick, address, detail: { registered: true } }], new Date(this.now()));
+        return { drafts: [], result: user };
+      },
+    });
+    return result && { token, user: result, expiresAt };
   }
 
   /**
@@ -145,6 +232,30 @@ export class Identity {
     return { user, channels: memberships.map((m) => m.channel.name) };
   }
 
+  /** `/away <message>`, or back with `null`. Answers like `me`. */
+  async setAway(principal: Principal, message: string | null): Promise<{ user: UserRecord; channels: string[] }> {
+    if (message !== null && (!message.isWellFormed() || codePoints(message) < 1 || codePoints(message) > MAX_AWAY_CHARS || AWAY_FORBIDDEN.test(message))) {
+      throw new CanaDuckError('validation_failed', `an away message is 1–${MAX_AWAY_CHARS} characters, without control characters`);
+    }
+    await this.store.setAway(principal.userId, message === null ? null : { message, since: new Date(this.now()) });
+    return this.me(principal);
+  }
+
+  /** A command (a write) by the user: idle time counts from the last one. */
+  recordActivity(userId: number): void {
+    this.options.activity.record(userId, this.now());
+  }
+
+  /** The user's last command, as this replica knows it (storage and what it has not written yet). */
+  lastActive(user: Pick<UserRecord, 'id' | 'lastActiveAt'>): Date {
+    return this.options.activity.lastActive(user.id, user.lastActiveAt);
+  }
+
+  /** Forgets the sessions of a user this replica remembers (a role or registration changed). */
+  forgetUser(userId: number): void {
+    this.forgetRemembered((live) => live.user.id === userId);
+  }
+
   /** `/nick`: a `nick` event in every channel the user is in. Answers like `me`. */
   async rename(principal: Principal, nick: string): Promise<{ user: UserRecord; channels: string[] }> {
     if (!isValidNick(nick)) throw new CanaDuckError('invalid_nick', `${JSON.stringify(nick)} is not a valid nick`);
@@ -160,6 +271,12 @@ export class Identity {
         const drafts = renaming
           ? memberships.map((m) => ({ log: m.channel.nameKey, type: 'nick' as const, nick: user.nick, text: '', data: { newNick: nick } }))
           : [];
+        if (renaming) {
+          await tx.appendAudit(
+            [{ actor: user.nick, action: 'nick.change', target: nick, address: principal.address, detail: { from: user.nick, to: nick } }],
+            new Date(this.now()),
+          );
+        }
         return { drafts, result: { user: { ...user, nick, nickKey: casefold(nick) }, channels: memberships.map((m) => m.channel.name) } };
       },
     });
@@ -178,14 +295,30 @@ export class Identity {
         // The channels' quit events go out first: a reader's channel streams deliver them before
         // the session's end closes them.
         const drafts = [...(await this.leaveIfGone(tx, principal.userId, reason)), sessionEndDraft(principal.userId, principal.nick, principal.sessionId, 'quit')];
+        await tx.appendAudit(
+          [{ actor: principal.nick, action: 'session.quit', target: principal.nick, address: principal.address, detail: { session: principal.sessionId } }],
+          new Date(this.now()),
+        );
         return { drafts, result: undefined };
       },
     });
     this.forgetRemembered((live) => live.session.id === principal.sessionId);
   }
 
-  async listOnline(): Promise<UserRecord[]> {
-    return this.store.listOnlineUsers(new Date(this.now()));
+  /** `/who`: every user holding an open stream or waiting long-poll on any replica, by nick. */
+  async listOnline(): Promise<OnlineUser[]> {
+    const ids = await this.options.presence.onlineUserIds();
+    const users: UserRecord[] = [];
+    for (let i = 0; i < ids.length; i += USERS_PER_READ) users.push(...(await this.store.findUsersByIds(ids.slice(i, i + USERS_PER_READ))));
+    users.sort((a, b) => (a.nickKey < b.nickKey ? -1 : a.nickKey > b.nickKey ? 1 : 0));
+    const now = this.now();
+    return users.map((user) => this.asOnlineUser(user, now));
+  }
+
+  /** Idle time counts from the user's last command (a write), as this replica knows it. */
+  private asOnlineUser(user: UserRecord, now: number): OnlineUser {
+    const idleMs = now - this.lastActive(user).getTime();
+    return { nick: user.nick, role: user.role, idleSeconds: Math.max(0, Math.floor(idleMs / 1000)), away: awayOf(user) };
   }
 
   /** The user holding `nick`, or `not_found`. */
@@ -195,22 +328,21 @@ export class Identity {
     return user;
   }
 
+  /** `/whois`: role, online (an open stream or waiting long-poll on any replica), idle time, away, channels. */
   async whois(nick: string, viewer: Principal): Promise<Whois> {
     const user = await this.findUser(nick);
-    const now = new Date(this.now());
-    const [memberships, viewerMemberships, liveSessions] = await Promise.all([
+    const [memberships, viewerMemberships, online] = await Promise.all([
       this.store.userMemberships(user.id),
       this.store.userMemberships(viewer.userId),
-      this.store.countLiveSessions(user.id, now),
+      this.options.presence.online([user.id]),
     ]);
     const viewerChannels = new Set(viewerMemberships.map((m) => m.channel.id));
-    const seenBy = (m: MembershipRecord) => ({ channel: m.channel, membership: viewerChannels.has(m.channel.id) ? { isOperator: false } : undefined });
+    const oper = isOper(viewer.role);
+    const seenBy = (m: MembershipRecord) => ({ channel: m.channel, membership: viewerChannels.has(m.channel.id) ? { isOperator: false } : undefined, oper });
     return {
-      nick: user.nick,
-      role: user.role,
-      online: liveSessions > 0,
-      idleSeconds: Math.max(0, Math.floor((now.getTime() - user.lastActiveAt.getTime()) / 1000)),
-      // Only the channels the viewer may see (invite-only ones: those they share).
+      ...this.asOnlineUser(user, this.now()),
+      online: online.has(user.id),
+      // Only the channels the viewer may see (invite-only ones: those they share; opers see all).
       channels: memberships.filter((m) => allows('see', seenBy(m))).map((m) => m.channel.name),
       since: user.createdAt,
     };
@@ -226,21 +358,43 @@ export class Identity {
       prepare: async (tx) => {
         const expired = await tx.deleteExpiredSessions(new Date(this.now()), batch);
         const drafts: EventDraft[] = [];
+        const audit: AuditEntry[] = [];
         for (const userId of new Set(expired.map((e) => e.userId))) {
           const user = await tx.findUserById(userId);
           if (!user) continue;
           drafts.push(...(await this.leaveIfGone(tx, userId, 'session expired')));
-          for (const e of expired) if (e.userId === userId) drafts.push(sessionEndDraft(userId, user.nick, e.sessionId, 'session expired'));
+          const sessions = expired.filter((e) => e.userId === userId).map((e) => e.sessionId);
+          for (const sessionId of sessions) drafts.push(sessionEndDraft(userId, user.nick, sessionId, 'session expired'));
+          audit.push({ actor: this.options.serverName, action: 'session.expire', target: user.nick, detail: { sessions } });
         }
+        await tx.appendAudit(audit, new Date(this.now()));
         return { drafts, result: expired.length };
       },
     });
     return result;
   }
 
-  private async depart(userId: number, reason: string): Promise<void> {
+  /**
+   * Ends the user's sessions but `keep`, inside `tx`: their streams end, and a user left
+   * without a session quits every channel (an unregistered one is deleted). The drafts record
+   * it. The caller forgets the user's remembered sessions once committed (`forgetUser`).
+   */
+  async endSessions(tx: Store, user: { id: number; nick: string }, reason: string, keep?: number): Promise<{ drafts: EventDraft[]; ended: number[] }> {
+    const ended = await tx.deleteUserSessions(user.id, keep);
+    const drafts = [...(await this.leaveIfGone(tx, user.id, reason)), ...ended.map((sessionId) => sessionEndDraft(user.id, user.nick, sessionId, reason))];
+    return { drafts, ended };
+  }
+
+  /** Frees the nick of an unregistered holder whose sessions all expired before a sweep ended them. */
+  private async depart(userId: number): Promise<void> {
     await this.writer.transact({
-      prepare: async (tx) => ({ drafts: await this.leaveIfGone(tx, userId, reason), result: undefined }),
+      prepare: async (tx) => {
+        const user = await tx.findUserById(userId);
+        if (!user || user.registered || (await tx.countLiveSessions(userId, new Date(this.now()))) > 0) return { drafts: [], result: undefined };
+        const { drafts, ended } = await this.endSessions(tx, user, 'session expired');
+        await tx.appendAudit([{ actor: this.options.serverName, action: 'session.expire', target: user.nick, detail: { sessions: ended } }], new Date(this.now()));
+        return { drafts, result: undefined };
+      },
     });
   }
 

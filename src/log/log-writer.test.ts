@@ -472,6 +472,44 @@ describe('LogWriter publishes only what is committed', () => {
     expect(s.bus.published.map((d) => d.event.seq)).toEqual([2]);
   });
 
+  it('a batch the database aborted for a deadlock goes again with new seqs; the aborted ones are skipped', async () => {
+    let aborts = 1;
+    const s = setup({}, {
+      insertEvents: async (rows: StoredEvent[]) => {
+        if (aborts-- > 0) throw new CanaDuckError('unavailable', 'deadlock detected', { transient: true });
+        return store.insertEvents(rows);
+      },
+    });
+    const log = freshLog();
+    const [a, b] = await Promise.all([s.writer.append(draft(log, 'a')), s.writer.append(draft(log, 'b'))]);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the skips are claimed in the background
+    const rows = await rowsOf(log);
+    expect(rows.filter((r) => r.endsWith(':skip:')).length).toBeGreaterThan(0);
+    expect(rows.filter((r) => !r.endsWith(':skip:'))).toEqual([`${a.seq}:message:a`, `${b.seq}:message:b`]);
+    expect(s.bus.published.map((d) => d.event.seq)).toEqual([a.seq, b.seq]);
+  });
+
+  it('a transact the database aborted for a deadlock runs again, prepare included', async () => {
+    let aborts = 1;
+    let prepared = 0;
+    const s = setup({}, {
+      // The first unit of work runs in full, then the database aborts it.
+      async transaction<T>(work: (tx: Store) => Promise<T>): Promise<T> {
+        return store.transaction(async (tx) => {
+          const result = await work(tx);
+          if (aborts-- > 0) throw new CanaDuckError('unavailable', 'deadlock detected', { transient: true });
+          return result;
+        });
+      },
+    });
+    const log = freshLog();
+    const { events } = await s.writer.transact({ prepare: async () => ({ drafts: [draft(log, 'once'), draft(log, 'twice')], result: ++prepared }) });
+    expect(prepared).toBe(2);
+    expect(events.map((e) => e.seq)).toEqual([3, 4]);
+    expect(await rowsOf(log)).toEqual(['1:skip:', '2:skip:', '3:message:once', '4:message:twice']);
+    expect(s.bus.published.map((d) => d.event.seq)).toEqual([3, 4]);
+  });
+
   it('a bus that fails does not fail the committed append (readers find it in storage)', async () => {
     const errors: unknown[] = [];
     const sequencer = new MemorySequencer((log) => store.maxSeq(log));

@@ -1,6 +1,6 @@
 import type { Bus } from '../bus/bus.js';
 import { toDelivery, type Delivery } from './delivery.js';
-import { CanaDuckError, unavailable } from '../errors.js';
+import { CanaDuckError, isTransient, unavailable } from '../errors.js';
 import type { SeqFloor, Sequencer } from '../sequencer/sequencer.js';
 import type { EventRef, LogStore, StoredEvent } from '../storage/logs.js';
 import type { Store } from '../storage/store.js';
@@ -121,6 +121,11 @@ export class LogWriter {
           if (attempt < this.maxAttempts) continue;
           throw unavailable('the sequencer', err);
         }
+        if (isTransient(err) && attempt < this.maxAttempts) {
+          // Aborted in favour of a conflicting unit of work (a deadlock): all of it rolled back.
+          await this.skipQuietly(taken);
+          continue;
+        }
         await this.skipAfterFailure(taken, err);
         throw err;
       }
@@ -153,7 +158,11 @@ export class LogWriter {
       refused = new Set(refs.filter((ref) => ref.refused).map(refKey));
     } catch (err) {
       await this.skipAfterFailure(rows, err);
-      for (const p of batch) p.reject(err);
+      // A deadlock with a moderation or quit (their locks against the guards' share locks)
+      // aborted the batch: nothing of it committed, so it goes again with new seqs.
+      const again = isTransient(err) ? batch.filter((p) => ++p.attempts < this.maxAttempts) : [];
+      for (const p of batch) if (!again.includes(p)) p.reject(err);
+      if (again.length > 0) this.queue.unshift(...again);
       return;
     }
     const committed: StoredEvent[] = [];

@@ -13,6 +13,7 @@ export class Metrics {
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   private readonly streamsClosed: Counter<'reason'>;
   private readonly framesDropped: Counter<'reason'>;
+  private readonly connectionsRefused: Counter<'limit'>;
 
   constructor() {
     const registers = [this.registry];
@@ -66,6 +67,12 @@ export class Metrics {
       registers,
     });
     this.streamsClosed = new Counter({ name: 'canaduck_streams_closed_total', help: 'SSE streams closed, by reason', labelNames: ['reason'], registers });
+    this.connectionsRefused = new Counter({
+      name: 'canaduck_connections_refused_total',
+      help: 'Streams and long-polls refused with 429 too_many_streams, by the cap that refused them (per_session, per_address)',
+      labelNames: ['limit'],
+      registers,
+    });
     this.framesDropped = new Counter({
       name: 'canaduck_bus_frames_dropped_total',
       help: 'Frames received from the Redis bus and dropped, by reason (malformed, foreign_deployment, bad_signature, invalid_event, log_mismatch)',
@@ -106,6 +113,9 @@ export class Metrics {
     },
     fanOut: (delivery: Delivery) => {
       this.fanOutLatency.observe(Math.max(0, Date.now() - Date.parse(delivery.event.ts)) / 1000);
+    },
+    connectionRefused: (limit) => {
+      this.connectionsRefused.inc({ limit: limit === 'perSession' ? 'per_session' : 'per_address' });
     },
   };
 }

@@ -3,6 +3,7 @@ import { CanaDuckError } from '../errors.js';
 import { endsAccess } from '../log/event.js';
 import { toDelivery, type Delivery } from '../log/delivery.js';
 import type { LogReader } from '../log/log-reader.js';
+import type { Presence } from '../presence/presence.js';
 import type { Store } from '../storage/store.js';
 import type { CloseReason } from './close-reasons.js';
 import { Feeds } from './feeds.js';
@@ -14,10 +15,11 @@ import { cursorsAround, encodeUserCursor, type UserCursor } from './user-cursor.
 import { UserPollAnswer } from './user-poll.js';
 import { UserSubscription } from './user-subscription.js';
 
-/** Who a stream or poll serves: one session of one user. */
+/** Who a stream or poll serves: one session of one user, from a client address (for the caps). */
 export interface Reader {
   userId: number;
   sessionId: number;
+  address?: string;
 }
 
 /**
@@ -67,7 +69,6 @@ export interface UserStreamSink {
 }
 
 export interface RealtimeOptions {
-  maxStreamsPerSession?: number;
   feedCheckIntervalMs?: number;
   feedLingerMs?: number;
 }
@@ -78,22 +79,25 @@ export interface RealtimeStats {
   framesDelivered(count: number): void;
   longPoll(delta: 1 | -1): void;
   fanOut(delivery: Delivery): void;
+  /** A connection refused by a cap (429 `too_many_streams`). */
+  connectionRefused(limit: 'perSession' | 'perAddress'): void;
 }
 
 const NEVER = new Promise<void>(() => {});
 
-const noStats: RealtimeStats = { streamOpened() {}, streamClosed() {}, framesDelivered() {}, longPoll() {}, fanOut() {} };
+const noStats: RealtimeStats = { streamOpened() {}, streamClosed() {}, framesDelivered() {}, longPoll() {}, fanOut() {}, connectionRefused() {} };
 
 /**
  * Live delivery over this replica's feeds, for any transport: a log or everything a user
  * receives, followed as a stream (`followLog`, `followUser`) or polled (`pollLog`,
  * `pollUser`). Every event a reader may receive reaches it exactly once and in seq order;
  * the event that ends its access is the last of that log; its session's end ends it at once.
+ * Every stream, and every long-poll while it waits, holds a presence lease: its user shows
+ * online, and the caps per session and per address hold across replicas.
  * Transports (SSE and long-poll under `http/`) only translate: they own no part of this.
  */
 export class Realtime {
   readonly feeds: Feeds;
-  private readonly streamsPerSession = new Map<number, number>();
   /** Ends each open stream for a shutdown. */
   private readonly streams = new Set<(reason: EndReason) => void>();
   /** Ends the wait of each multiplexed long-poll being held. */
@@ -104,6 +108,7 @@ export class Realtime {
     bus: Bus<Delivery>,
     private readonly reader: LogReader,
     private readonly store: Store,
+    private readonly presence: Pick<Presence, 'open' | 'close'>,
     private readonly onError: (err: unknown) => void,
     private readonly options: RealtimeOptions = {},
     private readonly stats: RealtimeStats = noStats,
@@ -122,7 +127,7 @@ export class Realtime {
    * `too_many_streams`) before anything is opened.
    */
   async followLog(reader: Reader, log: string, after: number | undefined, authorize: Authorize, sink: LogStreamSink): Promise<void> {
-    const release = this.reserve(reader);
+    const release = await this.reserve(reader);
     let stream: OpenStream | undefined;
     let sessionEnded = false;
     const watch = this.watch(reader, () => (stream ? stream.end('session_ended') : (sessionEnded = true)));
@@ -166,7 +171,7 @@ export class Realtime {
 
   /** Follows everything the user receives, from `cursor` or from now; ends at once when the session ends. */
   async followUser(reader: Reader, cursor: UserCursor | undefined, sink: UserStreamSink): Promise<void> {
-    const release = this.reserve(reader);
+    const release = await this.reserve(reader);
     let stream: OpenStream | undefined;
     let sessionEnded = false;
     let opened!: () => void;
@@ -225,14 +230,19 @@ export class Realtime {
     const readStored = () => this.readStored(feed, after, limit, reader.userId);
     const parked = new ParkedLogPoll(feed, after, limit, reader.userId, reply, readStored, this.onError);
     const watch = this.watch(reader, () => parked.sessionEnded());
+    // Held only while parked: a poll answered at once is no open connection.
+    let release: (() => void) | undefined;
     this.stats.longPoll(1);
     try {
       await settledAll([authorize(), watch.start()]);
       if (await this.isAhead(feed, after)) return reply.answer(textAnswer({ events: [], next: feed.head, reset: true }));
       const first = feed.answerAfter(after, limit, reader.userId) ?? (await readStored());
       if (first.events > 0 || waitMs <= 0) return reply.answer(first);
+      release = await this.reserve(reader);
+      if (gone.aborted) return;
       await parked.wait(waitMs, gone);
     } finally {
+      release?.();
       watch.close();
       this.stats.longPoll(-1);
       this.feeds.release(feed);
@@ -258,7 +268,7 @@ export class Realtime {
       await settledAll([watch.start(), subscription.start(cursor)]);
       await Promise.race([subscription.caughtUp(), answer.full]);
       // A reset answers at once, like the per-log long-poll; so does every poll once shutting down.
-      if (answer.isEmpty && waitMs > 0 && !this.shuttingDown) await answer.hold(waitMs, this.heldPolls, signal);
+      if (answer.isEmpty && waitMs > 0 && !this.shuttingDown) await this.hold(reader, answer, waitMs, signal);
       await subscription.settled();
       return answer.text(encodeUserCursor(subscription.cursor()));
     } finally {
@@ -311,20 +321,31 @@ export class Realtime {
     return { handle: { close }, end };
   }
 
-  /** Counts the session's open streams on this replica; throws past the cap. */
-  private reserve(reader: Reader): () => void {
-    const max = this.options.maxStreamsPerSession ?? 8;
-    const open = this.streamsPerSession.get(reader.sessionId) ?? 0;
-    if (open >= max) throw new CanaDuckError('too_many_streams', `at most ${max} open streams per session`, { retryAfter: 5 });
-    this.streamsPerSession.set(reader.sessionId, open + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (this.streamsPerSession.get(reader.sessionId) ?? 1) - 1;
-      if (left > 0) this.streamsPerSession.set(reader.sessionId, left);
-      else this.streamsPerSession.delete(reader.sessionId);
-    };
+  /** A multiplexed long-poll waits, holding a lease while it does. */
+  private async hold(reader: Reader, answer: UserPollAnswer, waitMs: number, signal?: AbortSignal): Promise<void> {
+    const release = await this.reserve(reader);
+    try {
+      // News, a session's end or a shutdown while the lease was taken answers at once.
+      if (answer.isEmpty && !this.shuttingDown && !signal?.aborted) await answer.hold(waitMs, this.heldPolls, signal);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Takes a presence lease for one connection: its user is online while it lasts, and it
+   * counts against the caps per session and per address on every replica. Throws
+   * `too_many_streams` past a cap; the returned release may be called more than once.
+   */
+  private async reserve(reader: Reader): Promise<() => void> {
+    const admission = await this.presence.open({ userId: reader.userId, sessionId: reader.sessionId, address: reader.address });
+    if (!admission.admitted) {
+      this.stats.connectionRefused(admission.limit);
+      const per = admission.limit === 'perSession' ? 'per session' : 'per client address';
+      throw new CanaDuckError('too_many_streams', `at most ${admission.max} open streams and waiting long-polls ${per}`, { retryAfter: 5 });
+    }
+    const { lease } = admission;
+    return () => this.presence.close(lease);
   }
 
   private isAhead(feed: LogFeed, after: number): Promise<boolean> {

@@ -1,4 +1,5 @@
 import { CanaDuckError } from '../errors.js';
+import { personalLogName } from '../log/event.js';
 
 /**
  * The multiplexed stream's cursor: the user's personal log position and one seq per
@@ -27,8 +28,11 @@ export function cursorsAround(current: UserCursor, deliveries: ReadonlyArray<{ e
   return { start: position, after };
 }
 
-/** The cursor as it was before `delivery` was delivered (its log's seq rewound). */
+/** The cursor as it was before `delivery` was delivered (its log's seq rewound; a notice rewinds the personal position). */
 function rewind(cursor: UserCursor, delivery: { event: { log: string; seq: number } }): UserCursor {
+  if (delivery.event.log === personalLogName(cursor.user)) {
+    return cursor.personal < delivery.event.seq ? cursor : { ...cursor, personal: delivery.event.seq - 1 };
+  }
   const current = cursor.logs.get(delivery.event.log);
   if (current === undefined || current < delivery.event.seq) return cursor;
   const logs = new Map(cursor.logs);

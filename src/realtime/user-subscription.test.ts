@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { Delivery } from '../log/delivery.js';
-import { personalLogName, privateLogName, type ChatEvent } from '../log/event.js';
+import { personalLogName, privateLogName, SERVER_LOG, type ChatEvent } from '../log/event.js';
 import { casefold } from '../shared/names.js';
 import { sleep, useRealtimeStack } from './test-support.js';
 import type { UserCursor } from './user-cursor.js';
@@ -400,7 +400,7 @@ describe('UserSubscription cursors', () => {
     await say(bob, foreign, 'later too');
     await quiet(s.sub);
     expect(s.got).toEqual([]);
-    expect([...s.sub.cursor().logs.keys()]).toEqual([]);
+    expect([...s.sub.cursor().logs.keys()]).toEqual([SERVER_LOG]);
   });
 
   it('once the part is emitted, the cursor leaves the channel out while its end is decided', async () => {
@@ -438,5 +438,140 @@ describe('UserSubscription cursors', () => {
 
     const second = await startedFrom(alice, atPart);
     expect(await quietAfter(second, room, 'message:after')).toEqual([`join:${alice.nick}`, 'message:after']);
+  });
+});
+
+/** As the invite route writes it: a notice in the invitee's personal log. */
+const invite = (from: User, to: User, channel: string) =>
+  rt.writer.append({ log: personalLogName(to.id), type: 'invite', nick: from.nick, text: '', data: { channel } });
+/** As the role route writes it. */
+const roleNotice = (by: User, to: User, role: string) => rt.writer.append({ log: personalLogName(to.id), type: 'mode', nick: by.nick, text: '', data: { role } });
+const alert = (from: User, text: string) => rt.writer.append({ log: SERVER_LOG, type: 'alert', nick: from.nick, text, data: {} });
+
+/** The notices `s` emitted: `invite:<channel>` and `mode:<role>`. */
+const noticesOf = (s: Subscribed, user: User) =>
+  s.got.filter((d) => d.event.log === personalLogName(user.id)).map((d) => `${d.event.type}:${String(d.event.data.channel ?? d.event.data.role)}`);
+
+describe('UserSubscription notices and alerts', () => {
+  it('notices in the personal log are emitted once, in order, live; control events around them are not', async () => {
+    const [alice, bob] = await twoUsers();
+    const room = freshChannel();
+    const s = await startedFrom(alice, undefined);
+    await invite(bob, alice, '#one');
+    await join(alice, room);
+    await roleNotice(bob, alice, 'moderator');
+    await converse(bob, alice);
+    await invite(bob, alice, '#two');
+    await until(() => expect(noticesOf(s, alice)).toHaveLength(3));
+    await quiet(s.sub);
+    expect(noticesOf(s, alice)).toEqual(['invite:#one', 'mode:moderator', 'invite:#two']);
+    const personal = s.got.filter((d) => d.event.log.startsWith('user:'));
+    expect(personal.every((d) => d.event.type === 'invite' || d.event.type === 'mode')).toBe(true);
+    expect(s.sub.cursor().personal).toBe(await rt.store.maxSeq(personalLogName(alice.id)));
+  });
+
+  it('a notice written while away arrives once on resume; resumed from the cursor taken with it, never again', async () => {
+    const [alice, bob] = await twoUsers();
+    const before = await cursorOfNew(alice);
+    await invite(bob, alice, '#away');
+
+    let withNotice: UserCursor | undefined;
+    const first = subscribe(alice, { onEmit: (d) => d.event.type === 'invite' && (withNotice = first.sub.cursor()) });
+    await first.sub.start(before);
+    await quiet(first.sub);
+    expect(noticesOf(first, alice)).toEqual(['invite:#away']);
+    first.sub.close();
+
+    const second = await startedFrom(alice, withNotice);
+    await roleNotice(bob, alice, 'admin');
+    await until(() => expect(noticesOf(second, alice)).toEqual(['mode:admin']));
+    await quiet(second.sub);
+    expect(noticesOf(second, alice)).toEqual(['mode:admin']);
+  });
+
+  it('the cursor sent with a notice holds every log a control event before it started: nothing lost on resume', async () => {
+    const [alice, bob] = await twoUsers();
+    const room = freshChannel();
+    await join(bob, room);
+    let atNotice: { cursor: UserCursor; seen: string[] } | undefined;
+    const first = subscribe(alice, {
+      onEmit: (d) => {
+        if (d.event.type === 'invite') atNotice = { cursor: first.sub.cursor(), seen: first.in(room) };
+      },
+    });
+    await first.sub.start(undefined);
+    // The join's control event and the notice follow each other at once in the personal log.
+    await join(alice, room);
+    await invite(bob, alice, '#next');
+    await until(() => expect(atNotice).toBeDefined());
+    first.sub.close();
+    expect(atNotice!.cursor.logs.has(logOf(room))).toBe(true);
+
+    await say(bob, room, 'hello');
+    const second = await startedFrom(alice, atNotice!.cursor);
+    await until(() => expect(second.in(room)).toContain('message:hello'));
+    await quiet(second.sub);
+    expect([...atNotice!.seen, ...second.in(room)]).toEqual([`join:${alice.nick}`, 'message:hello']);
+    expect(noticesOf(second, alice)).toEqual([]);
+  });
+
+  it('a cursor taken while a join is being applied keeps the personal position before it: the channel is not lost on resume', async () => {
+    const { alice, bob, room } = await twoInRoom();
+    const later = freshChannel();
+    await join(bob, later);
+    // The joined channel's feed is held back, as a slow first read of a new feed would be.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const feeds = Object.assign(Object.create(rt.feeds) as typeof rt.feeds, {
+      acquire: async (log: string) => {
+        if (log === logOf(later)) await gate;
+        return rt.feeds.acquire(log);
+      },
+    });
+    let taken: UserCursor | undefined;
+    const sub: UserSubscription = new UserSubscription(alice.id, { feeds, reader: rt.reader, store: rt.store, onError: rt.onError }, (d) => {
+      if (d.event.text === 'meanwhile') taken = sub.cursor();
+    });
+    open.push(sub);
+    await sub.start(undefined);
+    await join(alice, later);
+    // The subscription has read the join's control event (its follow now waits at the gate).
+    const control = await rt.store.maxSeq(personalLogName(alice.id));
+    const personalFeed = await rt.feeds.acquire(personalLogName(alice.id));
+    await until(() => expect(personalFeed.head).toBe(control));
+    rt.feeds.release(personalFeed);
+    await say(bob, room, 'meanwhile');
+    await until(() => expect(taken).toBeDefined());
+    sub.close();
+    release();
+
+    await say(bob, later, 'said in the new channel');
+    const resumed = await startedFrom(alice, taken);
+    expect(await quietAfter(resumed, later, 'message:said in the new channel')).toEqual([`join:${alice.nick}`, 'message:said in the new channel']);
+  });
+
+  it('alerts: a fresh start follows the server log from its head, a resume from its cursor, an older cursor without it from the head', async () => {
+    const [alice, bob] = await twoUsers();
+    await alert(bob, 'before anyone listened');
+    const s = await startedFrom(alice, undefined);
+    await alert(bob, 'live');
+    await until(() => expect(s.inLog(SERVER_LOG)).toEqual(['alert:live']));
+    const cursor = s.sub.cursor();
+    expect(cursor.logs.get(SERVER_LOG)).toBe(await rt.store.maxSeq(SERVER_LOG));
+    s.sub.close();
+
+    await alert(bob, 'while away');
+    const resumed = await startedFrom(alice, cursor);
+    await until(() => expect(resumed.inLog(SERVER_LOG)).toEqual(['alert:while away']));
+    resumed.sub.close();
+
+    const older: UserCursor = { ...cursor, logs: new Map([...cursor.logs].filter(([log]) => log !== SERVER_LOG)) };
+    await alert(bob, 'missed by the older cursor');
+    const fromOlder = await startedFrom(alice, older);
+    await alert(bob, 'after');
+    await until(() => expect(fromOlder.inLog(SERVER_LOG)).toEqual(['alert:after']));
+    await quiet(fromOlder.sub);
+    expect(fromOlder.inLog(SERVER_LOG)).toEqual(['alert:after']);
+    expect(fromOlder.resets).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import type { Delivery } from '../log/delivery.js';
-import { endsAccess, personalLogName } from '../log/event.js';
+import { endsAccess, isNotice, personalLogName, SERVER_LOG, type ChatEvent } from '../log/event.js';
 import type { LogReader } from '../log/log-reader.js';
 import type { Store } from '../storage/store.js';
 import type { Feeds } from './feeds.js';
@@ -20,10 +20,11 @@ export const WHOLE_FEED = '*';
 
 /**
  * Everything one user receives, for the multiplexed stream and its long-poll twin: every
- * channel the user is in and every private conversation, each followed exactly from its
- * own cursor. Which logs those are is itself read from the user's personal log, whose
- * control events (committed with each join or new conversation) say where each log starts,
- * so a channel joined later appears from its join event.
+ * channel the user is in, every private conversation and the server log (alerts), each
+ * followed exactly from its own cursor. Which logs those are is itself read from the user's
+ * personal log, whose control events (committed with each join or new conversation) say where
+ * each log starts, so a channel joined later appears from its join event. The personal log's
+ * notices (an invitation, a new role) are emitted themselves, with `log` = the personal log.
  *
  * Where a channel ends for the user is read from the channel's own log: its follower stops
  * at the user's part, kick or quit, whatever the personal log has said so far, so nothing
@@ -32,6 +33,13 @@ export const WHOLE_FEED = '*';
  */
 export class UserSubscription {
   private personal: LogFollower | undefined;
+  /**
+   * The personal log's position up to which every event is handled (its control event
+   * applied, its notice emitted): the cursor's personal position. Behind the follower's own
+   * while a control event is being applied, so a cursor taken meanwhile, resumed, applies it
+   * again rather than miss the log it starts.
+   */
+  private personalDone = 0;
   private readonly followed = new Map<string, Followed>();
   private control: Promise<void> = Promise.resolve();
   private closed = false;
@@ -80,7 +88,8 @@ export class UserSubscription {
         if (allowed.has(log) || (await this.deps.store.accessEndAfter(log, this.userId, seq)) !== undefined) await this.follow(log, seq);
       }
     }
-    this.personal = new LogFollower(personalFeed, cursor?.personal ?? personalHead, this.deps.reader, (d) => this.onControl(d), this.deps.onError);
+    this.personalDone = cursor?.personal ?? personalHead;
+    this.personal = new LogFollower(personalFeed, this.personalDone, this.deps.reader, (d) => this.onPersonal(d), this.deps.onError);
     personalFeed.add(this.personal);
     // Through storage, not just this replica's feed: a join committed elsewhere is already in
     // `allowed`, and its control event (same transaction) must be seen before we decide that
@@ -109,7 +118,7 @@ export class UserSubscription {
       // given what followed its part), unless a later join is known: it resumes at that join.
       else if ((entry.joinedAt ?? 0) > entry.follower.cursor) logs.set(log, entry.joinedAt! - 1);
     }
-    return { user: this.userId, personal: this.personal?.cursor ?? 0, logs };
+    return { user: this.userId, personal: this.personal ? this.personalDone : 0, logs };
   }
 
   close(): void {
@@ -120,12 +129,13 @@ export class UserSubscription {
     this.followed.clear();
   }
 
+  /** The logs the user may read now: their channels and conversations, and the server log (everyone's). */
   private async allowedLogs(): Promise<Set<string>> {
     const [memberships, conversations] = await Promise.all([
       this.deps.store.userMemberships(this.userId),
       this.deps.store.userConversations(this.userId),
     ]);
-    return new Set([...memberships.map((m) => m.channel.nameKey), ...conversations]);
+    return new Set([SERVER_LOG, ...memberships.map((m) => m.channel.nameKey), ...conversations]);
   }
 
   /**
@@ -150,23 +160,35 @@ export class UserSubscription {
     });
   }
 
-  private onControl(delivery: Delivery): void {
-    const { type, data } = delivery.event;
+  /**
+   * One personal-log event, handled after those before it: a control event is applied, a
+   * notice emitted (with the cursor right after it: `personalDone` is its seq by then).
+   */
+  private onPersonal(delivery: Delivery): void {
+    const { event } = delivery;
+    this.control = this.control
+      .then(async () => {
+        const notice = isNotice(event);
+        if (!notice) await this.applyControl(event).catch(this.deps.onError);
+        if (this.closed) return;
+        this.personalDone = Math.max(this.personalDone, event.seq);
+        if (notice) this.emit(delivery);
+      })
+      .catch(this.deps.onError);
+  }
+
+  private async applyControl({ type, data }: ChatEvent): Promise<void> {
     const log = typeof data.log === 'string' ? data.log : undefined;
     const seq = typeof data.seq === 'number' ? data.seq : undefined;
     if (!log) return;
-    this.control = this.control
-      .then(async () => {
-        if (type === 'join' && seq !== undefined) {
-          const entry = this.followed.get(log);
-          // A running follower reaches the join itself, unless it first stops at an earlier part.
-          if (entry) entry.joinedAt = Math.max(entry.joinedAt ?? 0, seq);
-          else await this.follow(log, seq - 1);
-        } else if (type === 'private') {
-          await this.follow(log, 0);
-        }
-      })
-      .catch(this.deps.onError);
+    if (type === 'join' && seq !== undefined) {
+      const entry = this.followed.get(log);
+      // A running follower reaches the join itself, unless it first stops at an earlier part.
+      if (entry) entry.joinedAt = Math.max(entry.joinedAt ?? 0, seq);
+      else await this.follow(log, seq - 1);
+    } else if (type === 'private') {
+      await this.follow(log, 0);
+    }
   }
 
   private async follow(log: string, from: number): Promise<void> {

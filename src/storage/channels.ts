@@ -43,7 +43,8 @@ export interface MemberRecord {
   userId: number;
   nick: string;
   isOperator: boolean;
-  online: boolean;
+  awayMessage: string | null;
+  awaySince: Date | null;
 }
 
 export interface MembershipRecord {
@@ -73,7 +74,7 @@ export interface ChannelStore {
   addMember(channelId: number, userId: number, isOperator: boolean): Promise<boolean>;
   /** `false` when not a member. */
   removeMember(channelId: number, userId: number): Promise<boolean>;
-  listMembers(channelId: number, now: Date): Promise<MemberRecord[]>;
+  listMembers(channelId: number): Promise<MemberRecord[]>;
   userMemberships(userId: number): Promise<MembershipRecord[]>;
   setTopic(channelId: number, topic: string, by: string, at: Date): Promise<void>;
 

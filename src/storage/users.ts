@@ -45,13 +45,14 @@ export interface UserStore {
   touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void>;
   countLiveSessions(userId: number, now: Date): Promise<number>;
   deleteSession(sessionId: number): Promise<boolean>;
+  /** Deletes the user's sessions but `keep` (a password change ends the others); their ids. */
+  deleteUserSessions(userId: number, keep?: number): Promise<number[]>;
   /** Deletes sessions past their expiry and returns them; of replicas sweeping at once, each session goes to one. */
   deleteExpiredSessions(now: Date, limit: number): Promise<Array<{ sessionId: number; userId: number }>>;
   /** `false` when another user holds the nick. */
   renameUser(userId: number, nick: string, nickKey: string): Promise<boolean>;
   /** Its sessions and memberships go with it. */
   deleteUser(userId: number): Promise<void>;
-  listOnlineUsers(now: Date): Promise<UserRecord[]>;
   findUsersByIds(ids: number[]): Promise<UserRecord[]>;
 
   // accounts and roles
@@ -64,6 +65,8 @@ export interface UserStore {
   /** A new session for an existing user (a registered nick claimed with its password). */
   createSession(userId: number, session: { tokenHash: string; expiresAt: Date }): Promise<SessionRecord>;
   setRole(userId: number, role: Role): Promise<void>;
+  /** Locks the user's row until the surrounding transaction ends: account changes of one user go one at a time. */
+  lockUser(userId: number): Promise<void>;
   /** The admins' ids, their rows locked until the surrounding transaction ends (the last admin stays). */
   lockAdmins(): Promise<number[]>;
 

@@ -154,14 +154,18 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect(await store.countLiveSessions(u.id, new Date(now.getTime() + 120_000))).toBe(0);
       });
 
-      it('touchSession slides the expiry and marks the user active', async () => {
+      it('touchSession slides the expiry; only recordActivity (a command) moves the idle clock, never back', async () => {
         const { user: u, session, tokenHash: token } = await user({ expiresAt: new Date(Date.now() + 1_000) });
+        const activeBefore = (await store.findUserById(u.id))!.lastActiveAt;
         const later = new Date(Date.now() + 10 * HOUR);
         await store.touchSession(session.id, later, new Date(later.getTime() + HOUR));
         const found = await store.findLiveSession(token, later);
         expect(found?.session.lastSeenAt).toEqual(later);
         expect(found?.session.expiresAt).toEqual(new Date(later.getTime() + HOUR));
-        expect(found?.user.lastActiveAt).toEqual(later);
+        expect(found?.user.lastActiveAt).toEqual(activeBefore);
+        await store.recordActivity([{ userId: u.id, at: later }]);
+        await store.recordActivity([{ userId: u.id, at: new Date(later.getTime() - HOUR) }]);
+        expect((await store.findUserById(u.id))!.lastActiveAt).toEqual(later);
       });
 
       it('deleteExpiredSessions removes only expired sessions, in batches, naming their users', async () => {
@@ -187,6 +191,19 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         const { session } = await user();
         expect(await store.deleteSession(session.id)).toBe(true);
         expect(await store.deleteSession(session.id)).toBe(false);
+      });
+
+      it('deleteUserSessions ends every session of one user but the one kept, and names them', async () => {
+        const a = await user();
+        const other = await user();
+        const second = await store.createSession(a.user.id, { tokenHash: hash(), expiresAt: new Date(Date.now() + HOUR) });
+        const third = await store.createSession(a.user.id, { tokenHash: hash(), expiresAt: new Date(Date.now() + HOUR) });
+        expect((await store.deleteUserSessions(a.user.id, third.id)).sort((x, y) => x - y)).toEqual([a.session.id, second.id].sort((x, y) => x - y));
+        expect(await store.countLiveSessions(a.user.id, new Date())).toBe(1);
+        expect(await store.deleteUserSessions(a.user.id)).toEqual([third.id]);
+        expect(await store.deleteUserSessions(a.user.id)).toEqual([]);
+        expect(await store.countLiveSessions(other.user.id, new Date())).toBe(1);
+        expect(await store.findUserById(a.user.id)).toBeDefined();
       });
 
       it('renameUser moves the nick, and refuses one held by another user', async () => {
@@ -217,15 +234,12 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect(await store.findUserByNickKey(u.nickKey)).toBeUndefined();
       });
 
-      it('lists online users (a live session), ordered by nick', async () => {
-        const online = [await user({ prefix: 'zz' }), await user({ prefix: 'aa' })];
-        const offline = await user({ expiresAt: new Date(Date.now() + 50) });
-        const list = await store.listOnlineUsers(new Date(Date.now() + 1_000));
-        const ids = list.map((u) => u.id);
-        for (const o of online) expect(ids).toContain(o.user.id);
-        expect(ids).not.toContain(offline.user.id);
-        const keys = list.map((u) => u.nickKey);
-        expect(keys).toEqual([...keys].sort());
+      it('finds users by id, ordered by nick; unknown ids and no ids find nothing', async () => {
+        const [z, a] = [await user({ prefix: 'zz' }), await user({ prefix: 'aa' })];
+        const found = await store.findUsersByIds([z.user.id, a.user.id, 2 ** 31 - 1]);
+        expect(found.map((u) => u.id)).toEqual([a.user.id, z.user.id]);
+        expect(found[0]).toMatchObject({ nick: a.user.nick, role: 'user', awayMessage: null, awaySince: null });
+        expect(await store.findUsersByIds([])).toEqual([]);
       });
     });
 
@@ -268,27 +282,25 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         const [op, member, outsider] = [await user(), await user(), await user()];
         await store.addMember(c.id, op.user.id, true);
         await store.addMember(c.id, member.user.id, false);
-        expect(await store.findChannelAccess(c.nameKey, op.user.id)).toEqual({ channel: c, membership: { isOperator: true } });
-        expect(await store.findChannelAccess(c.nameKey, member.user.id)).toEqual({ channel: c, membership: { isOperator: false } });
-        expect(await store.findChannelAccess(c.nameKey, outsider.user.id)).toEqual({ channel: c, membership: undefined });
-        expect(await store.findChannelAccess('#no-such-channel', op.user.id)).toBeUndefined();
+        expect(await store.findChannelAccess(c.nameKey, op.user.id, new Date())).toEqual({ channel: c, membership: { isOperator: true }, banned: false });
+        expect(await store.findChannelAccess(c.nameKey, member.user.id, new Date())).toEqual({ channel: c, membership: { isOperator: false }, banned: false });
+        expect(await store.findChannelAccess(c.nameKey, outsider.user.id, new Date())).toEqual({ channel: c, membership: undefined, banned: false });
+        expect(await store.findChannelAccess('#no-such-channel', op.user.id, new Date())).toBeUndefined();
       });
 
-      it('lists members operators first, then by nick, with their online state', async () => {
+      it('lists members operators first, then by nick, with their away state', async () => {
         const c = await channel();
         const op = await user({ prefix: 'zop' });
         const [m1, m2] = [await user({ prefix: 'bb' }), await user({ prefix: 'aa' })];
-        const gone = await user({ prefix: 'cc', expiresAt: new Date(Date.now() + 50) });
+        const since = new Date(Date.UTC(2026, 0, 2));
+        await store.setAway(m1.user.id, { message: 'lunch', since });
         await store.addMember(c.id, m1.user.id, false);
         await store.addMember(c.id, op.user.id, true);
-        await store.addMember(c.id, gone.user.id, false);
         await store.addMember(c.id, m2.user.id, false);
-        const members = await store.listMembers(c.id, new Date(Date.now() + 1_000));
-        expect(members).toEqual([
-          { userId: op.user.id, nick: op.user.nick, isOperator: true, online: true },
-          { userId: m2.user.id, nick: m2.user.nick, isOperator: false, online: true },
-          { userId: m1.user.id, nick: m1.user.nick, isOperator: false, online: true },
-          { userId: gone.user.id, nick: gone.user.nick, isOperator: false, online: false },
+        expect(await store.listMembers(c.id)).toEqual([
+          { userId: op.user.id, nick: op.user.nick, isOperator: true, awayMessage: null, awaySince: null },
+          { userId: m2.user.id, nick: m2.user.nick, isOperator: false, awayMessage: null, awaySince: null },
+          { userId: m1.user.id, nick: m1.user.nick, isOperator: false, awayMessage: 'lunch', awaySince: since },
         ]);
       });
 

@@ -9,24 +9,36 @@ import { SseParser } from '../support/sse-client.js';
 
 /**
  * Access is a point in the log: when a reader's right to a channel ends (they part, quit,
- * or their session expires), the reader receives the event that ends it (their own `part`
- * / `quit` in that channel) and nothing after it, on every live transport, on every
- * replica, live or resuming a cursor taken before the end.
+ * are kicked or banned, or their session expires), the reader receives the event that ends
+ * it (their own `part` / `quit` in that channel, or the `kick` that names them) and nothing
+ * after it, on every live transport, on every replica, live or resuming a cursor taken
+ * before the end.
  *
- * The matrix: reader state {parted, quit, expired} × transport {per-channel SSE,
- * per-channel long-poll, multiplexed SSE, multiplexed long-poll} × reader on {the writer's
- * replica, the other replica} × {live, resuming an old cursor}, on two replicas sharing
- * PostgreSQL and Redis. Beyond the matrix: parted/quit on SSE with the end right after a
- * burst (the reader has not yet received what came before it, and must still get it all),
- * and parted/quit (live, resume, and the SSE bursts) on one embedded replica.
+ * The matrix: reader state {parted, quit, kicked, banned, expired} × transport {per-channel
+ * SSE, per-channel long-poll, multiplexed SSE, multiplexed long-poll} × reader on {the
+ * writer's replica, the other replica} × {live, resuming an old cursor}, on two replicas
+ * sharing PostgreSQL and Redis. Beyond the matrix: parted/kicked (every transport) and quit
+ * (SSE) with the end right after a burst (the reader has not yet received what came before
+ * it, and must still get it all), and parted/quit/kicked/banned (live, resume, and the
+ * bursts) on one embedded replica.
+ *
+ * Kicked and banned end only the channel, as a part does: the session goes on, so
+ * multiplexed transports stay open with the other channel, and reading the channel
+ * afterwards is `not_member`. Alice, who joined first, is the channel's operator: she
+ * kicks (`DELETE …/members/{nick}`) or bans (`PUT …/bans/{nick}`: a `mode +b` event, then
+ * the `kick`, which is the end; the `mode` before it is still the reader's) through the
+ * reader's replica. After a kick the reader may rejoin; after a ban, joining is `banned`.
  *
  * Each case has its own channel (and, for the multiplexed transports, a second channel
  * `#d` the reader stays in, to see that other logs go on after a part) and its own users.
  * The writer (alice) always posts through replica A. The reader claims, joins, subscribes,
  * parts and quits through its own replica R. Expired cases run on a second pair of replicas
- * with a 10 s session TTL, all at once, so the suite waits for the expiry only once; the
- * writer there is claimed again after the expiry (every session of that pair expires 10 s
- * after its claim).
+ * with a 20 s session TTL, all at once and set up before the other cases start, so the suite
+ * waits for the expiry only once; the writer there is claimed again after the expiry (every
+ * session of that pair expires 20 s after its claim). That pair does not sweep expired
+ * sessions: what is tested is the expiry itself, not the quits and operator hand-overs a
+ * sweep writes afterwards (alice, claimed first, expires first: her swept quit could
+ * rightly reach the reader before its own expiry).
  *
  * A case does not stop at the first problem: it collects every violation and the test
  * fails with all of them and a transcript of what the reader got (CANADUCK_ACCESS_TRANSCRIPTS=1
@@ -37,11 +49,18 @@ const PRE = 3; // messages alice posts in #c before the end (the reader must get
 const PRE_D = 2; // … and in #d (multiplexed cases)
 const AFTER = 5; // messages posted in #c after the end (the reader must get none)
 const AFTER_D = 3; // … and in #d
-const PARKED_WAIT = 25; // seconds: a long-poll that is parked when the session expires
+/**
+ * Seconds a session of the expiring pair lives: its setup, and the writer's posts and reads
+ * after the expiry, must fit in it even on a loaded machine (this process runs every replica).
+ */
+const EXPIRING_TTL = 20;
+const PARKED_WAIT = 25; // seconds: a long-poll that is parked when the session expires (longer than EXPIRING_TTL)
 const SETTLE_MS = 1000; // how long nothing more may arrive after the end
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-type State = 'parted' | 'quit' | 'expired';
+type State = 'parted' | 'quit' | 'kicked' | 'banned' | 'expired';
+/** States that end the reader's access to the channel only: the session, and other channels, go on. */
+const CHANNEL_ONLY: ReadonlySet<State> = new Set(['parted', 'kicked', 'banned']);
 type Transport = 'sse-log' | 'poll-log' | 'sse-user' | 'poll-user';
 type Where = 'writer' | 'other';
 /**
@@ -87,7 +106,12 @@ interface Ev {
   type: string;
   nick: string;
   text: string;
+  data?: Record<string, unknown>;
 }
+
+/** Whether `e` ends `nick`'s access to its log: their own part or quit, or a kick naming them. */
+const endsAccessOf = (nick: string, e: Ev | undefined): boolean =>
+  e !== undefined && (((e.type === 'part' || e.type === 'quit') && e.nick === nick) || (e.type === 'kick' && e.data?.target === nick));
 
 interface User {
   nick: string;
@@ -339,7 +363,8 @@ function limiter(concurrency: number) {
 // ---------------------------------------------------------------------------------------
 // One case.
 
-async function runCase(replicas: Replicas, c: Case): Promise<Outcome> {
+/** `setUp` is called once the case no longer needs its first sessions to be live (or once it ends). */
+async function runCase(replicas: Replicas, c: Case, setUp: () => void): Promise<Outcome> {
   const started = Date.now();
   const violations: string[] = [];
   const lines: string[] = [];
@@ -350,11 +375,12 @@ async function runCase(replicas: Replicas, c: Case): Promise<Outcome> {
   };
   const cleanups: Array<() => unknown> = [];
   try {
-    await scenario(replicas, c, fail, note, cleanups);
+    await scenario(replicas, c, fail, note, cleanups, setUp);
   } catch (err) {
     note(`ERROR ${err instanceof Error ? err.stack : String(err)}`);
     return { violations, transcript: lines.join('\n'), error: err, ms: Date.now() - started };
   } finally {
+    setUp();
     for (const cleanup of cleanups) await cleanup();
   }
   return { violations, transcript: lines.join('\n'), ms: Date.now() - started };
@@ -366,6 +392,7 @@ async function scenario(
   fail: (text: string) => void,
   note: (text: string) => void,
   cleanups: Array<() => unknown>,
+  setUp: () => void,
 ): Promise<void> {
   const A = replicas.a;
   const R = c.where === 'writer' ? replicas.a : replicas.b;
@@ -374,11 +401,12 @@ async function scenario(
   const other = uniqueChannel('acd');
   const logC = `#${channel}`;
   const logD = `#${other}`;
-  const refusedWith =
-    c.state === 'parted' ? { status: 403, code: 'not_member' } : { status: 401, code: 'unauthenticated' };
+  const channelOnly = CHANNEL_ONLY.has(c.state);
+  const refusedWith = channelOnly ? { status: 403, code: 'not_member' } : { status: 401, code: 'unauthenticated' };
 
   const alice = await claim(A, 'alice');
   const reader = await claim(R, 'reader');
+  const endsReaderAccess = (e: Ev | undefined) => endsAccessOf(reader.nick, e);
   await join(A, alice.token, channel);
   if (multiplexed) await join(A, alice.token, other);
   const joinSeq = await join(R, reader.token, channel);
@@ -434,17 +462,38 @@ async function scenario(
   }
 
   // --- The end of the reader's access, through the reader's own replica.
-  let partSeq: number | undefined;
+  /** The seq of the event that ends the reader's access to #c, as the act answered it. */
+  let endSeq: number | undefined;
+  /** Banned: the ban's `mode` event, right before the kick (the reader must still get it). */
+  let modeSeq: number | undefined;
+  const isKickOfReader = (e: any) => e?.type === 'kick' && e.nick === alice.nick && e.data?.target === reader.nick && e.log === logC;
   if (c.state === 'parted') {
     const reply = await httpJson(`${R}/api/channels/${channel}/membership`, { method: 'DELETE', token: reader.token });
     if (reply.status !== 200) throw new Error(`part: ${reply.status} ${JSON.stringify(reply.body)}`);
-    partSeq = reply.body.seq;
-    note(`reader parted: part event seq ${partSeq}`);
+    endSeq = reply.body.seq;
+    note(`reader parted: part event seq ${endSeq}`);
+  } else if (c.state === 'kicked') {
+    const reply = await httpJson(`${R}/api/channels/${channel}/members/${reader.nick}`, { method: 'DELETE', token: alice.token, body: { reason: 'bye' } });
+    if (reply.status !== 200) throw new Error(`kick: ${reply.status} ${JSON.stringify(reply.body)}`);
+    if (!isKickOfReader(reply.body)) fail(`the kick answered ${JSON.stringify(reply.body).slice(0, 300)}, expected alice's kick event naming the reader`);
+    endSeq = reply.body.seq;
+    note(`alice kicked the reader: kick event seq ${endSeq}`);
+  } else if (c.state === 'banned') {
+    const reply = await httpJson(`${R}/api/channels/${channel}/bans/${reader.nick}`, { method: 'PUT', token: alice.token, body: { reason: 'bye' } });
+    if (reply.status !== 200) throw new Error(`ban: ${reply.status} ${JSON.stringify(reply.body)}`);
+    const [mode, kick, ...more] = (reply.body.events ?? []) as any[];
+    if (mode?.type !== 'mode' || mode.log !== logC || !isKickOfReader(kick) || kick.seq <= mode.seq || more.length > 0) {
+      fail(`the ban answered events ${JSON.stringify(reply.body.events).slice(0, 400)}, expected a mode event, then alice's kick naming the reader`);
+    }
+    modeSeq = mode?.seq;
+    endSeq = kick?.seq;
+    note(`alice banned the reader: mode event seq ${modeSeq}, kick event seq ${endSeq}`);
   } else if (c.state === 'quit') {
     const reply = await httpJson(`${R}/api/sessions/current`, { method: 'DELETE', token: reader.token });
     if (reply.status !== 204) throw new Error(`quit: ${reply.status} ${JSON.stringify(reply.body)}`);
     note('reader quit');
   } else {
+    setUp();
     const wait = reader.expiresAt + 300 - Date.now();
     note(`waiting ${wait} ms for the reader's session to expire`);
     if (wait > 0) await sleep(wait);
@@ -452,6 +501,9 @@ async function scenario(
     note(`the reader's session is expired: GET /api/sessions/current → ${check.status}`);
     if (check.status !== 401) fail(`the reader's session still answers ${check.status} 300 ms after its expiry`);
   }
+
+  /** Of #c, what the reader must get before the end: alice's messages (and, banned, the ban's `mode`). */
+  const beforeEnd = modeSeq === undefined ? pre : [...pre, modeSeq];
 
   // --- After the end: the reader must get none of these. Posted at once, without waiting for the reader's end.
   let writer = alice;
@@ -467,13 +519,14 @@ async function scenario(
 
   // --- What the reader gets.
   /**
-   * Waits until what follows the end has had its chance to arrive: after a multiplexed part
-   * (`stays`) the other log's later messages must arrive; otherwise the transport must end.
+   * Waits until what follows the end has had its chance to arrive: after a multiplexed part,
+   * kick or ban (`stays`) the other log's later messages must arrive; otherwise the
+   * transport must end.
    */
   const settleAfterEnd = async (stays: boolean, events: () => Ev[], ended: () => boolean, stillOpen: string) => {
     if (stays) {
       if (!(await waitFor(() => hasAll(events(), logD, afterD), 10_000))) {
-        fail(`other logs did not continue after the part: ${logD} ${afterD.join(',')} not all received within 10 s`);
+        fail(`other logs did not continue after ${c.state}: ${logD} ${afterD.join(',')} not all received within 10 s`);
       }
       await sleep(SETTLE_MS);
     } else {
@@ -486,11 +539,11 @@ async function scenario(
   if (c.how !== 'resume') {
     if (sse) {
       const stream = sse;
-      const stays = c.transport === 'sse-user' && c.state === 'parted';
+      const stays = c.transport === 'sse-user' && channelOnly;
       await settleAfterEnd(stays, () => stream.events(), () => stream.closed, 'the stream was still open 10 s after the end');
       note(`stream: ${stream.describe()}`);
       stream.close();
-      // Reopening with the last id received is refused (unless the stream stays open after a part).
+      // Reopening with the last id received is refused (unless the stream stays open after a part, kick or ban).
       if (!stays && stream.lastId !== '') {
         const again = new SseStream(sseUrl, reader.token, { 'last-event-id': stream.lastId });
         await again.headers;
@@ -503,7 +556,7 @@ async function scenario(
       }
     } else if (poll) {
       const loop = poll;
-      const stays = c.transport === 'poll-user' && c.state === 'parted';
+      const stays = c.transport === 'poll-user' && channelOnly;
       await settleAfterEnd(stays, () => loop.events(), () => loop.finished, 'polling was still not refused 10 s after the end');
       await loop.stop();
       note(`polls: ${loop.describe()}`);
@@ -520,15 +573,16 @@ async function scenario(
         if (again.status === 200) await waitFor(() => again.closed, 5_000);
         again.close();
         note(`resumed with ${how} ${cursor}: ${again.describe()}`);
-        if (c.state === 'parted') {
-          // A former member resuming inside their membership gets up to their part, then the end.
+        if (channelOnly) {
+          // A former member resuming inside their membership gets up to the end of it (their
+          // part, or the kick), then the `end` frame.
           const events = again.events();
           extra.push(...events);
           const ends = again.frames.filter((f) => f.type === 'end');
-          if (again.status !== 200) fail(`resuming the stream with ${how} ${cursor} after a part: expected 200 up to the part, got ${again.status} ${JSON.stringify(again.problem)}`);
-          else if (events.at(-1)?.type !== 'part' || events.at(-1)?.nick !== reader.nick) fail(`resuming with ${how} after a part: the last event is not the reader's part: ${again.describe()}`);
-          else if (ends.length !== 1 || JSON.parse(ends[0]!.data).reason !== 'access_ended' || again.frames.at(-1)?.type !== 'end') fail(`resuming with ${how} after a part: no single final end frame (access_ended): ${again.describe()}`);
-          else if (!hasAll(events, logC, pre)) fail(`resuming with ${how} after a part: the messages before the part are missing: ${again.describe()}`);
+          if (again.status !== 200) fail(`resuming the stream with ${how} ${cursor} after ${c.state}: expected 200 up to the end, got ${again.status} ${JSON.stringify(again.problem)}`);
+          else if (!endsReaderAccess(events.at(-1))) fail(`resuming with ${how} after ${c.state}: the last event is not the one that ends the reader's access: ${again.describe()}`);
+          else if (ends.length !== 1 || JSON.parse(ends[0]!.data).reason !== 'access_ended' || again.frames.at(-1)?.type !== 'end') fail(`resuming with ${how} after ${c.state}: no single final end frame (access_ended): ${again.describe()}`);
+          else if (!hasAll(events, logC, beforeEnd)) fail(`resuming with ${how} after ${c.state}: events before the end (${beforeEnd.join(',')}) are missing: ${again.describe()}`);
           continue;
         }
         extra.push(...again.events());
@@ -540,30 +594,30 @@ async function scenario(
       const reply = await httpJson(url, { token: reader.token });
       if (reply.status === 200) extra.push(...(reply.body.events as Ev[]));
       note(`polled after=${cursor}: ${reply.status} ${JSON.stringify(reply.body).slice(0, 400)}`);
-      if (c.state === 'parted') {
-        // A former member polling from inside their membership gets up to their part, marked ended.
+      if (channelOnly) {
+        // A former member polling from inside their membership gets up to the end of it, marked ended.
         const events = (reply.body?.events ?? []) as Ev[];
-        if (reply.status !== 200) fail(`polling after=${cursor} after a part: expected 200 up to the part, got ${reply.status} ${JSON.stringify(reply.body)}`);
-        else if (events.at(-1)?.type !== 'part' || reply.body.ended !== 'access_ended' || reply.body.next !== events.at(-1)?.seq) fail(`polling after=${cursor} after a part: expected the answer to end with the reader's part, ended=access_ended: ${JSON.stringify(reply.body).slice(0, 400)}`);
-        else if (!hasAll(events, logC, pre)) fail('polling after a part: the messages before the part are missing');
+        if (reply.status !== 200) fail(`polling after=${cursor} after ${c.state}: expected 200 up to the end, got ${reply.status} ${JSON.stringify(reply.body)}`);
+        else if (!endsReaderAccess(events.at(-1)) || reply.body.ended !== 'access_ended' || reply.body.next !== events.at(-1)?.seq) fail(`polling after=${cursor} after ${c.state}: expected the answer to end with the event that ends the reader's access, ended=access_ended: ${JSON.stringify(reply.body).slice(0, 400)}`);
+        else if (!hasAll(events, logC, beforeEnd)) fail(`polling after ${c.state}: events before the end (${beforeEnd.join(',')}) are missing`);
         const next = await httpJson(`${R}/api/channels/${channel}/events?after=${reply.body?.next}&wait=1`, { token: reader.token });
         note(`polled again after=${reply.body?.next}: ${next.status}`);
         const wrong = refusalProblem(next.status, next.body, refusedWith);
-        if (wrong) fail(`polling again after the part: expected ${refusedWith.status} ${refusedWith.code}, got ${wrong}`);
+        if (wrong) fail(`polling again after ${c.state}: expected ${refusedWith.status} ${refusedWith.code}, got ${wrong}`);
       } else {
         const wrong = refusalProblem(reply.status, reply.body, refusedWith);
         if (wrong) fail(`polling after=${cursor}: expected ${refusedWith.status} ${refusedWith.code}, got ${wrong}`);
       }
-    } else if (c.state === 'parted') {
-      // Multiplexed after a part: the other logs resume exactly; nothing of #c.
+    } else if (channelOnly) {
+      // Multiplexed after a part, kick or ban: the other logs resume exactly; nothing of #c after the end.
       const everythingOfD = [...preD, ...afterD];
       if (c.transport === 'sse-user') {
         const again = new SseStream(sseUrl, reader.token, { 'last-event-id': cursor! });
         cleanups.push(() => again.close());
         await again.headers;
-        if (again.status !== 200) fail(`resuming the multiplexed stream after a part: expected 200 (other logs go on), got ${again.status} ${JSON.stringify(again.problem)}`);
+        if (again.status !== 200) fail(`resuming the multiplexed stream after ${c.state}: expected 200 (other logs go on), got ${again.status} ${JSON.stringify(again.problem)}`);
         else if (!(await waitFor(() => hasAll(again.events(), logD, everythingOfD), 10_000))) {
-          fail(`resuming after a part: ${logD} ${everythingOfD.join(',')} not all received within 10 s`);
+          fail(`resuming after ${c.state}: ${logD} ${everythingOfD.join(',')} not all received within 10 s`);
         }
         await sleep(SETTLE_MS);
         again.close();
@@ -573,13 +627,13 @@ async function scenario(
         const loop = new PollLoop(R, 'poll-user', reader.token, undefined, cursor, 2).start();
         cleanups.push(() => loop.stop());
         if (!(await waitFor(() => hasAll(loop.events(), logD, everythingOfD) || loop.finished, 10_000)) || !hasAll(loop.events(), logD, everythingOfD)) {
-          fail(`resuming after a part: ${logD} ${everythingOfD.join(',')} not all received within 10 s`);
+          fail(`resuming after ${c.state}: ${logD} ${everythingOfD.join(',')} not all received within 10 s`);
         }
         await sleep(SETTLE_MS);
         await loop.stop();
         extra.push(...loop.events());
         note(`resumed polls: ${loop.describe()}`);
-        for (const a of loop.answers) if (a.status !== 200) fail(`resuming polls after a part: refused with ${a.status} ${JSON.stringify(a.body)}`);
+        for (const a of loop.answers) if (a.status !== 200) fail(`resuming polls after ${c.state}: refused with ${a.status} ${JSON.stringify(a.body)}`);
       }
     } else {
       // Multiplexed after quit or expiry: refused, by header and by query.
@@ -611,15 +665,17 @@ async function scenario(
   // --- Storage: the seqs the rules refer to.
   const storedC = await readChannel(A, writer.token, channel);
   const storedD = multiplexed ? await readChannel(A, writer.token, other) : [];
-  const ownEnd = (events: Ev[]) => events.find((e) => e.nick === reader.nick && (e.type === 'part' || e.type === 'quit'));
+  const ownEnd = (events: Ev[]) => events.find(endsReaderAccess);
   const endC = ownEnd(storedC as Ev[]);
   const endD = ownEnd(storedD as Ev[]);
-  const brief = (events: Ev[]) => events.map((e) => `${e.seq}:${e.type}:${e.nick === reader.nick ? 'reader' : e.nick === alice.nick ? 'alice' : 'writer'}`).join(' ');
+  const who = (nick: unknown) => (nick === reader.nick ? 'reader' : nick === alice.nick ? 'alice' : 'writer');
+  const brief = (events: Ev[]) => events.map((e) => `${e.seq}:${e.type}:${who(e.nick)}${e.type === 'kick' ? `>${who(e.data?.target)}` : ''}`).join(' ');
   note(`stored ${logC}: ${brief(storedC as Ev[])}`);
   if (multiplexed) note(`stored ${logD}: ${brief(storedD as Ev[])}`);
-  if (c.state === 'parted' && endC?.seq !== partSeq) fail(`storage: the reader's part is ${endC?.seq}, the part answered ${partSeq}`);
-  if (c.state !== 'expired' && !endC) throw new Error(`storage holds no ${c.state === 'parted' ? 'part' : 'quit'} of the reader in ${logC}`);
-  // Expired: no event ends the access (unless a sweep wrote the reader's quit); nothing after the last message before the expiry.
+  if (channelOnly && endC?.seq !== endSeq) fail(`storage: the event that ends the reader's access is ${endC?.type} ${endC?.seq}, the ${c.state === 'parted' ? 'part' : 'kick'} answered ${endSeq}`);
+  if (c.state !== 'expired' && !endC) throw new Error(`storage holds no event that ends the reader's access to ${logC} (${c.state})`);
+  if (modeSeq !== undefined && !(storedC as Ev[]).some((e) => e.seq === modeSeq && e.type === 'mode')) fail(`storage holds no ban mode event at ${logC} seq ${modeSeq}`);
+  // Expired: no event ends the access (that pair does not sweep); nothing after the last message before the expiry.
   const limitC = endC?.seq ?? Math.max(...pre);
 
   // --- The rule: nothing of #c after the end, on anything the reader was given.
@@ -627,63 +683,63 @@ async function scenario(
   const all = [...live, ...extra];
   for (const e of all) {
     if (e.log === logC && (e.seq > limitC || e.text.startsWith('after-'))) fail(`received ${logC} seq ${e.seq} (${e.type} "${e.text.slice(0, 20)}"), after its access ended at ${limitC}`);
-    else if (e.log !== logC && e.text.startsWith('after-') && c.state !== 'parted') fail(`received ${e.log} seq ${e.seq} (${e.type}) posted after the session ended`);
+    else if (e.log !== logC && e.text.startsWith('after-') && !channelOnly) fail(`received ${e.log} seq ${e.seq} (${e.type}) posted after the session ended`);
     else if (e.log === logD && endD && e.seq > endD.seq) fail(`received ${logD} seq ${e.seq} (${e.type}), after the reader's quit there at ${endD.seq}`);
   }
-  if (c.how === 'resume' && c.state === 'parted') {
-    // Resumed from inside the membership: everything up to the part, the part last, once each.
+  if (c.how === 'resume' && channelOnly) {
+    // Resumed from inside the membership: everything up to the end (part or kick), the end last, once each.
     const ofC = extra.filter((e) => e.log === logC);
     const expected = (storedC as Ev[]).filter((e) => e.seq > joinSeq && e.seq <= limitC).map((e) => e.seq);
     const times = c.transport === 'sse-log' ? 2 : 1; // the per-channel stream is resumed twice (header, query)
     const got = ofC.map((e) => e.seq);
     const want = Array.from({ length: times }, () => expected).flat();
-    if (JSON.stringify(got) !== JSON.stringify(want)) fail(`resumed after a part: ${logC} got ${got.join(',')}, expected ${want.join(',')} (up to the part)`);
+    if (JSON.stringify(got) !== JSON.stringify(want)) fail(`resumed after ${c.state}: ${logC} got ${got.join(',')}, expected ${want.join(',')} (up to the end)`);
   }
 
   if (c.how !== 'resume') {
     const gotC = live.filter((e) => e.log === logC);
-    if (!hasAll(live, logC, pre)) fail(`missing messages posted before the end: ${pre.filter((s) => !gotC.some((e) => e.seq === s)).join(',')}`);
+    if (!hasAll(live, logC, beforeEnd)) fail(`missing events before the end: ${beforeEnd.filter((s) => !gotC.some((e) => e.seq === s)).join(',')}`);
     if (multiplexed && !hasAll(live, logD, preD)) fail(`missing ${logD} messages posted before the end`);
     if (c.state !== 'expired') {
-      if (!gotC.some((e) => e.seq === endC!.seq)) fail(`never received its own ${endC!.type} event (${logC} seq ${endC!.seq})`);
-      else if (gotC.at(-1)!.seq !== endC!.seq) fail(`its own ${endC!.type} (seq ${endC!.seq}) is not the last ${logC} event received (last: ${gotC.at(-1)!.seq})`);
+      if (!gotC.some((e) => e.seq === endC!.seq)) fail(`never received the ${endC!.type} that ends its access (${logC} seq ${endC!.seq})`);
+      else if (gotC.at(-1)!.seq !== endC!.seq) fail(`the ${endC!.type} that ends its access (seq ${endC!.seq}) is not the last ${logC} event received (last: ${gotC.at(-1)!.seq})`);
       if (c.state === 'quit' && multiplexed) {
         if (!endD) fail(`storage holds no quit of the reader in ${logD}`);
         else if (!live.some((e) => e.log === logD && e.seq === endD.seq)) fail(`never received its own quit event in ${logD} (seq ${endD.seq})`);
       }
     }
-    if (multiplexed && c.state === 'parted' && !hasAll(live, logD, afterD)) fail(`${logD} did not go on after the part of ${logC}`);
+    if (multiplexed && channelOnly && !hasAll(live, logD, afterD)) fail(`${logD} did not go on after ${c.state} in ${logC}`);
 
     // Transport specifics: how the end is told.
     if (sse) {
       const ends = sse.frames.filter((f) => f.type === 'end');
       const last = sse.frames.at(-1);
-      if (c.transport === 'sse-user' && c.state === 'parted') {
-        if (ends.length > 0) fail(`the multiplexed stream ended after a part (other logs should go on): ${ends.map((f) => f.data).join(' ')}`);
+      if (c.transport === 'sse-user' && channelOnly) {
+        if (ends.length > 0) fail(`the multiplexed stream ended after ${c.state} (other logs should go on): ${ends.map((f) => f.data).join(' ')}`);
       } else if (ends.length !== 1) {
         fail(`expected one final \`end\` frame, got ${ends.length}`);
       } else {
         const end = JSON.parse(ends[0]!.data);
         if (last?.type !== 'end') fail(`frames after the \`end\` frame: ${sse.frames.slice(sse.frames.indexOf(ends[0]!) + 1).map((f) => f.type).join(',')}`);
-        const reasons = c.state === 'parted' && c.transport === 'sse-log' ? ['access_ended'] : c.state === 'quit' && c.transport === 'sse-log' ? ['access_ended', 'session_ended'] : ['session_ended'];
+        const reasons = channelOnly && c.transport === 'sse-log' ? ['access_ended'] : c.state === 'quit' && c.transport === 'sse-log' ? ['access_ended', 'session_ended'] : ['session_ended'];
         if (!reasons.includes(end.reason)) fail(`the \`end\` frame's reason is ${end.reason}, expected ${reasons.join(' or ')}: ${ends[0]!.data}`);
         if (end.reason === 'access_ended' && (end.log !== logC || end.seq !== endC?.seq)) fail(`the access_ended frame names ${end.log} seq ${end.seq}, expected ${logC} seq ${endC?.seq}: ${ends[0]!.data}`);
         if (c.transport === 'sse-log' && c.state !== 'expired') {
           const before = sse.frames[sse.frames.indexOf(ends[0]!) - 1];
           const beforeEvent = before && before.type !== 'end' ? (JSON.parse(before.data) as Ev) : undefined;
-          if (beforeEvent?.seq !== endC?.seq) fail(`the frame before \`end\` is ${before ? `${before.type} ${beforeEvent?.seq}` : 'none'}, not the reader's own ${endC?.type} (seq ${endC?.seq})`);
+          if (beforeEvent?.seq !== endC?.seq) fail(`the frame before \`end\` is ${before ? `${before.type} ${beforeEvent?.seq}` : 'none'}, not the ${endC?.type} that ends the reader's access (seq ${endC?.seq})`);
         }
         if (endDeadline !== undefined && ends[0]!.at > endDeadline) fail(`the session_ended frame came ${ends[0]!.at - reader.expiresAt} ms after the expiry`);
       }
-      if (!(c.transport === 'sse-user' && c.state === 'parted') && !sse.closed) fail('the stream was not closed after the end');
+      if (!(c.transport === 'sse-user' && channelOnly) && !sse.closed) fail('the stream was not closed after the end');
     }
     if (poll) {
       const answers = poll.answers;
       const ok = answers.filter((a) => a.status === 200);
       const refusals = answers.filter((a) => a.status !== 200);
-      if (c.transport === 'poll-user' && c.state === 'parted') {
-        if (refusals.length > 0) fail(`polls refused after a part (other logs should go on): ${refusals.map((a) => `${a.status} ${JSON.stringify(a.body)}`).join('; ')}`);
-        for (const a of ok) if (a.body.ended) fail(`an answer carries ended=${a.body.ended} after a part`);
+      if (c.transport === 'poll-user' && channelOnly) {
+        if (refusals.length > 0) fail(`polls refused after ${c.state} (other logs should go on): ${refusals.map((a) => `${a.status} ${JSON.stringify(a.body)}`).join('; ')}`);
+        for (const a of ok) if (a.body.ended) fail(`an answer carries ended=${a.body.ended} after ${c.state}`);
       } else {
         // The last answer is the refusal of the poll after the end.
         const lastAnswer = answers.at(-1);
@@ -707,7 +763,7 @@ async function scenario(
           } else {
             const ending = ok.find((a) => (a.body.events as Ev[]).some((e) => e.log === logC && e.seq === endC!.seq));
             if (!ending) {
-              fail(`no answer carries the reader's own ${endC!.type} (seq ${endC!.seq})${enders.length ? `; answers with ended: ${enders.map((a) => JSON.stringify(a.body)).join(' ')}` : ''}`);
+              fail(`no answer carries the ${endC!.type} that ends the reader's access (seq ${endC!.seq})${enders.length ? `; answers with ended: ${enders.map((a) => JSON.stringify(a.body)).join(' ')}` : ''}`);
             } else {
               const events = ending.body.events as Ev[];
               if (events.at(-1)!.seq !== endC!.seq) fail(`the answer with the ${endC!.type} does not end with it: ${events.map((e) => e.seq).join(',')}`);
@@ -734,6 +790,18 @@ async function scenario(
       }
     }
   }
+
+  // --- Last (it gives the access back): a kicked reader may rejoin; a banned one may not.
+  if (c.state === 'kicked' || c.state === 'banned') {
+    const rejoin = await httpJson(`${R}/api/channels/${channel}/membership`, { method: 'PUT', token: reader.token });
+    note(`rejoining: ${rejoin.status} ${JSON.stringify(rejoin.body).slice(0, 200)}`);
+    if (c.state === 'banned') {
+      const wrong = refusalProblem(rejoin.status, rejoin.body, { status: 403, code: 'banned' });
+      if (wrong) fail(`rejoining after the ban: expected 403 banned, got ${wrong}`);
+    } else if (rejoin.status !== 200 || rejoin.body?.event?.type !== 'join') {
+      fail(`rejoining after the kick: expected 200 with a join event, got ${rejoin.status} ${JSON.stringify(rejoin.body).slice(0, 300)}`);
+    }
+  }
 }
 
 /** Opens an SSE stream to see whether it is refused; if not, records what it sends for a while. */
@@ -749,21 +817,22 @@ async function resumeSse(url: string, token: string, headers: Record<string, str
 // The suites: every case starts in `beforeAll` (bounded concurrency, each its own channel
 // and users); each test waits for its own case and reports every violation it found.
 
-const distributedCases = matrix('distributed', ['parted', 'quit'], ['writer', 'other'], ['live', 'resume']);
+const distributedCases = matrix('distributed', ['parted', 'quit', 'kicked', 'banned'], ['writer', 'other'], ['live', 'resume']);
 /**
  * Beyond the matrix: the end right after a burst of messages still in flight to the reader.
- * A part may then fall between two long-polls: the next poll, from inside the former
- * membership, still gets everything up to the part. (A quit between two polls leaves no
- * session to poll with: that next poll is 401, so quit bursts are for streams only.)
+ * A part or kick may then fall between two long-polls: the next poll, from inside the former
+ * membership, still gets everything up to the end. (A quit between two polls leaves no
+ * session to poll with: that next poll is 401, so quit bursts are for streams only. A ban
+ * ends access with the same kick, so it has no burst of its own.)
  */
 const burstCases = [
-  ...matrix('distributed', ['parted'], ['writer', 'other'], ['burst']),
+  ...matrix('distributed', ['parted', 'kicked'], ['writer', 'other'], ['burst']),
   ...matrix('distributed', ['quit'], ['writer', 'other'], ['burst'], ['sse-log', 'sse-user']),
 ];
 const expiredCases = matrix('distributed', ['expired'], ['writer', 'other'], ['live', 'resume']);
 const embeddedCases = [
-  ...matrix('embedded', ['parted', 'quit'], ['writer'], ['live', 'resume']),
-  ...matrix('embedded', ['parted'], ['writer'], ['burst']),
+  ...matrix('embedded', ['parted', 'quit', 'kicked', 'banned'], ['writer'], ['live', 'resume']),
+  ...matrix('embedded', ['parted', 'kicked'], ['writer'], ['burst']),
   ...matrix('embedded', ['quit'], ['writer'], ['burst'], ['sse-log', 'sse-user']),
 ];
 
@@ -784,20 +853,30 @@ async function replicaPair(mode: Mode, extraEnv: Record<string, string> = {}): P
   return { a: a.url, b: b.url };
 }
 
-function launch(replicas: Replicas, cases: Case[], concurrency: number): void {
+/** Starts `cases`; resolves once every one of them is set up (see `runCase`). */
+function launch(replicas: Replicas, cases: Case[], concurrency: number): Promise<void> {
   const limit = limiter(concurrency);
-  for (const c of cases) outcomes.set(c, limit(() => runCase(replicas, c)));
+  const setUps = cases.map((c) => {
+    let setUp!: () => void;
+    const done = new Promise<void>((resolve) => (setUp = resolve));
+    outcomes.set(c, limit(() => runCase(replicas, c, setUp)));
+    return done;
+  });
+  return Promise.all(setUps).then(() => undefined);
 }
 
 beforeAll(async () => {
-  const groups: Array<Promise<void>> = [];
-  if (servicesUp) {
-    // Expired cases all at once (their setup must finish well within the 10 s TTL).
-    groups.push(replicaPair('distributed', { CANADUCK_SESSION_TTL_SECONDS: '10' }).then((pair) => launch(pair, expiredCases, expiredCases.length)));
-    groups.push(replicaPair('distributed').then((pair) => launch(pair, [...distributedCases, ...burstCases], 8)));
-  }
-  groups.push(replicaPair('embedded').then((pair) => launch(pair, embeddedCases, 4)));
-  await Promise.all(groups);
+  // Every replica first: PGlite's start blocks this process's one thread for seconds.
+  const [expiringPair, pair, embedded] = await Promise.all([
+    servicesUp ? replicaPair('distributed', { CANADUCK_SESSION_TTL_SECONDS: String(EXPIRING_TTL), CANADUCK_SWEEP_INTERVAL_MS: '600000' }) : undefined,
+    servicesUp ? replicaPair('distributed') : undefined,
+    replicaPair('embedded'),
+  ]);
+  // Expired cases all at once, and set up before the others start: their setup must finish
+  // well within the TTL. They then wait for the expiry beside the rest.
+  if (expiringPair) await launch(expiringPair, expiredCases, expiredCases.length);
+  if (pair) void launch(pair, [...distributedCases, ...burstCases], 12);
+  void launch(embedded, embeddedCases, 6);
 }, 120_000);
 
 afterAll(async () => {
@@ -816,18 +895,18 @@ async function check(c: Case): Promise<void> {
 
 const CASE_TIMEOUT = 150_000;
 
-describeWithServices('access is a point in the log: parted and quit, two replicas (distributed)', () => {
+describeWithServices('access is a point in the log: parted, quit, kicked and banned, two replicas (distributed)', () => {
   it.each(distributedCases)('$name', (c) => check(c), CASE_TIMEOUT);
 });
 
-describeWithServices('access is a point in the log: parted and quit right after a burst, two replicas (distributed)', () => {
+describeWithServices('access is a point in the log: parted, kicked and quit right after a burst, two replicas (distributed)', () => {
   it.each(burstCases)('$name', (c) => check(c), CASE_TIMEOUT);
 });
 
-describeWithServices('access is a point in the log: session expired (TTL 10 s), two replicas (distributed)', () => {
+describeWithServices(`access is a point in the log: session expired (TTL ${EXPIRING_TTL} s), two replicas (distributed)`, () => {
   it.each(expiredCases)('$name', (c) => check(c), CASE_TIMEOUT);
 });
 
-describe('access is a point in the log: parted and quit, one embedded replica', () => {
+describe('access is a point in the log: parted, quit, kicked and banned, one embedded replica', () => {
   it.each(embeddedCases)('$name', (c) => check(c), CASE_TIMEOUT);
 });

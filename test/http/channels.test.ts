@@ -195,7 +195,7 @@ for (const mode of allModes) {
     });
 
     describe('names', () => {
-      it('lists members with operator flag and online state', async () => {
+      it('lists members with operator flag, online state and away (online: test/http/presence.test.ts)', async () => {
         const name = uniqueChannel();
         await alice.put(`/api/channels/${name}/membership`);
         await bob.put(`/api/channels/${name}/membership`);
@@ -203,8 +203,8 @@ for (const mode of allModes) {
         expect(reply.status).toBe(200);
         const byNick = Object.fromEntries(reply.body.members.map((m: any) => [m.nick, m]));
         expect(byNick).toEqual({
-          [alice.nick]: { nick: alice.nick, operator: true, online: true },
-          [bob.nick]: { nick: bob.nick, operator: false, online: true },
+          [alice.nick]: { nick: alice.nick, operator: true, online: false, away: null },
+          [bob.nick]: { nick: bob.nick, operator: false, online: false, away: null },
         });
         expectProblem(await bob.get(`/api/channels/${uniqueChannel('nope')}/members`), 404, 'not_found');
         expectProblem(await new Client(suite.url).get(`/api/channels/${name}/members`), 401, 'unauthenticated');

@@ -146,8 +146,10 @@ for (const mode of allModes) {
         expect(statuses.filter((s) => s === 409)).toHaveLength(19);
         for (const r of replies.filter((r) => r.status === 409)) expect(r.body.code).toBe('nick_in_use');
         const winner = replies.find((r) => r.status === 201)!;
-        const online = (await new Client(suite.url, winner.body.token).get('/api/users')).body.users.map((u: any) => u.nick.toLowerCase());
-        expect(online.filter((n: string) => n === stem.toLowerCase())).toHaveLength(1);
+        // One user holds it, whichever spelling asks.
+        for (const asked of [stem, stem.toUpperCase()]) {
+          expect((await new Client(suite.url, winner.body.token).get(`/api/users/${asked}`)).body.nick).toBe(winner.body.nick);
+        }
       });
     });
 
@@ -314,16 +316,24 @@ for (const mode of allModes) {
     });
 
     describe('users', () => {
-      it('GET /api/users lists who is online', async () => {
+      it('GET /api/users lists who is online: holding a stream (test/http/presence.test.ts has the rest)', async () => {
         const a = uniqueNick('on');
         const b = uniqueNick('on');
         const client = await claimOk(a);
-        await claimOk(b);
-        const reply = await client.get('/api/users');
-        expect(reply.status).toBe(200);
-        const byNick = new Map(reply.body.users.map((u: any) => [u.nick, u]));
-        expect(byNick.get(a)).toMatchObject({ nick: a, role: 'user', idleSeconds: expect.any(Number) });
-        expect(byNick.get(b)).toMatchObject({ nick: b, role: 'user' });
+        const other = await claimOk(b);
+        const stream = new AbortController();
+        const res = await fetch(`${suite.url}/api/stream`, { headers: { authorization: `Bearer ${client.token}` }, signal: stream.signal });
+        try {
+          expect(res.status).toBe(200);
+          const reply = await other.get('/api/users');
+          expect(reply.status).toBe(200);
+          const byNick = new Map(reply.body.users.map((u: any) => [u.nick, u]));
+          expect(byNick.get(a)).toEqual({ nick: a, role: 'user', idleSeconds: expect.any(Number), away: null });
+          // A session alone is not presence.
+          expect(byNick.has(b)).toBe(false);
+        } finally {
+          stream.abort();
+        }
       });
 
       it('whois: role, online, idle time, public channels; case-insensitive; 404 for unknown', async () => {
@@ -334,7 +344,8 @@ for (const mode of allModes) {
         await target.put(`/api/channels/${channel}/membership`);
         const reply = await viewer.get(`/api/users/${nick.toUpperCase()}`);
         expect(reply.status).toBe(200);
-        expect(reply.body).toMatchObject({ nick, role: 'user', online: true, channels: [`#${channel}`] });
+        // Online means an open stream or waiting long-poll, which this user does not hold.
+        expect(reply.body).toMatchObject({ nick, role: 'user', online: false, away: null, channels: [`#${channel}`] });
         expect(reply.body.idleSeconds).toBeGreaterThanOrEqual(0);
         expect(Number.isNaN(Date.parse(reply.body.since))).toBe(false);
 
@@ -353,7 +364,7 @@ for (const mode of allModes) {
         await client.put(`/api/channels/${channel}/membership`);
         const { services } = suite.server;
         const later = new Identity(services.store, services.writer, services.channels, {
-          sessionTtlMs: services.config.sessionTtlMs,
+          ...services.identity.options,
           now: () => Date.now() + services.config.sessionTtlMs + 60_000,
         });
         expect(await later.sweepExpired(10_000)).toBeGreaterThan(0);

@@ -12,7 +12,8 @@ for (const mode of allModes) {
     let stop: () => Promise<void>;
     let base: string;
     beforeAll(async () => {
-      const started = await startIsolatedServer(mode);
+      // One session parks 40 polls at once here: waiting polls count against the session's cap.
+      const started = await startIsolatedServer(mode, { CANADUCK_MAX_STREAMS_PER_SESSION: '100' });
       stop = started.stop;
       base = started.url;
     });

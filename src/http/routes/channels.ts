@@ -25,7 +25,9 @@ const list = createRoute({
   path: '/api/channels',
   tags,
   summary: 'List channels',
-  description: 'Every channel with its topic and member count; invite-only channels only to their members. Open without a session.',
+  description: 'Every channel with its topic and member count; invite-only channels only to their members (and opers). Open without a session.',
+  // A session is optional here.
+  security: [{}, { bearer: [] }, { cookie: [] }],
   responses: { 200: json(z.object({ channels: z.array(ChannelSchema) }), 'Channels') },
 });
 

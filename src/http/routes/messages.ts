@@ -50,7 +50,7 @@ const channelHistory = createRoute({
   description:
     'Members only: the whole channel history for those in it. `before` for scrollback (the newest events without it), `after` for what came next, with `wait` as long-poll. Never returns past a seq still being committed. A long-poll answer stops at the event that ends your membership (`ended: "access_ended"`), and a waiting one is answered at once when the session ends (`ended: "session_ended"`).',
   request: { params: ChannelParam, query: HistoryQuery },
-  responses: { 200: json(HistorySchema, 'Events in increasing seq order'), ...problems(400, 401, 403, 404) },
+  responses: { 200: json(HistorySchema, 'Events in increasing seq order'), ...problems(400, 401, 403, 404, 429, 503) },
 });
 
 const postPrivate = createRoute({
@@ -68,7 +68,7 @@ const privateHistory = createRoute({
   tags,
   summary: 'Private conversation history',
   request: { params: NickParam, query: HistoryQuery },
-  responses: { 200: json(HistorySchema, 'Events in increasing seq order'), ...problems(400, 401, 404) },
+  responses: { 200: json(HistorySchema, 'Events in increasing seq order'), ...problems(400, 401, 404, 429, 503) },
 });
 
 /** The long-poll `wait` parameter (seconds, validated by the schema) in milliseconds. */

@@ -10,7 +10,9 @@ import { waitMs } from './messages.js';
 
 const tags = ['real-time'];
 
-
+/** Said once for every route whose connections count against the caps. */
+const CAPS_NOTE =
+  ' Open streams and waiting long-polls are capped per session (`CANADUCK_MAX_STREAMS_PER_SESSION`, 8) and per client address (`CANADUCK_MAX_CONNECTIONS_PER_ADDRESS`, 256), over every replica: the next one is 429 `too_many_streams` with `Retry-After`.';
 
 const userEvents = createRoute({
   method: 'get',
@@ -18,7 +20,7 @@ const userEvents = createRoute({
   tags,
   summary: 'Everything you receive, as long-poll',
   description:
-    'The long-poll twin of `GET /api/stream`: your channels, private messages and alerts. Pass back the `cursor` of each answer; without one, starts from now.',
+    'The long-poll twin of `GET /api/stream`: your channels, private messages and alerts. Pass back the `cursor` of each answer; without one, starts from now.' + CAPS_NOTE,
   request: {
     query: z.object({
       cursor: z.string().max(65536).optional().openapi({ description: 'Opaque cursor from the previous answer or the stream’s last `id`.' }),
@@ -46,7 +48,7 @@ const userEvents = createRoute({
         .openapi('UserEvents'),
       'What arrived',
     ),
-    ...problems(400, 401, 503),
+    ...problems(400, 401, 429, 503),
   },
 });
 
@@ -55,8 +57,9 @@ const sseResponse = {
     description: 'Server-Sent Events: `retry:` once, then frames `id:`, `event: <type>`, `data: <event JSON>`; a `: ping` comment every 15 s.',
     content: { 'text/event-stream': { schema: { type: 'string' as const } } },
   },
-  ...problems(400, 401, 403, 404, 429),
+  ...problems(400, 401, 403, 404, 429, 503),
 };
+
 
 export function registerStreamRoutes(app: OpenAPIHono<AppEnv>, sse: SseStreams): void {
   app.get('/api/channels/:name/stream', async (c) => {
@@ -76,7 +79,7 @@ export function registerStreamRoutes(app: OpenAPIHono<AppEnv>, sse: SseStreams):
     tags,
     summary: 'Live events of one channel (SSE)',
     description:
-      'Members only. The `id:` is the seq. Resume with `Last-Event-ID` (EventSource sends it) or `?after=SEQ`; without either, only new events. A cursor ahead of the log gets a `reset` event and restarts from the head. The stream ends after the event that ends your membership (your `part`, `kick` or `quit`), with a final `end` event `{reason: "access_ended"}`, and at once when the session ends (`{reason: "session_ended"}`); reconnecting then is refused.',
+      'Members only. The `id:` is the seq. Resume with `Last-Event-ID` (EventSource sends it) or `?after=SEQ`; without either, only new events. A cursor ahead of the log gets a `reset` event and restarts from the head. The stream ends after the event that ends your membership (your `part`, `kick` or `quit`), with a final `end` event `{reason: "access_ended"}`, and at once when the session ends (`{reason: "session_ended"}`); reconnecting then is refused.' + CAPS_NOTE,
     request: {
       params: ChannelParam,
       query: z.object({ after: z.string().optional() }),
@@ -96,7 +99,7 @@ export function registerStreamRoutes(app: OpenAPIHono<AppEnv>, sse: SseStreams):
     tags,
     summary: 'Everything you receive, on one connection (SSE)',
     description:
-      'All your channels (a channel joined later appears from its `join` event), private messages and alerts. The `id:` is an opaque cursor: reconnecting with it (`Last-Event-ID` or `?cursor=`) resumes every log exactly. Browsers allow six HTTP/1.1 connections per origin: use this one.',
+      'All your channels (a channel joined later appears from its `join` event), private messages and alerts. The `id:` is an opaque cursor: reconnecting with it (`Last-Event-ID` or `?cursor=`) resumes every log exactly. Browsers allow six HTTP/1.1 connections per origin: use this one.' + CAPS_NOTE,
     request: { query: z.object({ cursor: z.string().optional() }) },
     responses: sseResponse,
   });

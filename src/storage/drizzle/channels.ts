@@ -2,7 +2,6 @@ import { and, asc, count, desc, eq, exists, getTableColumns, gt, inArray, isNull
 import type { BanRecord, ChannelModes, ChannelRecord, ChannelStore, ChannelSummary, MemberRecord, MembershipRecord } from '../channels.js';
 import { bans, channels, conversations, invites, memberships, users } from '../schema/index.js';
 import { DrizzleAdapter } from './database.js';
-import { liveSession } from './queries.js';
 
 /** Channels, memberships and private conversations over Drizzle. */
 export class DrizzleChannelStore extends DrizzleAdapter implements ChannelStore {
@@ -85,10 +84,10 @@ export class DrizzleChannelStore extends DrizzleAdapter implements ChannelStore 
     });
   }
 
-  listMembers(channelId: number, now: Date): Promise<MemberRecord[]> {
+  listMembers(channelId: number): Promise<MemberRecord[]> {
     return this.run(() =>
       this.db
-        .select({ userId: users.id, nick: users.nick, isOperator: memberships.isOperator, online: liveSession(users.id, now) })
+        .select({ userId: users.id, nick: users.nick, isOperator: memberships.isOperator, awayMessage: users.awayMessage, awaySince: users.awaySince })
         .from(memberships)
         .innerJoin(users, eq(users.id, memberships.userId))
         .where(eq(memberships.channelId, channelId))

@@ -24,13 +24,13 @@ export function sqlState(err: unknown): string | undefined {
 
 const CONNECTION_FAILURES = /^(E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|NOTFOUND|AI_AGAIN|HOSTUNREACH)|CONNECTION_\w+|CONNECT_TIMEOUT)$/;
 
-/**
- * Failures of the database itself (as opposed to bugs in a query) become 503s; so do a
- * deadlock or serialization failure (class 40), which a retry resolves.
- */
+/** Failures of the database itself (as opposed to bugs in a query) become 503s. */
 function isOutage(err: unknown): boolean {
   return errorCodes(err).some((code) => CONNECTION_FAILURES.test(code) || /^(08|40|53|57P|58)/.test(code));
 }
+
+/** A deadlock or serialization failure: the database aborted one of two conflicting transactions. */
+const isConflictAbort = (err: unknown): boolean => errorCodes(err).some((code) => code === '40P01' || code === '40001');
 
 /**
  * What every part of the Drizzle adapter works over: the database (or a transaction on it),
@@ -60,6 +60,9 @@ export abstract class DrizzleAdapter {
       return await query();
     } catch (err) {
       if (err instanceof CanaDuckError) throw err;
+      if (isConflictAbort(err)) {
+        throw new CanaDuckError('unavailable', 'the database aborted a conflicting transaction, retry shortly', { retryAfter: 1, cause: err, transient: true });
+      }
       if (isOutage(err)) throw unavailable('the database', err);
       throw err;
     }

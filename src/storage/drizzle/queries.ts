@@ -21,12 +21,6 @@ export const sessionColumns = {
   expiresAt: sessions.expiresAt,
 };
 
-// Raw `sql` parameters bypass column mapping: postgres-js needs the Date as text.
-export const liveSession = (userId: typeof users.id, now: Date) =>
-  sql<boolean>`exists (select 1 from ${sessions} where ${sessions.userId} = ${userId} and ${sessions.expiresAt} > ${now.toISOString()})`.mapWith(
-    Boolean,
-  );
-
 export function prepareHotQueries(db: Database) {
   /** A session still live at `now`, with its user; `key` picks it (token hash or id). */
   const liveSessionBy = (key: SQL, name: string) =>

@@ -1,8 +1,8 @@
-import { and, asc, count, eq, gt, inArray, lt, sql } from 'drizzle-orm';
+import { and, asc, count, eq, gt, inArray, lt, ne, sql } from 'drizzle-orm';
 import { sessions, users } from '../schema/index.js';
 import type { Role, SessionRecord, UserRecord, UserStore } from '../users.js';
 import { DrizzleAdapter, sqlState, UNIQUE_VIOLATION } from './database.js';
-import { liveSession, sessionColumns, userColumns } from './queries.js';
+import { sessionColumns, userColumns } from './queries.js';
 
 /** Users and sessions over Drizzle. */
 export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
@@ -68,6 +68,14 @@ export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
     return this.run(async () => (await this.db.delete(sessions).where(eq(sessions.id, sessionId)).returning({ id: sessions.id })).length > 0);
   }
 
+  deleteUserSessions(userId: number, keep?: number): Promise<number[]> {
+    return this.run(async () => {
+      const which = keep === undefined ? eq(sessions.userId, userId) : and(eq(sessions.userId, userId), ne(sessions.id, keep));
+      const rows = await this.db.delete(sessions).where(which).returning({ id: sessions.id });
+      return rows.map((r) => r.id);
+    });
+  }
+
   deleteExpiredSessions(now: Date, limit: number) {
     return this.run(async () => {
       const expired = this.db.select({ id: sessions.id }).from(sessions).where(lt(sessions.expiresAt, now)).limit(limit);
@@ -131,6 +139,12 @@ export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
     });
   }
 
+  lockUser(userId: number): Promise<void> {
+    return this.run(async () => {
+      await this.db.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
+    });
+  }
+
   lockAdmins(): Promise<number[]> {
     return this.run(async () => {
       const rows = await this.db.select({ id: users.id }).from(users).where(eq(users.role, 'admin')).orderBy(asc(users.id)).for('update');
@@ -157,15 +171,5 @@ export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
         from jsonb_to_recordset(${batch}::jsonb) as a(id bigint, at timestamptz)
         where ${users.id} = a.id`);
     });
-  }
-
-  listOnlineUsers(now: Date): Promise<UserRecord[]> {
-    return this.run(() =>
-      this.db
-        .select(userColumns)
-        .from(users)
-        .where(liveSession(users.id, now))
-        .orderBy(asc(users.nickKey)),
-    );
   }
 }
