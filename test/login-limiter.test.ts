@@ -4,20 +4,8 @@ import { CanaDuckError } from '../src/errors.js';
 import { MemoryLoginLimiter } from '../src/ratelimit/login-limiter.memory.js';
 import { RedisLoginLimiter } from '../src/ratelimit/login-limiter.redis.js';
 import { runLoginLimiterContract } from './contracts/login-limiter.contract.js';
-import type { BucketClock } from './contracts/rate-limiter.contract.js';
+import { AgingClock, ManualClock } from './support/bucket-clocks.js';
 import { describeWithServices, redisSuite } from './support/services.js';
-
-/** The in-process limiter's clock: the test's own. */
-class ManualClock implements BucketClock {
-  private ms = 1_700_000_000_000;
-  readonly now = () => this.ms;
-  async advance(ms: number): Promise<void> {
-    this.ms += ms;
-  }
-  slackMs(): number {
-    return 0;
-  }
-}
 
 runLoginLimiterContract('in-process (MemoryLoginLimiter)', {
   clock: () => new ManualClock(),
@@ -28,29 +16,9 @@ runLoginLimiterContract('in-process (MemoryLoginLimiter)', {
 describeWithServices('Redis login limiter', () => {
   const suite = redisSuite();
   const { prefix } = suite;
-
-  /** Moves time on for the buckets under a prefix by moving each bucket's last write back (Redis's TIME cannot be set). */
-  class AgingClock implements BucketClock {
-    private readonly started = performance.now();
-    constructor(private readonly pattern: string) {}
-
-    async advance(ms: number): Promise<void> {
-      let cursor = '0';
-      do {
-        const [next, keys] = await suite.redis.scan(cursor, 'MATCH', this.pattern, 'COUNT', 500);
-        await Promise.all(keys.map((key) => suite.redis.hincrby(key, 'at', -ms)));
-        cursor = next;
-      } while (cursor !== '0');
-    }
-
-    slackMs(): number {
-      return Math.ceil(performance.now() - this.started) + 1;
-    }
-  }
-
   runLoginLimiterContract('Redis (RedisLoginLimiter)', {
     // The glob escapes the hash tag's braces.
-    clock: (bucketPrefix) => new AgingClock(`${prefix}${bucketPrefix}\\{login\\}:*`),
+    clock: (bucketPrefix) => new AgingClock(suite.redis, `${prefix}${bucketPrefix}\\{login\\}:*`),
     open: (shape, bucketPrefix) => new RedisLoginLimiter(suite.redis, `${prefix}${bucketPrefix}`, shape),
     sharesBuckets: true,
   });

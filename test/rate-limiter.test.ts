@@ -3,20 +3,9 @@ import { createRedisClient } from '../src/bus/redis-client.js';
 import { CanaDuckError } from '../src/errors.js';
 import { MemoryRateLimiter } from '../src/ratelimit/rate-limiter.memory.js';
 import { RedisRateLimiter } from '../src/ratelimit/rate-limiter.redis.js';
-import { runRateLimiterContract, type BucketClock } from './contracts/rate-limiter.contract.js';
+import { runRateLimiterContract } from './contracts/rate-limiter.contract.js';
+import { AgingClock, ManualClock } from './support/bucket-clocks.js';
 import { describeWithServices, redisSuite } from './support/services.js';
-
-/** The in-process limiter's clock: the test's own, so nothing runs on by itself. */
-class ManualClock implements BucketClock {
-  private ms = 1_700_000_000_000;
-  readonly now = () => this.ms;
-  async advance(ms: number): Promise<void> {
-    this.ms += ms;
-  }
-  slackMs(): number {
-    return 0;
-  }
-}
 
 runRateLimiterContract('in-process (MemoryRateLimiter)', {
   clock: () => new ManualClock(),
@@ -27,33 +16,8 @@ runRateLimiterContract('in-process (MemoryRateLimiter)', {
 describeWithServices('Redis rate limiter', () => {
   const suite = redisSuite();
   const { prefix } = suite;
-
-  /**
-   * Redis's clock cannot be set: time moves on for the buckets under a prefix by moving
-   * each bucket's last take (`at`) back, which is what that much of Redis's TIME would do.
-   * Redis's own clock runs on meanwhile, by at most the real time since the clock was made.
-   */
-  class AgingClock implements BucketClock {
-    private readonly started = performance.now();
-    constructor(private readonly pattern: string) {}
-
-    async advance(ms: number): Promise<void> {
-      let cursor = '0';
-      do {
-        const [next, keys] = await suite.redis.scan(cursor, 'MATCH', this.pattern, 'COUNT', 500);
-        await Promise.all(keys.map((key) => suite.redis.hincrby(key, 'at', -ms)));
-        cursor = next;
-      } while (cursor !== '0');
-    }
-
-    slackMs(): number {
-      // +1: the script reads TIME in whole ms, and keeps tokens to 14 digits.
-      return Math.ceil(performance.now() - this.started) + 1;
-    }
-  }
-
   runRateLimiterContract('Redis (RedisRateLimiter)', {
-    clock: (bucketPrefix) => new AgingClock(`${prefix}${bucketPrefix}flood:*`),
+    clock: (bucketPrefix) => new AgingClock(suite.redis, `${prefix}${bucketPrefix}flood:*`),
     open: (shape, bucketPrefix) => new RedisRateLimiter(suite.redis, `${prefix}${bucketPrefix}`, shape),
     sharesBuckets: true,
   });

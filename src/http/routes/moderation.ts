@@ -20,23 +20,18 @@ const setModes = createRoute({
   responses: { 200: json(ModesResultSchema, 'The channel as it is now'), ...problems(400, 401, 403, 404, 413, 415, 429, 503) },
 });
 
-const op = createRoute({
-  method: 'put',
-  path: '/api/channels/{name}/operators/{nick}',
-  tags,
-  summary: 'Op a member (/op)',
-  request: { params: ChannelNickParam },
-  responses: { 200: json(OperatorResultSchema, 'The `mode` event, if anything changed'), ...problems(400, 401, 403, 404, 429, 503) },
-});
-
-const deop = createRoute({
-  method: 'delete',
-  path: '/api/channels/{name}/operators/{nick}',
-  tags,
-  summary: 'Deop a member (/deop)',
-  request: { params: ChannelNickParam },
-  responses: { 200: json(OperatorResultSchema, 'The `mode` event, if anything changed'), ...problems(400, 401, 403, 404, 429, 503) },
-});
+/** Op (`put`) or deop (`delete`) a member: the same route shape either way. */
+const operatorRoute = (method: 'put' | 'delete', summary: string) =>
+  createRoute({
+    method,
+    path: '/api/channels/{name}/operators/{nick}',
+    tags,
+    summary,
+    request: { params: ChannelNickParam },
+    responses: { 200: json(OperatorResultSchema, 'The `mode` event, if anything changed'), ...problems(400, 401, 403, 404, 429, 503) },
+  });
+const op = operatorRoute('put', 'Op a member (/op)');
+const deop = operatorRoute('delete', 'Deop a member (/deop)');
 
 const invite = createRoute({
   method: 'post',
@@ -106,17 +101,16 @@ export function registerModerationRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json({ channel: presentChannel(await channels.info(name, principal)), event: event ?? null }, 200);
   });
 
-  app.openapi(op, async (c) => {
-    const { name, nick } = c.req.valid('param');
-    const event = await c.get('services').moderation.setOperator(requirePrincipal(c), channelFromPath(name), nick, true);
-    return c.json({ event: event ?? null }, 200);
-  });
-
-  app.openapi(deop, async (c) => {
-    const { name, nick } = c.req.valid('param');
-    const event = await c.get('services').moderation.setOperator(requirePrincipal(c), channelFromPath(name), nick, false);
-    return c.json({ event: event ?? null }, 200);
-  });
+  for (const [route, isOperator] of [
+    [op, true],
+    [deop, false],
+  ] as const) {
+    app.openapi(route, async (c) => {
+      const { name, nick } = c.req.valid('param');
+      const event = await c.get('services').moderation.setOperator(requirePrincipal(c), channelFromPath(name), nick, isOperator);
+      return c.json({ event: event ?? null }, 200);
+    });
+  }
 
   app.openapi(invite, async (c) => {
     const event = await c.get('services').moderation.invite(requirePrincipal(c), channelFromPath(c.req.valid('param').name), c.req.valid('json').nick);
