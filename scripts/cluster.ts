@@ -158,7 +158,8 @@ async function main(): Promise<void> {
       const port = basePort + i;
       const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
         cwd: root,
-        env: { ...process.env, PORT: String(port), HOST: host, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl },
+        // IRC on 6667 + i (replica 0 on 6667), or off when CANADUCK_IRC_PORT=0 is set.
+        env: { ...process.env, PORT: String(port), HOST: host, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, CANADUCK_IRC_PORT: process.env.CANADUCK_IRC_PORT === '0' ? '0' : String(6667 + i) },
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       });

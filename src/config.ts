@@ -45,6 +45,23 @@ export interface Config {
   sweepIntervalMs: number;
   /** The message of the day shown until an admin sets one (`PUT /api/motd`). */
   motd?: string;
+  /** The IRC gateway (DESIGN §10); `port` 0 turns it off. */
+  irc: IrcConfig;
+}
+
+export interface IrcConfig {
+  port: number;
+  host: string;
+  /** PEM files: with both, the port speaks TLS. */
+  tls?: { certFile: string; keyFile: string };
+  /** A connection must register (NICK and USER, CAP END) within this. */
+  registrationTimeoutMs: number;
+  /** Recent lines replayed on JOIN to clients without chathistory (0: none). */
+  replayLines: number;
+  /** Bytes queued for a client before it is disconnected as too slow. */
+  maxSendQueueBytes: number;
+  /** A quiet client is sent PING this often, and disconnected when it has not answered by the next. */
+  pingIntervalMs: number;
 }
 
 import { isValidNick } from './shared/names.js';
@@ -68,6 +85,23 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+function ircConfig(env: Env): IrcConfig {
+  const certFile = env.CANADUCK_IRC_TLS_CERT || undefined;
+  const keyFile = env.CANADUCK_IRC_TLS_KEY || undefined;
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError('CANADUCK_IRC_TLS_CERT and CANADUCK_IRC_TLS_KEY go together: set both for TLS on the IRC port, or neither.');
+  }
+  return {
+    port: integer(env, 'CANADUCK_IRC_PORT', 6667, 0, 65535),
+    host: env.CANADUCK_IRC_HOST || env.HOST || '0.0.0.0',
+    ...(certFile && keyFile ? { tls: { certFile, keyFile } } : {}),
+    registrationTimeoutMs: integer(env, 'CANADUCK_IRC_REGISTRATION_TIMEOUT_SECONDS', 30, 1, 600) * 1000,
+    replayLines: integer(env, 'CANADUCK_IRC_REPLAY_LINES', 20, 0, 500),
+    maxSendQueueBytes: integer(env, 'CANADUCK_IRC_SENDQ_BYTES', 1024 * 1024, 16 * 1024, 64 * 1024 * 1024),
+    pingIntervalMs: integer(env, 'CANADUCK_IRC_PING_INTERVAL_SECONDS', 60, 1, 3600) * 1000,
+  };
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -133,6 +167,7 @@ export function loadConfig(env: Env = process.env): Config {
     presenceLeaseMs: integer(env, 'CANADUCK_PRESENCE_LEASE_SECONDS', 30, 2, 3600) * 1000,
     sweepIntervalMs: integer(env, 'CANADUCK_SWEEP_INTERVAL_MS', 5000, 100, 600_000),
     ...configuredMotd(env.CANADUCK_MOTD),
+    irc: ircConfig(env),
   };
 }
 

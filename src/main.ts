@@ -14,7 +14,7 @@ const log = createLogger(config.logLevel);
 
 try {
   const running = await startServer(config, { log });
-  log.info('canaduck listening', { url: running.url, mode: config.mode, replica: running.services.replicaId });
+  log.info('canaduck listening', { url: running.url, irc: running.ircPort ?? 'off', mode: config.mode, replica: running.services.replicaId });
   const stop = (signal: string) => {
     log.info('shutting down', { signal });
     running.close().then(

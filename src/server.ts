@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { createHttpApp } from './http/app.js';
 import { adapterErrorResponse } from './http/problem.js';
+import { startIrcGateway } from './irc/irc-server.js';
 import { openServices, type ServiceOptions, type Services } from './services.js';
 import { errorFields } from './shared/log.js';
 
@@ -12,6 +13,8 @@ export interface RunningServer {
   url: string;
   port: number;
   server: ServerType;
+  /** The IRC gateway's port, when it listens. */
+  ircPort?: number;
   /** Graceful: stop accepting, let in-flight requests finish, close adapters. */
   close(): Promise<void>;
 }
@@ -47,6 +50,11 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
   server.keepAliveTimeout = 65_000; // outlives long-polls between requests
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const { port } = server.address() as AddressInfo;
+  const irc = config.irc.port === 0 ? undefined : await startIrcGateway(services).catch(async (err: unknown) => {
+    server.close();
+    await services.close();
+    throw err;
+  });
   const sweep = setInterval(() => void services.sweep(), config.sweepIntervalMs);
   sweep.unref();
 
@@ -58,6 +66,7 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
       for (const res of unanswered) if (!res.headersSent) res.shouldKeepAlive = false;
       // Streams first: they would hold server.close() open; clients reconnect elsewhere and resume.
       services.realtime.shutdown();
+      await irc?.close();
       await new Promise<void>((resolve) => {
         // Connections left idle by the streams just ended (and by answered requests) are closed
         // as they become idle, not only those idle right now.
@@ -77,5 +86,5 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
     })());
 
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  return { services, url: `http://${host}:${port}`, port, server, close };
+  return { services, url: `http://${host}:${port}`, port, server, close, ...(irc ? { ircPort: irc.port } : {}) };
 }

@@ -95,7 +95,7 @@ describeWithServices('npm run cluster', () => {
     const basePort = await freePortRun(2);
     const script = spawn(process.execPath, ['--import', 'tsx', 'scripts/cluster.ts', '--replicas', '2', '--base-port', String(basePort)], {
       cwd: root,
-      env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, CANADUCK_REDIS_PREFIX: redis.prefix, CANADUCK_LOG_LEVEL: 'info' },
+      env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, CANADUCK_REDIS_PREFIX: redis.prefix, CANADUCK_LOG_LEVEL: 'info', CANADUCK_IRC_PORT: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output = new Output(script.stdout, script.stderr);
@@ -168,7 +168,7 @@ describeWithServices('npm run cluster', () => {
     cleanups.push(() => new Promise<void>((resolve) => squatter.close(() => resolve())));
     const script = spawn(process.execPath, ['--import', 'tsx', 'scripts/cluster.ts', '--replicas', '2', '--base-port', String(basePort)], {
       cwd: root,
-      env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, CANADUCK_REDIS_PREFIX: redis.prefix, CANADUCK_LOG_LEVEL: 'warn' },
+      env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, CANADUCK_REDIS_PREFIX: redis.prefix, CANADUCK_LOG_LEVEL: 'warn', CANADUCK_IRC_PORT: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output = new Output(script.stdout, script.stderr);

@@ -42,6 +42,22 @@ describe('configuration', () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 
+  it('runs the IRC gateway on 6667 by default; 0 turns it off; TLS takes a certificate and a key together', () => {
+    expect(loadConfig({}).irc).toMatchObject({ port: 6667, host: '0.0.0.0', registrationTimeoutMs: 30_000, replayLines: 20 });
+    expect(loadConfig({ CANADUCK_IRC_PORT: '0' }).irc.port).toBe(0);
+    expect(loadConfig({ HOST: '127.0.0.1' }).irc.host).toBe('127.0.0.1');
+    expect(loadConfig({ CANADUCK_IRC_TLS_CERT: '/c.pem', CANADUCK_IRC_TLS_KEY: '/k.pem' }).irc.tls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem' });
+    expect(() => loadConfig({ CANADUCK_IRC_TLS_CERT: '/c.pem' })).toThrow(/CANADUCK_IRC_TLS_CERT and CANADUCK_IRC_TLS_KEY go together/);
+    expect(() => loadConfig({ CANADUCK_IRC_PORT: '70000' })).toThrow(/CANADUCK_IRC_PORT must be an integer/);
+  });
+
+  it('refuses a server name that could be a nick, and a first admin without a password', () => {
+    expect(() => loadConfig({ CANADUCK_SERVER_NAME: 'canaduck' })).toThrow(/CANADUCK_SERVER_NAME must be a host name with at least one dot/);
+    expect(() => loadConfig({ CANADUCK_ADMIN_NICK: 'root' })).toThrow(/go together/);
+    expect(() => loadConfig({ CANADUCK_ADMIN_NICK: '9root', CANADUCK_ADMIN_PASSWORD: 'long enough' })).toThrow(/not a valid nick/);
+    expect(loadConfig({ CANADUCK_ADMIN_NICK: 'root', CANADUCK_ADMIN_PASSWORD: 'long enough' }).admin).toEqual({ nick: 'root', password: 'long enough' });
+  });
+
   it('makes `npm start` exit with the message instead of starting half-configured', () => {
     const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       env: { PATH: process.env.PATH, REDIS_URL: 'redis://127.0.0.1:6379' },

@@ -111,7 +111,8 @@ export async function startServer(options: {
   const log = createWriteStream(logFile);
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script], {
     cwd: ROOT,
-    env: { ...process.env, ...options.env, PORT: String(port), HOST: host },
+    // No IRC listener unless a scenario asks for one: replicas would collide on the default port.
+    env: { ...process.env, CANADUCK_IRC_PORT: '0', ...options.env, PORT: String(port), HOST: host },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);

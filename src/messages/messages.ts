@@ -76,8 +76,8 @@ export class Messages {
     }
   }
 
-  /** A private message; the conversation is a log both sides read. */
-  async postPrivate(principal: Principal, nick: string, body: { text: string }, idempotencyKey?: string) {
+  /** A private message (`action`: a `/me`, as IRC's CTCP ACTION); the conversation is a log both sides read. */
+  async postPrivate(principal: Principal, nick: string, body: { text: string; action?: boolean }, idempotencyKey?: string) {
     checkText(body.text);
     const target = await this.people.findUser(nick);
     const log = privateLogName(principal.userId, target.id);
@@ -86,7 +86,7 @@ export class Messages {
       type: 'private',
       nick: principal.nick,
       text: body.text,
-      data: { to: target.nick },
+      data: body.action ? { to: target.nick, action: true } : { to: target.nick },
     };
     return this.post(principal, draft, idempotencyKey, () => this.startConversation(principal, log, target.id));
   }

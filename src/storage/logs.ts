@@ -56,6 +56,11 @@ export interface LogStore {
   /** The `limit` rows before `before` (the newest without it), in increasing seq order. */
   eventsBefore(log: string, before: number | undefined, limit: number): Promise<StoredEvent[]>;
   findEvent(ref: EventRef): Promise<StoredEvent | undefined>;
+  /**
+   * The seq of the first event of `log` at or after `at` (a timestamp reference, as IRC's
+   * CHATHISTORY uses); `undefined` when none is. Seqs and timestamps rise together in a log.
+   */
+  seqAt(log: string, at: Date): Promise<number | undefined>;
   maxSeq(log: string): Promise<number>;
   /**
    * If `userId` was a member of `log` at `after` (their latest join, part, kick or quit at or

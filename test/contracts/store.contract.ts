@@ -377,6 +377,17 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect(await store.insertEvents([])).toEqual([]);
       });
 
+      it('seqAt finds the first event at or after a time (CHATHISTORY timestamp references)', async () => {
+        const log = freshLog();
+        const at = (s: number) => new Date(Date.UTC(2026, 10, 21, 12, 0, s));
+        await store.insertEvents([row(log, 1, { ts: at(1) }), row(log, 2, { ts: at(5) }), row(log, 3, { ts: at(5) }), row(log, 4, { ts: at(9) })]);
+        expect(await store.seqAt(log, at(0))).toBe(1);
+        expect(await store.seqAt(log, at(5))).toBe(2);
+        expect(await store.seqAt(log, at(6))).toBe(4);
+        expect(await store.seqAt(log, at(10))).toBeUndefined();
+        expect(await store.seqAt(freshLog(), at(0))).toBeUndefined();
+      });
+
       it('keeps seqs beyond 32 bits as numbers', async () => {
         const log = freshLog();
         const big = 2 ** 40 + 3;

@@ -70,6 +70,7 @@ export class Replica {
         HOST: '127.0.0.1',
         PORT: String(port),
         CANADUCK_LOG_LEVEL: 'warn',
+        CANADUCK_IRC_PORT: '0', // a test that wants IRC passes a free port
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -29,7 +29,8 @@ export interface Backing {
 /** A fresh database (PGlite in memory, or a new PostgreSQL database) and Redis prefix. */
 export async function freshBacking(mode: Mode, extraEnv: Record<string, string> = {}): Promise<Backing> {
   // Suites post in bursts on purpose; flood control has its own test, which turns it on.
-  extraEnv = { CANADUCK_FLOOD_RATE: '0', ...extraEnv };
+  // No IRC listener unless a suite asks for one (a fixed port would collide between files).
+  extraEnv = { CANADUCK_FLOOD_RATE: '0', CANADUCK_IRC_PORT: '0', ...extraEnv };
   if (mode === 'embedded') {
     return { env: { CANADUCK_DATA_DIR: 'memory://', ...extraEnv }, cleanup: async () => {} };
   }

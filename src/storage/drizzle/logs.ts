@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, getTableColumns, gt, lt, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, gte, lt, lte, sql } from 'drizzle-orm';
 import type { EventRef, InsertedRef, LogStore, StoredEvent } from '../logs.js';
 import { bans, channels, deployment, events, idempotencyKeys, memberships, sessions, users } from '../schema/index.js';
 import { DrizzleAdapter } from './database.js';
@@ -108,6 +108,18 @@ export class DrizzleLogStore extends DrizzleAdapter implements LogStore {
         .orderBy(desc(events.seq))
         .limit(limit);
       return rows.reverse().map(toEvent);
+    });
+  }
+
+  seqAt(log: string, at: Date): Promise<number | undefined> {
+    return this.run(async () => {
+      const [row] = await this.db
+        .select({ seq: events.seq })
+        .from(events)
+        .where(and(eq(events.log, log), gte(events.ts, at)))
+        .orderBy(asc(events.seq))
+        .limit(1);
+      return row?.seq;
     });
   }
 

@@ -1,0 +1,80 @@
+import type { ChannelMember } from '../channels/channels.js';
+import type { Principal } from '../identity/principal.js';
+import type { ChatEvent } from '../log/event.js';
+import type { ChannelRecord } from '../storage/channels.js';
+import { sendBatch } from './chathistory.js';
+import type { IrcConnection } from './connection.js';
+import { eventMessages, type EventView } from './event-lines.js';
+import { MAX_LINE_BYTES } from './message.js';
+import { RPL } from './numerics.js';
+
+/** Seconds since the epoch, as IRC numerics give times. */
+export const unixSeconds = (date: Date): string => String(Math.floor(date.getTime() / 1000));
+
+/** 332 and 333 when the channel has a topic; 331 (only when asked for, as TOPIC does) when not. */
+export function sendTopic(connection: IrcConnection, channel: Pick<ChannelRecord, 'name' | 'topic' | 'topicBy' | 'topicAt'>, noTopicReply: boolean): void {
+  if (!channel.topic) {
+    if (noTopicReply) connection.numeric(RPL.NOTOPIC, channel.name, 'No topic is set');
+    return;
+  }
+  connection.numeric(RPL.TOPIC, channel.name, channel.topic);
+  if (channel.topicBy && channel.topicAt) connection.numeric(RPL.TOPICWHOTIME, channel.name, channel.topicBy, unixSeconds(channel.topicAt));
+}
+
+/** Operators as `@nick` (the only prefix there is, so multi-prefix changes nothing). */
+const shownName = (member: Pick<ChannelMember, 'nick' | 'isOperator'>): string => (member.isOperator ? `@${member.nick}` : member.nick);
+
+/** 353 lines, as many names in each as fit in one line, then 366. */
+export function sendNames(connection: IrcConnection, channelName: string, members: ReadonlyArray<Pick<ChannelMember, 'nick' | 'isOperator'>>): void {
+  const names = members.map(shownName);
+  for (const group of fitWords(names, Buffer.byteLength(`:${connection.serverName} ${RPL.NAMREPLY} ${connection.nick} = ${channelName} :`))) {
+    connection.numeric(RPL.NAMREPLY, '=', channelName, group);
+  }
+  connection.numeric(RPL.ENDOFNAMES, channelName, 'End of /NAMES list');
+}
+
+/** Words joined by spaces into as few lines as fit after a prefix of `prefixBytes`. */
+export function fitWords(words: readonly string[], prefixBytes: number): string[] {
+  const budget = MAX_LINE_BYTES - 2 - prefixBytes;
+  const lines: string[] = [];
+  let line = '';
+  for (const word of words) {
+    const next = line === '' ? word : `${line} ${word}`;
+    if (line !== '' && Buffer.byteLength(next) > budget) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = next;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
+/** History is read back this many events at a time, at most this many times, to find recent lines. */
+const REPLAY_PAGE = 100;
+const REPLAY_PAGES = 4;
+
+const isLine = (event: ChatEvent): boolean => event.type === 'message' || event.type === 'action';
+
+/** The channel's last `count` messages and actions before `before` (the newest without it), oldest first. */
+export async function recentLines(connection: IrcConnection, principal: Principal, channelName: string, count: number, before?: number): Promise<ChatEvent[]> {
+  const lines: ChatEvent[] = [];
+  for (let page = 0; page < REPLAY_PAGES && lines.length < count; page++) {
+    const { events } = await connection.services.messages.channelHistory(principal, channelName, { before, limit: REPLAY_PAGE });
+    lines.unshift(...events.filter(isLine).slice(-(count - lines.length)));
+    if (events.length < REPLAY_PAGE) break;
+    before = events[0]!.seq;
+  }
+  return lines;
+}
+
+/**
+ * Recent lines replayed to a client without chathistory: PRIVMSGs as they were sent, with
+ * their own time (server-time) and msgid, inside a `chathistory` batch for clients that
+ * take batches, so that they can tell them from new ones.
+ */
+export function sendReplay(connection: IrcConnection, view: EventView, channelName: string, lines: readonly ChatEvent[]): void {
+  if (lines.length === 0) return;
+  sendBatch(connection, 'chathistory', [channelName], lines.flatMap((event) => eventMessages(view, event, { replay: true })));
+}

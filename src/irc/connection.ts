@@ -1,0 +1,315 @@
+import type { Socket } from 'node:net';
+import { CanaDuckError } from '../errors.js';
+import type { Principal } from '../identity/principal.js';
+import type { Delivery } from '../log/delivery.js';
+import type { StreamHandle, UserStreamSink } from '../realtime/realtime.js';
+import type { Services } from '../services.js';
+import { errorFields } from '../shared/log.js';
+import { formatMessage, IrcParseError, LineReader, MAX_LINE_BYTES, parseMessage, wireSafe, type IrcMessage } from './message.js';
+import { ERR } from './numerics.js';
+
+/** What every connection of one listener shares. */
+export interface IrcContext {
+  services: Services;
+  /** When this listener started (003). */
+  created: Date;
+  /** Commands by upper-case name (registration.ts and commands/). */
+  commands: ReadonlyMap<string, IrcCommand>;
+  /** Turns an event the user receives into the lines this connection is sent (delivery.ts). */
+  deliver(connection: IrcConnection, delivery: Delivery): void;
+  /** Runs once a connection has registered (the welcome burst, joined channels, the stream). */
+  welcome(connection: IrcConnection): Promise<void>;
+}
+
+export interface IrcCommand {
+  /** Allowed before registration (CAP, NICK, USER, PASS, AUTHENTICATE, PING, PONG, QUIT). */
+  beforeRegistration?: boolean;
+  /** Changes something: spends a flood-control token (fake lag when the bucket is empty). */
+  writes?: boolean;
+  /** At least this many parameters, else 461. */
+  minParams?: number;
+  run(connection: IrcConnection, message: IrcMessage): Promise<void> | void;
+}
+
+export interface OutgoingMessage {
+  tags?: Record<string, string | undefined>;
+  source?: string;
+  command: string;
+  params?: string[];
+}
+
+/** Lines waiting to be run at most; a client that sends faster than that is disconnected. */
+const MAX_PENDING_LINES = 256;
+
+/**
+ * One IRC client over TCP: its lines are parsed and run one at a time, in order, and it is
+ * a session like an HTTP one (claimed at registration, ended by QUIT or the socket closing).
+ * Once registered it follows everything its user receives through the realtime core
+ * (`Realtime.followUser`), as the multiplexed SSE stream does: it is that stream's sink.
+ */
+export class IrcConnection implements UserStreamSink {
+  nick = '*';
+  user: string | undefined;
+  realname = '';
+  /** Capabilities the client enabled (CAP REQ). */
+  readonly caps = new Set<string>();
+  /** CAP LS or REQ seen and no CAP END yet: registration waits. */
+  capNegotiating = false;
+  capVersion = 0;
+  /** From PASS: the password of a registered nick. */
+  password: string | undefined;
+  /** The session this connection holds, once claimed (at SASL or registration). */
+  token: string | undefined;
+  principal: Principal | undefined;
+  registered = false;
+  /** Seqs of events this connection wrote itself, by log: not sent back unless echo-message. */
+  readonly ownEvents = new Map<string, Set<number>>();
+  /** State commands keep between lines (SASL in progress, …). */
+  readonly scratch = new Map<string, unknown>();
+
+  private readonly lines: LineReader;
+  private readonly pending: IrcMessage[] = [];
+  private running = false;
+  private closed = false;
+  private stream: StreamHandle | undefined;
+  private readonly registrationTimer: NodeJS.Timeout;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private awaitingPong = false;
+  private drained: Promise<void> | undefined;
+  /** Resolves once the socket closed and the session it held was ended. */
+  readonly finished: Promise<void>;
+  private finish!: () => void;
+
+  constructor(
+    readonly context: IrcContext,
+    private readonly socket: Socket,
+    /** The client's address (the socket peer). */
+    readonly address: string,
+  ) {
+    this.lines = new LineReader(
+      (line) => this.received(line),
+      () => this.numeric(ERR.INPUTTOOLONG, 'Input line was too long'),
+    );
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.lines.push(chunk));
+    this.finished = new Promise((resolve) => (this.finish = resolve));
+    socket.on('close', () => void this.closedBySocket().finally(() => this.finish()));
+    socket.on('error', () => socket.destroy());
+    this.registrationTimer = setTimeout(() => this.fail('Registration timed out'), context.services.config.irc.registrationTimeoutMs);
+    this.registrationTimer.unref();
+  }
+
+  get services(): Services {
+    return this.context.services;
+  }
+
+  get serverName(): string {
+    return this.services.config.serverName;
+  }
+
+  /** `nick!user@host` for a nick: every user shows as on this server. */
+  mask(nick = this.nick): string {
+    return `${nick}!${nick === this.nick && this.user ? this.user : nick}@${this.serverName}`;
+  }
+
+  /** Sends one message; text from users is made wire-safe (no CR, LF or NUL). */
+  send(message: OutgoingMessage): void {
+    if (this.closed) return;
+    const line = formatMessage({ ...message, params: message.params?.map(wireSafe) });
+    this.socket.write(`${line}\r\n`);
+    // A client that does not read: its queue is bounded, then it is cut (never holding others up).
+    if (this.socket.writableLength > this.services.config.irc.maxSendQueueBytes) {
+      this.socket.write(`ERROR :Closing link: SendQ exceeded\r\n`);
+      this.close('slow');
+    }
+  }
+
+  /** A numeric reply from the server, addressed to this client's nick. */
+  numeric(code: string, ...params: string[]): void {
+    this.send({ source: this.serverName, command: code, params: [this.nick, ...params] });
+  }
+
+  /** Sends ERROR and closes the connection (the session ends with it). */
+  fail(reason: string): void {
+    if (this.closed) return;
+    this.send({ command: 'ERROR', params: [`Closing link: ${reason}`] });
+    this.close('client', reason);
+  }
+
+  /** The principal, read again (sessions end elsewhere too); `undefined` once it has ended. */
+  async currentPrincipal(): Promise<Principal | undefined> {
+    if (!this.token) return undefined;
+    const principal = await this.services.identity.authenticate(this.token, 'bearer', { remembered: true });
+    if (principal) {
+      principal.address = this.address;
+      this.principal = principal;
+      if (principal.nick !== this.nick) this.nick = principal.nick;
+    }
+    return principal;
+  }
+
+  /** Registration is complete: the welcome burst, then everything the user receives. */
+  async completeRegistration(principal: Principal): Promise<void> {
+    clearTimeout(this.registrationTimer);
+    this.principal = principal;
+    this.nick = principal.nick;
+    this.registered = true;
+    await this.context.welcome(this);
+    await this.services.realtime.followUser({ userId: principal.userId, sessionId: principal.sessionId, address: this.address }, undefined, this);
+    this.pingTimer = setInterval(() => this.keepAlive(), this.services.config.irc.pingIntervalMs);
+    this.pingTimer.unref();
+  }
+
+  /** Records an event this connection wrote, so that its delivery is not sent back (without echo-message). */
+  wrote(event: { log: string; seq: number }): void {
+    let seqs = this.ownEvents.get(event.log);
+    if (!seqs) this.ownEvents.set(event.log, (seqs = new Set()));
+    seqs.add(event.seq);
+    // Delivered within moments: keep the set small.
+    if (seqs.size > 1000) seqs.delete(seqs.values().next().value!);
+  }
+
+  /** Whether `event` is one this connection wrote (forgotten once asked). */
+  isOwn(event: { log: string; seq: number }): boolean {
+    return this.ownEvents.get(event.log)?.delete(event.seq) ?? false;
+  }
+
+  // --- UserStreamSink: the realtime core's side.
+
+  opened(handle: StreamHandle): void {
+    this.stream = handle;
+    if (this.closed) handle.close('client');
+  }
+
+  deliver(delivery: Delivery): boolean {
+    if (this.closed) return false;
+    this.context.deliver(this, delivery);
+    return true;
+  }
+
+  reset(): void {
+    // The connection follows from now; there is no cursor on IRC to restart.
+  }
+
+  ended(reason: 'session_ended' | 'shutdown'): void {
+    // A QUIT ends the session itself, and says goodbye with its own reason.
+    if (this.scratch.get('quit') === true) return;
+    this.fail(reason === 'shutdown' ? 'Server shutting down, reconnect' : 'Session ended');
+  }
+
+  pace(): Promise<void> | undefined {
+    if (!this.socket.writableNeedDrain) return undefined;
+    return (this.drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        this.drained = undefined;
+        resolve();
+      };
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    }));
+  }
+
+  // --- Lines in.
+
+  private received(line: string): void {
+    if (this.closed || line.length === 0) return;
+    // The tags may take up to 8,191 bytes; the rest of the line at most 512 with its CR LF.
+    const body = line.startsWith('@') ? line.slice(line.indexOf(' ') + 1) : line;
+    if (Buffer.byteLength(body) > MAX_LINE_BYTES - 2) return this.numeric(ERR.INPUTTOOLONG, 'Input line was too long');
+    let message: IrcMessage;
+    try {
+      message = parseMessage(line);
+    } catch (err) {
+      if (err instanceof IrcParseError) return; // a line without a command: ignored, as servers do
+      throw err;
+    }
+    this.awaitingPong = false;
+    if (this.pending.length >= MAX_PENDING_LINES) return this.fail('Excess Flood');
+    this.pending.push(message);
+    void this.drain();
+  }
+
+  /** Runs pending lines one at a time, in the order received. */
+  private async drain(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      for (let message = this.pending.shift(); message && !this.closed; message = this.pending.shift()) await this.run(message);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async run(message: IrcMessage): Promise<void> {
+    const name = message.command.toUpperCase();
+    const command = this.context.commands.get(name);
+    if (!command) {
+      // The name is echoed back: only what a middle parameter may hold (garbage in, `?`s out).
+      const shown = name.replace(/[^\x21-\x7e]|^:/g, '?').slice(0, 32) || '*';
+      if (this.registered) this.numeric(ERR.UNKNOWNCOMMAND, shown, 'Unknown command');
+      else this.numeric(ERR.NOTREGISTERED, 'You have not registered');
+      return;
+    }
+    if (!this.registered && !command.beforeRegistration) return this.numeric(ERR.NOTREGISTERED, 'You have not registered');
+    if (message.params.length < (command.minParams ?? 0)) return this.numeric(ERR.NEEDMOREPARAMS, name, 'Not enough parameters');
+    try {
+      if (command.writes && this.registered) await this.floodControl();
+      await command.run(this, message);
+    } catch (err) {
+      this.report(name, err);
+    }
+  }
+
+  /** Fake lag, as IRC servers do: past the session's flood bucket, lines wait their turn instead of failing. */
+  private async floodControl(): Promise<void> {
+    const { rateLimiter } = this.services;
+    if (!rateLimiter || !this.principal) return;
+    for (;;) {
+      const verdict = await rateLimiter.take(`session:${this.principal.sessionId}`);
+      if (verdict.allowed || this.closed) return;
+      await new Promise((resolve) => setTimeout(resolve, verdict.retryAfterMs));
+    }
+  }
+
+  /** A command failed without a numeric of its own: a NOTICE saying why (never a stack). */
+  private report(command: string, err: unknown): void {
+    if (err instanceof CanaDuckError) {
+      this.send({ source: this.serverName, command: 'NOTICE', params: [this.nick, `${command}: ${err.detail}`] });
+      return;
+    }
+    this.services.log.error('IRC command failed', { command, ...errorFields(err) });
+    this.send({ source: this.serverName, command: 'NOTICE', params: [this.nick, `${command}: internal error`] });
+  }
+
+  private keepAlive(): void {
+    if (this.awaitingPong) return this.fail('Ping timeout');
+    this.awaitingPong = true;
+    this.send({ command: 'PING', params: [this.serverName] });
+    // Keeps the session alive while the client is connected and quiet.
+    void this.currentPrincipal().catch(() => undefined);
+  }
+
+  // --- Ending.
+
+  /** Closes the socket; the session ends with it (an IRC connection is a session). */
+  close(reason: 'client' | 'slow' | 'shutdown', quitMessage = 'Connection closed'): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.scratch.set('quitMessage', quitMessage);
+    this.stream?.close(reason);
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private async closedBySocket(): Promise<void> {
+    const quitMessage = (this.scratch.get('quitMessage') as string | undefined) ?? 'Connection closed';
+    this.closed = true;
+    clearTimeout(this.registrationTimer);
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.stream?.close('client');
+    if (this.scratch.get('quit') === true || !this.token) return;
+    // The socket went away without QUIT: the session ends as by a quit, and the nick is free.
+    const principal = await this.currentPrincipal().catch(() => undefined);
+    if (principal) await this.services.identity.quit(principal, quitMessage).catch((err: unknown) => this.services.log.warn('IRC quit failed', errorFields(err)));
+  }
+}

@@ -1,0 +1,66 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import type { Services } from '../services.js';
+import { gatewayCommands } from './commands/index.js';
+import { IrcConnection, type IrcContext } from './connection.js';
+import { deliverEvent, sendChannelBurst } from './delivery.js';
+import { registrationCommands } from './registration.js';
+import { sendWelcome } from './welcome.js';
+
+export interface IrcGateway {
+  /** The port it listens on (the configured one, or the one the system picked for 0 in tests). */
+  port: number;
+  /** Tells every client to reconnect (ERROR) and stops listening. */
+  close(): Promise<void>;
+}
+
+/**
+ * The IRC gateway (DESIGN §10): a TCP listener (TLS when a certificate is configured) beside
+ * HTTP on every replica. Each connection is a session on the same domain and log.
+ */
+export async function startIrcGateway(services: Services, options: { port?: number } = {}): Promise<IrcGateway> {
+  const { irc } = services.config;
+  const connections = new Set<IrcConnection>();
+  const context: IrcContext = {
+    services,
+    created: new Date(),
+    commands: new Map([...registrationCommands, ...gatewayCommands]),
+    deliver: deliverEvent,
+    async welcome(connection) {
+      await sendWelcome(connection);
+      // Channels the user is already in (joined over HTTP, or by another session): as if joined now.
+      const principal = connection.principal!;
+      const { channels } = await services.identity.me(principal);
+      // The burst sends the JOIN itself (with extended-join's account and real name when negotiated).
+      for (const name of channels) await sendChannelBurst(connection, name);
+    },
+  };
+  const accept = (socket: Socket) => {
+    const connection = new IrcConnection(context, socket, socket.remoteAddress ?? 'unknown');
+    connections.add(connection);
+    socket.once('close', () => connections.delete(connection));
+  };
+  const server: Server = irc.tls
+    ? createTlsServer({ cert: readFileSync(irc.tls.certFile), key: readFileSync(irc.tls.keyFile) }, accept)
+    : createTcpServer(accept);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? irc.port, irc.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const finished = [...connections].map((connection) => connection.finished);
+      for (const connection of connections) connection.fail('Server shutting down, reconnect');
+      // Their sessions end before the services close under them (bounded: a stuck socket is cut).
+      await Promise.race([Promise.all(finished), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
+      await closed;
+    },
+  };
+}
