@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Socket } from 'node:net';
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
@@ -29,6 +30,13 @@ export interface IrcCommand {
   /** At least this many parameters, else 461. */
   minParams?: number;
   run(connection: IrcConnection, message: IrcMessage): Promise<void> | void;
+}
+
+/** Replies gathered for a labelled command; `open` until the command has finished. */
+interface LabelledReplies {
+  label: string;
+  lines: OutgoingMessage[];
+  open: boolean;
 }
 
 export interface OutgoingMessage {
@@ -76,6 +84,9 @@ export class IrcConnection implements UserStreamSink {
   private pingTimer: NodeJS.Timeout | undefined;
   private awaitingPong = false;
   private drained: Promise<void> | undefined;
+  /** The replies of the labelled command being run (labeled-response), in its async context. */
+  private readonly labelled = new AsyncLocalStorage<LabelledReplies>();
+  private batches = 0;
   /** Resolves once the socket closed and the session it held was ended. */
   readonly finished: Promise<void>;
   private finish!: () => void;
@@ -114,6 +125,16 @@ export class IrcConnection implements UserStreamSink {
 
   /** Sends one message; text from users is made wire-safe (no CR, LF or NUL). */
   send(message: OutgoingMessage): void {
+    const replies = this.labelled.getStore();
+    if (replies?.open) {
+      replies.lines.push(message);
+      return;
+    }
+    this.write(message);
+  }
+
+  /** Writes one message to the socket, now. */
+  private write(message: OutgoingMessage): void {
     if (this.closed) return;
     const line = formatMessage({ ...message, params: message.params?.map(wireSafe) });
     this.socket.write(`${line}\r\n`);
@@ -132,7 +153,8 @@ export class IrcConnection implements UserStreamSink {
   /** Sends ERROR and closes the connection (the session ends with it). */
   fail(reason: string): void {
     if (this.closed) return;
-    this.send({ command: 'ERROR', params: [`Closing link: ${reason}`] });
+    this.flushLabelled();
+    this.write({ command: 'ERROR', params: [`Closing link: ${reason}`] });
     this.close('client', reason);
   }
 
@@ -240,7 +262,37 @@ export class IrcConnection implements UserStreamSink {
     }
   }
 
+  /**
+   * labeled-response: the replies to a command that carried a `label` tag go back labelled
+   * (one line: tagged; several: in a `labeled-response` batch; none: an ACK).
+   */
   private async run(message: IrcMessage): Promise<void> {
+    const label = message.tags.label;
+    if (label === undefined || !this.caps.has('labeled-response') || label.length === 0 || label.length > 64) return this.execute(message);
+    const replies: LabelledReplies = { label, lines: [], open: true };
+    await this.labelled.run(replies, () => this.execute(message));
+    this.flushLabelled(replies);
+  }
+
+  /** Sends a labelled command's replies (those gathered so far, when the connection fails meanwhile). */
+  private flushLabelled(replies = this.labelled.getStore()): void {
+    if (!replies?.open) return;
+    replies.open = false;
+    const { label, lines } = replies;
+    const source = this.serverName;
+    if (lines.length === 0) return this.write({ tags: { label }, source, command: 'ACK' });
+    if (lines.length === 1) return this.write({ ...lines[0]!, tags: { ...lines[0]!.tags, label } });
+    if (!this.caps.has('batch')) {
+      for (const line of lines) this.write(line);
+      return;
+    }
+    const id = `l${++this.batches}`;
+    this.write({ tags: { label }, source, command: 'BATCH', params: [`+${id}`, 'labeled-response'] });
+    for (const line of lines) this.write({ ...line, tags: { ...line.tags, batch: id } });
+    this.write({ source, command: 'BATCH', params: [`-${id}`] });
+  }
+
+  private async execute(message: IrcMessage): Promise<void> {
     const name = message.command.toUpperCase();
     const command = this.context.commands.get(name);
     if (!command) {

@@ -6,7 +6,7 @@ import { gatewayCommands } from './commands/index.js';
 import { IrcConnection, type IrcContext } from './connection.js';
 import { deliverEvent, sendChannelBurst } from './delivery.js';
 import { registrationCommands } from './registration.js';
-import { sendWelcome } from './welcome.js';
+import { sendWelcome, serverInfoCommands } from './welcome.js';
 
 export interface IrcGateway {
   /** The port it listens on (the configured one, or the one the system picked for 0 in tests). */
@@ -25,7 +25,7 @@ export async function startIrcGateway(services: Services, options: { port?: numb
   const context: IrcContext = {
     services,
     created: new Date(),
-    commands: new Map([...registrationCommands, ...gatewayCommands]),
+    commands: new Map([...registrationCommands, ...serverInfoCommands, ...gatewayCommands]),
     deliver: deliverEvent,
     async welcome(connection) {
       await sendWelcome(connection);

@@ -1,6 +1,6 @@
 import { MAX_TOPIC_CHARS } from '../channels/channels.js';
 import { MAX_HISTORY } from './chathistory.js';
-import type { IrcConnection } from './connection.js';
+import type { IrcCommand, IrcConnection } from './connection.js';
 import { ERR, RPL } from './numerics.js';
 import { VERSION } from './registration.js';
 
@@ -58,3 +58,9 @@ export async function sendMotd(connection: IrcConnection): Promise<void> {
   for (const line of motd.split(/\r?\n/)) connection.numeric(RPL.MOTD, `- ${line}`);
   connection.numeric(RPL.ENDOFMOTD, 'End of /MOTD command.');
 }
+
+/** MOTD and LUSERS on request, as after registration. */
+export const serverInfoCommands: ReadonlyMap<string, IrcCommand> = new Map<string, IrcCommand>([
+  ['MOTD', { run: (connection) => sendMotd(connection) }],
+  ['LUSERS', { run: (connection) => sendLusers(connection) }],
+]);

@@ -93,9 +93,11 @@ for (const mode of allModes) {
         const client = await main.raw();
         client.send('CAP LS 302');
         const caps = await capLs(client, 0);
-        for (const cap of ['server-time', 'message-tags', 'echo-message', 'batch', 'labeled-response', 'account-tag', 'away-notify', 'multi-prefix', 'extended-join']) {
+        for (const cap of ['server-time', 'message-tags', 'echo-message', 'batch', 'labeled-response', 'multi-prefix', 'extended-join', 'invite-notify', 'draft/chathistory']) {
           expect(caps.has(cap), `${cap} in ${JSON.stringify([...caps])}`).toBe(true);
         }
+        // Offered only once implemented.
+        for (const cap of ['account-tag', 'away-notify']) expect(caps.has(cap), cap).toBe(false);
         expect(caps.get('sasl')?.split(',')).toContain('PLAIN');
 
         let since = client.mark();
@@ -128,6 +130,42 @@ for (const mode of allModes) {
         client.send('CAP LIST');
         const after = await client.waitFor(isCommand('CAP', me, 'LIST'), 'CAP LIST after registering', { since });
         expect(after.params[2]!.trim().split(' ').sort()).toEqual(['message-tags', 'server-time']);
+      });
+
+      it('labeled-response: one reply tagged, several in a labeled-response batch, none an ACK', async () => {
+        const client = await main.raw();
+        const me = nick('lbl');
+        client.send('CAP LS 302', 'CAP REQ :labeled-response batch');
+        await client.waitFor(isCommand('CAP', undefined, 'ACK'), 'CAP ACK');
+        client.send(`NICK ${me}`, `USER ${me} 0 * :label`, 'CAP END');
+        await client.waitFor(isCommand('376', me), 'end of MOTD');
+
+        let since = client.mark();
+        client.send('@label=one PING tagged');
+        const pong = await client.waitFor(isCommand('PONG'), 'labelled PONG', { since });
+        expect(pong.tags.label).toBe('one');
+
+        since = client.mark();
+        client.send('@label=many MOTD');
+        const start = await client.waitFor(isCommand('BATCH'), 'labeled-response batch', { since });
+        expect(start.tags.label).toBe('many');
+        expect(start.params.slice(1)).toEqual(['labeled-response']);
+        const id = start.params[0]!.slice(1);
+        await client.waitFor((line) => line.command === 'BATCH' && line.params[0] === `-${id}`, 'batch end', { since });
+        const inside = client.lines.slice(since).filter((line) => line.tags.batch === id).map((line) => line.command);
+        expect(inside[0]).toBe('375');
+        expect(inside.at(-1)).toBe('376');
+        expect(inside.slice(1, -1).every((command) => command === '372') && inside.length > 2).toBe(true);
+
+        since = client.mark();
+        client.send('@label=none PONG :nothing');
+        const ack = await client.waitFor(isCommand('ACK'), 'ACK', { since });
+        expect(ack.tags.label).toBe('none');
+
+        // Without the label, nothing is tagged.
+        since = client.mark();
+        client.send('PING untagged');
+        expect((await client.waitFor(isCommand('PONG'), 'PONG', { since })).tags.label).toBeUndefined();
       });
 
       it('irc-framework negotiates its capabilities and registers', async () => {
