@@ -1,8 +1,7 @@
 /**
  * The IRCv3 capabilities the gateway offers (CAP LS). Tags and behaviours tied to one are
  * sent only to connections that enabled it (CAP REQ). Only what is implemented is offered:
- * not yet account-tag (an author lookup per event) nor away-notify (away is not an event of
- * the log yet).
+ * not yet away-notify (away is not an event of the log yet).
  */
 export const CAPABILITIES: ReadonlyMap<string, string | undefined> = new Map([
   ['server-time', undefined],
@@ -10,6 +9,7 @@ export const CAPABILITIES: ReadonlyMap<string, string | undefined> = new Map([
   ['echo-message', undefined],
   ['batch', undefined],
   ['labeled-response', undefined],
+  ['account-tag', undefined],
   ['multi-prefix', undefined],
   ['extended-join', undefined],
   ['invite-notify', undefined],

@@ -5,6 +5,7 @@ import type { Principal } from '../identity/principal.js';
 import type { Delivery } from '../log/delivery.js';
 import type { StreamHandle, UserStreamSink } from '../realtime/realtime.js';
 import type { Services } from '../services.js';
+import type { Accounts } from './accounts.js';
 import { errorFields } from '../shared/log.js';
 import { formatMessage, IrcParseError, LineReader, MAX_LINE_BYTES, parseMessage, wireSafe, type IrcMessage } from './message.js';
 import { ERR } from './numerics.js';
@@ -18,6 +19,8 @@ export interface IrcContext {
   commands: ReadonlyMap<string, IrcCommand>;
   /** Turns an event the user receives into the lines this connection is sent (delivery.ts). */
   deliver(connection: IrcConnection, delivery: Delivery): void;
+  /** Who is registered, for account-tag and extended-join (accounts.ts). */
+  accounts: Accounts;
   /** Runs once a connection has registered (the welcome burst, joined channels, the stream). */
   welcome(connection: IrcConnection): Promise<void>;
 }

@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { ChatEvent, EventType } from '../log/event.js';
 import { toDelivery } from '../log/delivery.js';
 import type { Services } from '../services.js';
+import type { UserRecord } from '../storage/users.js';
+import { Accounts } from './accounts.js';
 import { IrcConnection, type IrcContext } from './connection.js';
 import { announceNick, deliverEvent, sendChannelBurst, trackPost } from './delivery.js';
 import { MAX_LINE_BYTES, parseMessage, type IrcMessage } from './message.js';
@@ -67,7 +69,9 @@ function fixture(caps: string[] = [], { history = [] as ChatEvent[], replayLines
       },
     },
   } as unknown as Services;
-  const context = { services, created: CREATED, commands: new Map(), deliver: deliverEvent, welcome: async () => {} } as IrcContext;
+  // Registered authors, as storage would say: nicks starting with `reg`.
+  const accounts = new Accounts({ findUserByNickKey: async (key: string) => (key.startsWith('reg') ? ({ nick: key, registered: true } as UserRecord) : undefined) });
+  const context: IrcContext = { services, created: CREATED, commands: new Map(), deliver: deliverEvent, welcome: async () => {}, accounts };
   const socket = new FakeSocket();
   const connection = new IrcConnection(context, socket as unknown as Socket, '127.0.0.1');
   connection.nick = me;
@@ -219,6 +223,22 @@ describe('IRC delivery: events as lines', () => {
       `${SERVER} MODE ${CHANNEL} -b spammer!*@*`,
       `${SERVER} MODE ${CHANNEL} +o bob`,
     ]);
+  });
+
+  it('account-tag names a registered author; extended-join gives a registered joiner’s account, * otherwise', async () => {
+    const f = await joined(['account-tag', 'extended-join']);
+    f.deliver(event('message', 'regina', 'hello'));
+    f.deliver(event('message', 'carol', 'hi'));
+    f.deliver(event('join', 'regina'));
+    f.deliver(event('join', 'carol'));
+    await f.settled();
+    const lines = f.take();
+    expect(lines.map((line) => line.tags.account)).toEqual(['regina', undefined, 'regina', undefined]);
+    expect(lines.slice(2).map(brief)).toEqual([`regina!regina@${SERVER} JOIN ${CHANNEL} regina regina`, `carol!carol@${SERVER} JOIN ${CHANNEL} * carol`]);
+    const plain = await joined(['extended-join']);
+    plain.deliver(event('message', 'regina', 'hello'));
+    await plain.settled();
+    expect(plain.take()[0]!.tags.account).toBeUndefined();
   });
 
   it('a join without extended-join is JOIN #channel alone', async () => {

@@ -142,8 +142,12 @@ function handle(connection: IrcConnection, state: DeliveryState, event: ChatEven
       break;
     }
   }
-  send(connection, state, event);
-  if (inChannel && endsOwnMembership(state, event)) state.joined.delete(event.log);
+  const ended = () => {
+    if (inChannel && endsOwnMembership(state, event)) state.joined.delete(event.log);
+  };
+  const sending = send(connection, state, event);
+  if (!sending) return ended();
+  return sending.then(ended);
 }
 
 /** The lines an event is for this connection, as delivery sends them (without its echo suppression and dedupe): for history. */
@@ -151,8 +155,18 @@ export function eventLines(connection: IrcConnection, event: ChatEvent): Outgoin
   return eventMessages(stateOf(connection).view, event);
 }
 
-function send(connection: IrcConnection, state: DeliveryState, event: ChatEvent): void {
-  for (const message of eventMessages(state.view, event)) connection.send(message);
+/** Events whose lines may name the author's account (account-tag; extended-join for joins). */
+const SHOWS_ACCOUNT = new Set<ChatEvent['type']>(['message', 'action', 'private', 'join']);
+
+function send(connection: IrcConnection, state: DeliveryState, event: ChatEvent): void | Promise<void> {
+  const wanted = SHOWS_ACCOUNT.has(event.type) && (connection.caps.has('account-tag') || (event.type === 'join' && connection.caps.has('extended-join')));
+  if (!wanted || event.nick.includes('.')) {
+    for (const message of eventMessages(state.view, event)) connection.send(message);
+    return;
+  }
+  return connection.context.accounts.accountOf(event.nick).then((account) => {
+    for (const message of eventMessages(state.view, event, { account })) connection.send(message);
+  });
 }
 
 /**
@@ -163,7 +177,7 @@ function send(connection: IrcConnection, state: DeliveryState, event: ChatEvent)
 function sendUnlessOwn(connection: IrcConnection, state: DeliveryState, event: ChatEvent): void | Promise<void> {
   const decide = () => {
     const own = connection.isOwn(event);
-    if (!own || connection.caps.has('echo-message')) send(connection, state, event);
+    if (!own || connection.caps.has('echo-message')) return send(connection, state, event);
   };
   if (state.posting.size === 0) return decide();
   return Promise.allSettled([...state.posting]).then(decide);

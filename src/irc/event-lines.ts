@@ -21,6 +21,8 @@ export interface LineOptions {
    * the start of its text, as bouncers do, since it would otherwise show them as new.
    */
   replay?: boolean;
+  /** The author's account (their nick, if registered): account-tag and extended-join show it. */
+  account?: string;
 }
 
 /** Nicks never contain a dot; server names always do: what the server did itself has it as its source. */
@@ -37,7 +39,7 @@ const CTCP_END = '\u0001';
  */
 export function eventMessages(view: EventView, event: ChatEvent, options: LineOptions = {}): OutgoingMessage[] {
   const source = sourceOf(view, event.nick);
-  const one = (command: string, params: string[]): OutgoingMessage[] => [{ tags: eventTags(view, event), source, command, params }];
+  const one = (command: string, params: string[]): OutgoingMessage[] => [{ tags: eventTags(view, event, 0, options.account), source, command, params }];
   const channel = view.channelName(event.log);
   const data = event.data;
   switch (event.type) {
@@ -51,7 +53,7 @@ export function eventMessages(view: EventView, event: ChatEvent, options: LineOp
       return textMessages(view, event, { source, command: 'PRIVMSG', target, action: data.action === true }, options);
     }
     case 'join':
-      return one('JOIN', view.caps.has('extended-join') ? [channel, '*', event.nick] : [channel]);
+      return one('JOIN', view.caps.has('extended-join') ? [channel, options.account ?? '*', event.nick] : [channel]);
     case 'part':
       return one('PART', event.text ? [channel, event.text] : [channel]);
     case 'quit':
@@ -120,7 +122,7 @@ export function textMessages(view: EventView, event: ChatEvent, shape: TextShape
     if (line === '') continue;
     for (const chunk of splitToFit(line, prefixBytes)) {
       messages.push({
-        tags: eventTags(view, event, messages.length),
+        tags: eventTags(view, event, messages.length, options.account),
         source: shape.source,
         command: shape.command,
         params: [shape.target, `${start}${lead}${chunk}${end}`],

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Services } from '../services.js';
+import { Accounts } from './accounts.js';
 import { gatewayCommands } from './commands/index.js';
 import { IrcConnection, type IrcContext } from './connection.js';
 import { deliverEvent, sendChannelBurst } from './delivery.js';
@@ -27,6 +28,7 @@ export async function startIrcGateway(services: Services, options: { port?: numb
     created: new Date(),
     commands: new Map([...registrationCommands, ...serverInfoCommands, ...gatewayCommands]),
     deliver: deliverEvent,
+    accounts: new Accounts(services.store),
     async welcome(connection) {
       await sendWelcome(connection);
       // Channels the user is already in (joined over HTTP, or by another session): as if joined now.

@@ -26,12 +26,13 @@ export function parseMsgid(msgid: string): { log: string; seq: number } | undefi
 
 /**
  * The tags of one line carrying `event`, for a client that negotiated them: `time`
- * (server-time, the event's timestamp) and `msgid` (message-tags). None for a client that
- * did not ask.
+ * (server-time, the event's timestamp), `msgid` (message-tags) and `account` (account-tag:
+ * the author's account, i.e. their nick when registered). None for a client that did not ask.
  */
-export function eventTags(client: TagReader, event: Pick<ChatEvent, 'log' | 'seq' | 'ts'>, line = 0): Record<string, string> | undefined {
+export function eventTags(client: TagReader, event: Pick<ChatEvent, 'log' | 'seq' | 'ts'>, line = 0, account?: string): Record<string, string> | undefined {
   const tags: Record<string, string> = {};
   if (client.caps.has('server-time')) tags.time = event.ts;
   if (client.caps.has('message-tags')) tags.msgid = msgidOf(event, line);
+  if (account !== undefined && client.caps.has('account-tag')) tags.account = account;
   return Object.keys(tags).length > 0 ? tags : undefined;
 }
