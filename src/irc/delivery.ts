@@ -262,6 +262,16 @@ async function burst(connection: IrcConnection, state: DeliveryState, log: strin
   if (lines.length > 0) state.replayed.set(log, lines.at(-1)!.seq);
 }
 
+/**
+ * The user's own join, shown now: the JOIN command waits for it, so that what the client
+ * asks next (MODE, WHO) is answered after the channel's burst, as on any IRC server. Its
+ * delivery, when it comes, finds the channel shown.
+ */
+export function showOwnJoin(connection: IrcConnection, join: ChatEvent): Promise<void> {
+  const state = stateOf(connection);
+  return state.outbox.run(() => (state.joined.has(join.log) ? undefined : burst(connection, state, join.log, { join })));
+}
+
 /** The burst of a channel the client was not shown yet (nothing if it was); resolves once sent. */
 export function sendChannelBurst(connection: IrcConnection, channelName: string): Promise<void> {
   const state = stateOf(connection);

@@ -4,7 +4,7 @@ import type { Principal } from '../../identity/principal.js';
 import { casefold } from '../../shared/names.js';
 import { sendNames, sendTopic } from '../burst.js';
 import type { IrcCommand, IrcConnection } from '../connection.js';
-import { sendChannelBurst } from '../delivery.js';
+import { sendChannelBurst, showOwnJoin } from '../delivery.js';
 import { ERR, RPL } from '../numerics.js';
 import { actor, refuse, targetsOf } from './refusals.js';
 import { clip, plainText } from './text.js';
@@ -33,8 +33,10 @@ export const channelCommands: ReadonlyMap<string, IrcCommand> = new Map<string, 
           try {
             const joined = await connection.services.channels.join(principal, name);
             connection.services.identity.recordActivity(principal.userId);
-            // Already a member: no join event comes, but a client that was not shown the channel is now.
-            if (!joined.event) await sendChannelBurst(connection, joined.channel.name);
+            // Shown before the next command is answered; already a member: no join event comes,
+            // but a client that was not shown the channel is now.
+            if (joined.event) await showOwnJoin(connection, joined.event);
+            else await sendChannelBurst(connection, joined.channel.name);
           } catch (err) {
             refuse(connection, err, 'join', { channel: name });
           }
