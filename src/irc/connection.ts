@@ -35,6 +35,19 @@ export interface IrcCommand {
   run(connection: IrcConnection, message: IrcMessage): Promise<void> | void;
 }
 
+/**
+ * Parameters as the wire can carry them: no CR, LF or NUL anywhere, and a parameter before the
+ * last (often a target the client sent: `JOIN :#a b`) neither empty, nor with a space, nor
+ * starting with `:` — shown with `?` for those characters, `*` when empty.
+ */
+function wireParams(params: string[]): string[] {
+  return params.map((param, i) => {
+    const safe = wireSafe(param);
+    if (i === params.length - 1) return safe;
+    return safe === '' ? '*' : safe.replace(/ /g, '?').replace(/^:/, '?');
+  });
+}
+
 /** Replies gathered for a labelled command; `open` until the command has finished. */
 interface LabelledReplies {
   label: string;
@@ -139,7 +152,7 @@ export class IrcConnection implements UserStreamSink {
   /** Writes one message to the socket, now. */
   private write(message: OutgoingMessage): void {
     if (this.closed) return;
-    const line = formatMessage({ ...message, params: message.params?.map(wireSafe) });
+    const line = formatMessage({ ...message, params: message.params && wireParams(message.params) });
     this.socket.write(`${line}\r\n`);
     // A client that does not read: its queue is bounded, then it is cut (never holding others up).
     if (this.socket.writableLength > this.services.config.irc.maxSendQueueBytes) {
@@ -259,7 +272,9 @@ export class IrcConnection implements UserStreamSink {
     if (this.running) return;
     this.running = true;
     try {
-      for (let message = this.pending.shift(); message && !this.closed; message = this.pending.shift()) await this.run(message);
+      for (let message = this.pending.shift(); message && !this.closed; message = this.pending.shift()) {
+        await this.run(message).catch((err: unknown) => this.report(message!.command.toUpperCase(), err));
+      }
     } finally {
       this.running = false;
     }
@@ -291,7 +306,8 @@ export class IrcConnection implements UserStreamSink {
     }
     const id = `l${++this.batches}`;
     this.write({ tags: { label }, source, command: 'BATCH', params: [`+${id}`, 'labeled-response'] });
-    for (const line of lines) this.write({ ...line, tags: { ...line.tags, batch: id } });
+    // A line already in a batch of its own (chathistory) keeps it: that batch nests inside this one.
+    for (const line of lines) this.write({ ...line, tags: { ...line.tags, batch: line.tags?.batch ?? id } });
     this.write({ source, command: 'BATCH', params: [`-${id}`] });
   }
 
@@ -299,8 +315,8 @@ export class IrcConnection implements UserStreamSink {
     const name = message.command.toUpperCase();
     const command = this.context.commands.get(name);
     if (!command) {
-      // The name is echoed back: only what a middle parameter may hold (garbage in, `?`s out).
-      const shown = name.replace(/[^\x21-\x7e]|^:/g, '?').slice(0, 32) || '*';
+      // The name is echoed back (`wireParams` keeps it a valid parameter), short.
+      const shown = name.replace(/[^\x21-\x7e]/g, '?').slice(0, 32);
       if (this.registered) this.numeric(ERR.UNKNOWNCOMMAND, shown, 'Unknown command');
       else this.numeric(ERR.NOTREGISTERED, 'You have not registered');
       return;

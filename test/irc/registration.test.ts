@@ -399,8 +399,47 @@ for (const mode of allModes) {
           const pong = await client.ping('still here');
           expect(pong.params.at(-1)).toBe('still here');
           expect(client.wireViolations).toEqual([]);
+          expect(client.lines.filter((line) => /internal error/i.test(line.raw)).map((line) => line.raw)).toEqual([]);
         }
         await (await main.raw()).register(nick('next'));
+      });
+
+      it('impossible targets (empty, led by a colon, holding spaces) get their error numerics, never an internal error', async () => {
+        const client = await main.raw();
+        const me = nick('odd');
+        await client.register(me);
+        client.send('JOIN #odd-ok');
+        await client.waitFor(isCommand('366'), 'joined #odd-ok');
+        // Each line, and the numerics a client may get for it.
+        const cases: [string, RegExp][] = [
+          ['JOIN ::x', /^(403|479)$/],
+          ['JOIN :#a b', /^(403|479)$/],
+          ['PART ::x', /^(403|442)$/],
+          ['PART :#a b', /^(403|442)$/],
+          ['TOPIC :', /^(403|461)$/],
+          ['TOPIC :#a b', /^(403|442)$/],
+          ['MODE :', /^(401|403|461)$/],
+          ['MODE :#a b', /^(401|403)$/],
+          ['MODE ::x', /^(401|403)$/],
+          ['MODE :a b +i', /^(401|403|502)$/],
+          ['MODE #odd-ok +o :a b', /^(401|441)$/],
+          ['KICK #odd-ok :a b', /^(401|441)$/],
+          [`INVITE ${me} :#a b`, /^(403|442|443)$/],
+          ['WHO :', /^(315|461)$/],
+          ['WHO :a b', /^315$/],
+          ['WHOIS :a b', /^(401|431)$/],
+          ['NAMES :#a b', /^(366|403)$/],
+          ['NICK :a b', /^432$/],
+        ];
+        for (const [line, expected] of cases) {
+          const since = client.mark();
+          client.send(line);
+          await client.ping(`after ${line}`);
+          const replies = client.lines.slice(since).filter((l) => !(l.command === 'PONG' && l.params.at(-1) === `after ${line}`));
+          expect(replies.filter((l) => /internal error/i.test(l.raw)).map((l) => l.raw), line).toEqual([]);
+          expect(replies.some((l) => expected.test(l.command)), `${line} → ${JSON.stringify(replies.map((l) => l.raw))}`).toBe(true);
+        }
+        expect(client.wireViolations).toEqual([]);
       });
 
       it('a flood of thousands of lines ends in ERROR (Excess Flood) or is paced, never a crash; other clients are unaffected', async () => {
