@@ -237,7 +237,26 @@ export class Identity {
     if (message !== null && (!message.isWellFormed() || codePoints(message) < 1 || codePoints(message) > MAX_AWAY_CHARS || AWAY_FORBIDDEN.test(message))) {
       throw new CanaDuckError('validation_failed', `an away message is 1–${MAX_AWAY_CHARS} characters, without control characters`);
     }
-    await this.store.setAway(principal.userId, message === null ? null : { message, since: new Date(this.now()) });
+    await this.writer.transact({
+      prepare: async (tx) => {
+        const user = await tx.findUserById(principal.userId);
+        if (!user) throw new CanaDuckError('unauthenticated', 'the session has ended');
+        const changed = (user.awayMessage ?? null) !== message;
+        await tx.setAway(user.id, message === null ? null : { message, since: new Date(this.now()) });
+        if (!changed) return { drafts: [], result: undefined };
+        // Said in each of the user's channels, as IRC's away-notify tells those who share one:
+        // a `mode` event (+a/-a, IRC's away flag) that members' clients show live.
+        const memberships = await tx.userMemberships(user.id);
+        const drafts: EventDraft[] = memberships.map((m) => ({
+          log: m.channel.nameKey,
+          type: 'mode' as const,
+          nick: user.nick,
+          text: message === null ? '-a' : '+a',
+          data: { away: message },
+        }));
+        return { drafts, result: undefined };
+      },
+    });
     return this.me(principal);
   }
 

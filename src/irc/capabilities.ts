@@ -1,7 +1,6 @@
 /**
  * The IRCv3 capabilities the gateway offers (CAP LS). Tags and behaviours tied to one are
- * sent only to connections that enabled it (CAP REQ). Only what is implemented is offered:
- * not yet away-notify (away is not an event of the log yet).
+ * sent only to connections that enabled it (CAP REQ).
  */
 export const CAPABILITIES: ReadonlyMap<string, string | undefined> = new Map([
   ['server-time', undefined],
@@ -10,6 +9,7 @@ export const CAPABILITIES: ReadonlyMap<string, string | undefined> = new Map([
   ['batch', undefined],
   ['labeled-response', undefined],
   ['account-tag', undefined],
+  ['away-notify', undefined],
   ['multi-prefix', undefined],
   ['extended-join', undefined],
   ['invite-notify', undefined],

@@ -1,33 +1,50 @@
 import { randomBytes } from 'node:crypto';
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
-import type { ChatEvent } from '../log/event.js';
-import type { History } from '../messages/messages.js';
+import { privateLogName, type ChatEvent } from '../log/event.js';
+import type { History, HistoryQuery } from '../messages/messages.js';
 import { casefold, isValidChannelName, isValidNick } from '../shared/names.js';
 import type { IrcCommand, IrcConnection, OutgoingMessage } from './connection.js';
 import { parseMsgid } from './tags.js';
 
 /** The most messages one CHATHISTORY request returns (ISUPPORT `CHATHISTORY`). */
 export const MAX_HISTORY = 100;
-/** Event types CHATHISTORY plays back: what a client shows as messages. */
+/** Event types CHATHISTORY plays back: what a client shows as messages (no draft/event-playback). */
 const MESSAGE_TYPES = new Set<ChatEvent['type']>(['message', 'action', 'private']);
-
-/** The seq a msgid of `log` names, if it names one of that log. */
-function seqOfMsgid(log: string, msgid: string): number | undefined {
-  const named = parseMsgid(msgid);
-  return named?.log === log ? named.seq : undefined;
-}
+/** Events read at a time while gathering messages (joins, parts and the like are passed over). */
+const PAGE_EVENTS = 200;
+/** Events one gathering reads at most: a long run of joins and parts is not read to the log's start. */
+const MAX_SCANNED_EVENTS = 5_000;
+/** The parameters after the subcommand each takes, exactly. */
+const ARITY: Readonly<Record<string, number>> = { LATEST: 3, BEFORE: 3, AFTER: 3, AROUND: 3, BETWEEN: 4, TARGETS: 3 };
+/** `timestamp=` values: server-time's format (the milliseconds may be left out). */
+const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,3})?Z$/;
 
 type Reference = { kind: 'msgid'; seq: number } | { kind: 'timestamp'; at: Date } | { kind: 'none' };
 
 class InvalidParams extends Error {}
 
+/** Refusals that mean "no such target, or not yours to read": one answer for all, which tells nothing. */
+const TARGET_REFUSALS = new Set(['not_member', 'invite_only', 'not_found', 'invalid_channel', 'invalid_nick']);
+
+/** One conversation being read: a channel, or the private conversation with a nick. */
+interface Source {
+  connection: IrcConnection;
+  principal: Principal;
+  /** The channel's or the nick's canonical name (the batch's parameter). */
+  name: string;
+  log: string;
+}
+
 /**
  * `draft/chathistory` (BEFORE, AFTER, LATEST, AROUND, BETWEEN, TARGETS), answered from the
  * log with the same access rules as HTTP history (members only; a former member up to the
- * event that ended it). Messages come back oldest first, in a `chathistory` batch when the
- * client has `batch`, each with its original time and msgid. `render` turns an event into
- * the lines delivery would send (delivery.ts), without echo suppression.
+ * event that ended it). Only messages come back (the client has no `draft/event-playback`),
+ * and a limit counts messages only. They come oldest first, in a `chathistory` batch when
+ * the client has `batch`, each with its original time and msgid. A reference is excluded
+ * (BEFORE, AFTER, LATEST, BETWEEN's both ends), but for AROUND, which is centred on it.
+ * `render` turns an event into the lines delivery would send (delivery.ts), without echo
+ * suppression.
  */
 export function chathistoryCommand(render: (connection: IrcConnection, event: ChatEvent) => OutgoingMessage[]): IrcCommand {
   return {
@@ -37,134 +54,193 @@ export function chathistoryCommand(render: (connection: IrcConnection, event: Ch
       const fail = (code: string, ...rest: string[]) => connection.send({ source: connection.serverName, command: 'FAIL', params: ['CHATHISTORY', code, ...rest] });
       const principal = await connection.currentPrincipal();
       if (!principal) return connection.fail('Session ended');
+      const args = params.slice(1);
       try {
-        if (sub === 'TARGETS') return await targets(connection, principal, params.slice(1));
-        const [target, ...rest] = params.slice(1);
-        if (!target || !['LATEST', 'BEFORE', 'AFTER', 'AROUND', 'BETWEEN'].includes(sub)) throw new InvalidParams(`${sub} is not a CHATHISTORY subcommand`);
-        const log = await logOf(connection, principal, target);
-        if (!log) return fail('INVALID_TARGET', sub, target, 'No such channel or nick');
-        const events = await window(connection, principal, target, log, sub, rest);
-        const lines = events.filter((e) => MESSAGE_TYPES.has(e.type)).flatMap((e) => render(connection, e));
-        sendBatch(connection, 'chathistory', [target], lines);
+        const arity = ARITY[sub];
+        if (arity === undefined) throw new InvalidParams('Unknown command');
+        if (args.length < arity) throw new InvalidParams('Insufficient parameters');
+        if (args.length > arity) throw new InvalidParams('Too many parameters');
+        if (sub === 'TARGETS') return await targets(connection, principal, args);
+        const [target, ...rest] = args as [string, ...string[]];
+        const source = await sourceOf(connection, principal, target);
+        if (!source) return fail('INVALID_TARGET', sub, target, 'Messages could not be retrieved');
+        const events = await window(source, sub, rest);
+        sendBatch(connection, 'chathistory', [source.name], events.flatMap((e) => render(connection, e)));
       } catch (err) {
         if (err instanceof InvalidParams) return fail('INVALID_PARAMS', sub, err.message);
-        if (err instanceof CanaDuckError && ['not_member', 'invite_only', 'not_found', 'invalid_channel', 'invalid_nick'].includes(err.code)) {
-          return fail('INVALID_TARGET', sub, params[1] ?? '*', err.detail);
-        }
+        if (err instanceof CanaDuckError && TARGET_REFUSALS.has(err.code)) return fail('INVALID_TARGET', sub, args[0] ?? '*', 'Messages could not be retrieved');
         throw err;
       }
     },
   };
 }
 
-/** The log a target names for this user: a channel's, or the private conversation with a nick. */
-async function logOf(connection: IrcConnection, principal: Principal, target: string): Promise<string | undefined> {
+/** The conversation a target names for this user, with its canonical name; `undefined` if none. */
+async function sourceOf(connection: IrcConnection, principal: Principal, target: string): Promise<Source | undefined> {
   const { services } = connection;
-  if (target.startsWith('#')) return isValidChannelName(target) ? services.channels.logOf(target) : undefined;
-  if (!isValidNick(target)) return undefined;
-  return services.messages.privateLog(principal, target).catch(() => undefined);
-}
-
-function limitOf(text: string | undefined): number {
-  const limit = Number(text);
-  if (!Number.isInteger(limit) || limit < 1) throw new InvalidParams('the limit must be a positive integer');
-  return Math.min(limit, MAX_HISTORY);
-}
-
-function referenceOf(log: string, text: string | undefined, allowNone: boolean): Reference {
-  if (text === '*' && allowNone) return { kind: 'none' };
-  const [kind, value] = [text?.slice(0, text.indexOf('=')), text?.slice(text.indexOf('=') + 1)];
-  if (kind === 'msgid' && value) {
-    const seq = seqOfMsgid(log, value);
-    if (seq !== undefined) return { kind: 'msgid', seq };
+  if (target.startsWith('#')) {
+    if (!isValidChannelName(target)) return undefined;
+    const log = await services.channels.logOf(target);
+    const channel = await services.store.findChannel(log);
+    return channel && { connection, principal, name: channel.name, log };
   }
-  if (kind === 'timestamp' && value) {
+  if (!isValidNick(target)) return undefined;
+  const user = await services.identity.findUser(target);
+  return { connection, principal, name: user.nick, log: privateLogName(principal.userId, user.id) };
+}
+
+function limitOf(text: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(text)) throw new InvalidParams(`${text} is not a limit (a positive integer)`);
+  return Math.min(Number(text), MAX_HISTORY);
+}
+
+function referenceOf(log: string, text: string, allowNone: boolean): Reference {
+  if (text === '*' && allowNone) return { kind: 'none' };
+  const eq = text.indexOf('=');
+  const [kind, value] = eq < 0 ? [text, ''] : [text.slice(0, eq), text.slice(eq + 1)];
+  if (kind === 'msgid') {
+    const named = parseMsgid(value);
+    if (named?.log === log) return { kind: 'msgid', seq: named.seq };
+  }
+  if (kind === 'timestamp' && TIMESTAMP.test(value)) {
     const at = new Date(value);
     if (!Number.isNaN(at.getTime())) return { kind: 'timestamp', at };
   }
-  throw new InvalidParams(`${text ?? 'nothing'} is not a message reference (msgid=… or timestamp=…)`);
+  throw new InvalidParams(`${text} is not a message reference (${allowNone ? '*, ' : ''}msgid=… of this target or timestamp=YYYY-MM-DDThh:mm:ss.sssZ)`);
 }
 
 /**
- * The seq boundary a reference stands for: messages strictly after it (`after`) or strictly
- * before it (`before`). A timestamp falls between seqs: the first event at or after it.
+ * The seq boundary a reference stands for, for messages strictly after it (`after`) or
+ * strictly before it (`before`). A timestamp falls between seqs: after it is after the last
+ * event at or before it; before it, before the first event at or after it.
  */
-async function boundary(connection: IrcConnection, log: string, ref: Reference, side: 'after' | 'before'): Promise<number | undefined> {
+async function boundary(source: Source, ref: Reference, side: 'after' | 'before'): Promise<number | undefined> {
   if (ref.kind === 'none') return undefined;
   if (ref.kind === 'msgid') return ref.seq;
-  const { store, reader } = connection.services;
-  const first = await store.seqAt(log, side === 'after' ? new Date(ref.at.getTime() + 1) : ref.at);
-  if (side === 'before') return first ?? (await reader.head(log)) + 1;
-  return (first ?? (await reader.head(log)) + 1) - 1;
+  const { store, reader } = source.connection.services;
+  const first = await store.seqAt(source.log, side === 'after' ? new Date(ref.at.getTime() + 1) : ref.at);
+  const firstAfter = first ?? (await reader.head(source.log)) + 1;
+  return side === 'before' ? firstAfter : firstAfter - 1;
 }
 
-async function history(connection: IrcConnection, principal: Principal, target: string, query: { before?: number; after?: number; limit: number }): Promise<ChatEvent[]> {
-  const { messages } = connection.services;
-  const found: History = target.startsWith('#') ? await messages.channelHistory(principal, target, query) : await messages.privateHistory(principal, target, query);
-  return found.events;
+/** One page of the source's events, as HTTP history reads them; `undefined` once the reader's access ended (a former member read up to their end). */
+async function page(source: Source, query: HistoryQuery, continuing: boolean): Promise<History | undefined> {
+  const { messages } = source.connection.services;
+  try {
+    return source.log.startsWith('#')
+      ? await messages.channelHistory(source.principal, source.name, query)
+      : await messages.privateHistory(source.principal, source.name, query);
+  } catch (err) {
+    if (continuing && err instanceof CanaDuckError && (err.code === 'not_member' || err.code === 'invite_only')) return undefined;
+    throw err;
+  }
 }
 
-async function window(connection: IrcConnection, principal: Principal, target: string, log: string, sub: string, rest: string[]): Promise<ChatEvent[]> {
+/**
+ * Up to `limit` messages nearest to `from` (excluded; `undefined`: the newest end), going
+ * older or newer, never reaching `stop` (excluded). Returned oldest first.
+ */
+async function gather(source: Source, direction: 'older' | 'newer', from: number | undefined, limit: number, stop?: number): Promise<ChatEvent[]> {
+  const found: ChatEvent[] = [];
+  let cursor = from;
+  for (let scanned = 0; found.length < limit && scanned < MAX_SCANNED_EVENTS; ) {
+    const size = Math.min(PAGE_EVENTS, (limit - found.length) * 2 + 10);
+    const history = await page(source, direction === 'older' ? { before: cursor, limit: size } : { after: cursor ?? 0, limit: size }, scanned > 0);
+    scanned += size;
+    if (!history || history.reset) break;
+    const events = direction === 'older' ? [...history.events].reverse() : history.events;
+    for (const event of events) {
+      if (stop !== undefined && (direction === 'older' ? event.seq <= stop : event.seq >= stop)) return ordered(found, direction);
+      if (MESSAGE_TYPES.has(event.type)) found.push(event);
+      if (found.length === limit) break;
+    }
+    const next = direction === 'older' ? events.at(-1)?.seq : history.next;
+    if (next === undefined || next === cursor) break;
+    cursor = next;
+  }
+  return ordered(found, direction);
+}
+
+const ordered = (found: ChatEvent[], direction: 'older' | 'newer'): ChatEvent[] => (direction === 'older' ? found.reverse() : found);
+
+async function window(source: Source, sub: string, rest: string[]): Promise<ChatEvent[]> {
+  const { log } = source;
   switch (sub) {
     case 'LATEST': {
-      const limit = limitOf(rest[1]);
-      const after = await boundary(connection, log, referenceOf(log, rest[0], true), 'after');
-      const latest = await history(connection, principal, target, { limit });
-      return after === undefined ? latest : latest.filter((e) => e.seq > after);
+      const [ref, limit] = [referenceOf(log, rest[0]!, true), limitOf(rest[1]!)];
+      return gather(source, 'older', undefined, limit, await boundary(source, ref, 'after'));
     }
     case 'BEFORE': {
-      const before = await boundary(connection, log, referenceOf(log, rest[0], false), 'before');
-      return history(connection, principal, target, { before, limit: limitOf(rest[1]) });
+      const [ref, limit] = [referenceOf(log, rest[0]!, false), limitOf(rest[1]!)];
+      return gather(source, 'older', await boundary(source, ref, 'before'), limit);
     }
     case 'AFTER': {
-      const after = await boundary(connection, log, referenceOf(log, rest[0], false), 'after');
-      return history(connection, principal, target, { after, limit: limitOf(rest[1]) });
+      const [ref, limit] = [referenceOf(log, rest[0]!, false), limitOf(rest[1]!)];
+      return gather(source, 'newer', await boundary(source, ref, 'after'), limit);
     }
     case 'AROUND': {
-      const ref = referenceOf(log, rest[0], false);
-      const limit = limitOf(rest[1]);
-      const centre = (await boundary(connection, log, ref, 'before'))!;
-      const before = await history(connection, principal, target, { before: centre, limit: Math.floor(limit / 2) });
-      const after = await history(connection, principal, target, { after: centre - 1, limit: limit - before.length });
-      return [...before, ...after];
+      // Centred on the reference (a timestamp: the first event at or after it), which is included.
+      const [ref, limit] = [referenceOf(log, rest[0]!, false), limitOf(rest[1]!)];
+      const centre = (await boundary(source, ref, 'before'))!;
+      const half = Math.floor(limit / 2);
+      const before = await gather(source, 'older', centre, half);
+      const after = await gather(source, 'newer', centre - 1, limit - before.length);
+      // Near the newest end, the rest of the limit goes to older messages.
+      const short = limit - before.length - after.length;
+      const more = short > 0 && before.length === half ? await gather(source, 'older', before[0]?.seq ?? centre, short) : [];
+      return [...more, ...before, ...after];
     }
     default: {
-      // BETWEEN: strictly between the two references, from the first one's side.
-      const [a, b] = [referenceOf(log, rest[0], false), referenceOf(log, rest[1], false)];
-      const limit = limitOf(rest[2]);
-      const low = await boundary(connection, log, a, 'after');
-      const high = await boundary(connection, log, b, 'before');
-      const forward = low !== undefined && high !== undefined && low < high;
-      if (forward) return (await history(connection, principal, target, { after: low, limit })).filter((e) => e.seq < high!);
-      const highFromA = await boundary(connection, log, a, 'before');
-      const lowFromB = await boundary(connection, log, b, 'after');
-      return (await history(connection, principal, target, { before: highFromA, limit })).filter((e) => e.seq > (lowFromB ?? 0));
+      // BETWEEN: strictly between the two references; the limit counts from the first one, forwards or backwards.
+      const [a, b, limit] = [referenceOf(log, rest[0]!, false), referenceOf(log, rest[1]!, false), limitOf(rest[2]!)];
+      const low = (await boundary(source, a, 'after'))!;
+      const high = (await boundary(source, b, 'before'))!;
+      if (low < high) return gather(source, 'newer', low, limit, high);
+      return gather(source, 'older', await boundary(source, a, 'before'), limit, await boundary(source, b, 'after'));
     }
   }
 }
 
-/** `TARGETS <from> <to> <limit>`: the channels and conversations with messages in that time, latest first. */
+/**
+ * `TARGETS <timestamp> <timestamp> <limit>`: the channels the user is in and the users they
+ * have a conversation with, that have messages strictly between the two times, each with the
+ * time of its latest message there. Like BETWEEN, the limit counts from the first timestamp;
+ * the list is in ascending time either way.
+ */
 async function targets(connection: IrcConnection, principal: Principal, params: string[]): Promise<void> {
-  const [from, to] = [referenceOf('', params[0], false), referenceOf('', params[1], false)];
+  const [from, to] = [referenceOf('', params[0]!, false), referenceOf('', params[1]!, false)];
   if (from.kind !== 'timestamp' || to.kind !== 'timestamp') throw new InvalidParams('TARGETS takes two timestamps');
-  const limit = limitOf(params[2]);
-  const [low, high] = from.at <= to.at ? [from.at, to.at] : [to.at, from.at];
+  const limit = limitOf(params[2]!);
+  const forward = from.at <= to.at;
+  const [low, high] = forward ? [from, to] : [to, from];
   const { services } = connection;
-  const { channels } = await services.identity.me(principal);
-  const found: Array<{ target: string; at: Date }> = [];
-  for (const name of channels) {
-    const [latest] = (await history(connection, principal, name, { limit: 1 })).slice(-1);
-    if (latest && new Date(latest.ts) >= low && new Date(latest.ts) <= high) found.push({ target: name, at: new Date(latest.ts) });
+  const sources: Source[] = [];
+  for (const name of (await services.identity.me(principal)).channels) sources.push({ connection, principal, name, log: casefold(name) });
+  const peers = await peersOf(connection, principal);
+  for (const [log, nick] of peers) sources.push({ connection, principal, name: nick, log });
+  const found: Array<{ name: string; ts: string }> = [];
+  for (const source of sources) {
+    const [latest] = await gather(source, 'older', await boundary(source, high, 'before'), 1);
+    if (latest && new Date(latest.ts) > low.at) found.push({ name: source.name, ts: latest.ts });
   }
-  for (const log of await services.store.userConversations(principal.userId)) {
-    const [latest] = await services.store.eventsBefore(log, undefined, 1);
-    if (!latest || latest.ts < low || latest.ts > high || latest.type !== 'private') continue;
-    const peer = latest.nick === principal.nick ? String(latest.data.to ?? '') : latest.nick;
-    if (peer && casefold(peer) !== casefold(principal.nick)) found.push({ target: peer, at: latest.ts });
-  }
-  found.sort((x, y) => y.at.getTime() - x.at.getTime());
-  const lines = found.slice(0, limit).map(({ target, at }) => ({ command: 'CHATHISTORY', params: ['TARGETS', target, `timestamp=${at.toISOString()}`] }));
+  found.sort((x, y) => Date.parse(x.ts) - Date.parse(y.ts));
+  const chosen = forward ? found.slice(0, limit) : found.slice(-limit);
+  const lines = chosen.map(({ name, ts }) => ({ source: connection.serverName, command: 'CHATHISTORY', params: ['TARGETS', name, ts] }));
   sendBatch(connection, 'draft/chathistory-targets', [], lines);
+}
+
+/** The user's private conversations, by log, with the other user's nick now (a user gone for good has none, and no history to ask for). */
+async function peersOf(connection: IrcConnection, principal: Principal): Promise<Map<string, string>> {
+  const { store } = connection.services;
+  const byPeer = new Map<number, string>();
+  for (const log of await store.userConversations(principal.userId)) {
+    const ids = /^dm:(\d+)-(\d+)$/.exec(log)?.slice(1).map(Number);
+    const peer = ids?.find((id) => id !== principal.userId);
+    if (peer !== undefined) byPeer.set(peer, log);
+  }
+  const peers = new Map<string, string>();
+  for (const user of await store.findUsersByIds([...byPeer.keys()])) peers.set(byPeer.get(user.id)!, user.nick);
+  return peers;
 }
 
 /** Lines as one batch when the client has `batch`, else as they are. */

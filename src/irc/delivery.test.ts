@@ -241,6 +241,21 @@ describe('IRC delivery: events as lines', () => {
     expect(plain.take()[0]!.tags.account).toBeUndefined();
   });
 
+  it('away-notify: an away change, said in each shared channel, is one AWAY line; nothing without the capability nor about oneself', async () => {
+    const f = await joined(['away-notify']);
+    const ts = new Date().toISOString();
+    f.deliver(event('mode', 'carol', '+a', { away: 'lunch' }, KEY, ts));
+    f.deliver(event('mode', 'carol', '+a', { away: 'lunch' }, KEY, ts)); // as from a second shared channel: same commit, same time
+    f.deliver(event('mode', 'carol', '-a', { away: null }));
+    f.deliver(event('mode', f.connection.nick, '+a', { away: 'me' }));
+    await f.settled();
+    expect(f.take().map(brief)).toEqual([`carol!carol@${SERVER} AWAY lunch`, `carol!carol@${SERVER} AWAY`]);
+    const plain = await joined();
+    plain.deliver(event('mode', 'carol', '+a', { away: 'lunch' }));
+    await plain.settled();
+    expect(plain.take()).toEqual([]);
+  });
+
   it('a join without extended-join is JOIN #channel alone', async () => {
     const f = await joined();
     f.deliver(event('join', 'carol'));

@@ -135,6 +135,10 @@ function handle(connection: IrcConnection, state: DeliveryState, event: ChatEven
     case 'quit':
       if (own || seenAlready(state, event)) return;
       break;
+    case 'mode':
+      // An away change is said in each of the user's channels: one AWAY line, never about oneself.
+      if ('away' in event.data && (own || seenAlready(state, event))) return;
+      break;
     case 'nick': {
       const to = event.data.newNick;
       if (typeof to !== 'string' || seenAlready(state, event) || state.renamed.has(renameKey(event.nick, to))) return;

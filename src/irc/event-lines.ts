@@ -66,6 +66,8 @@ export function eventMessages(view: EventView, event: ChatEvent, options: LineOp
       return one('TOPIC', [channel, event.text]);
     case 'mode': {
       if (event.log.startsWith('user:')) return roleNotice(view, event);
+      // Away (+a/-a) is the user's, not the channel's: away-notify's AWAY line, or nothing.
+      if ('away' in data) return view.caps.has('away-notify') ? one('AWAY', typeof data.away === 'string' ? [data.away] : []) : [];
       const change = modeChange(event);
       return change ? one('MODE', [channel, ...change]) : [];
     }

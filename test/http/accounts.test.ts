@@ -285,6 +285,22 @@ for (const mode of allModes) {
         expect((await user.get('/api/me')).body.away).toBeNull();
       });
 
+      it('an away change is a mode event (+a / -a) in each of the user’s channels, once per change', async () => {
+        const user = await suite.claim('awaych');
+        const channels = [uniqueChannel('aw'), uniqueChannel('aw')];
+        for (const name of channels) await user.put(`/api/channels/${name}/membership`);
+        await user.put('/api/me/away', { message: 'brb' });
+        await user.put('/api/me/away', { message: 'brb' }); // unchanged: nothing said
+        await user.delete('/api/me/away');
+        for (const name of channels) {
+          const modes = (await fullHistory(user, `/api/channels/${name}/events`)).filter((e) => e.type === 'mode');
+          expect(modes.map((e) => [e.nick, e.text, e.data])).toEqual([
+            [user.nick, '+a', { away: 'brb' }],
+            [user.nick, '-a', { away: null }],
+          ]);
+        }
+      });
+
       it('refuses an empty, overlong or control-character away message (400) and no session (401)', async () => {
         const user = await suite.claim('away');
         for (const message of ['', 'x'.repeat(301), 'line\nbreak', 'bell\u0007', '\ud800']) {

@@ -93,11 +93,9 @@ for (const mode of allModes) {
         const client = await main.raw();
         client.send('CAP LS 302');
         const caps = await capLs(client, 0);
-        for (const cap of ['server-time', 'message-tags', 'echo-message', 'batch', 'labeled-response', 'account-tag', 'multi-prefix', 'extended-join', 'invite-notify', 'draft/chathistory']) {
+        for (const cap of ['server-time', 'message-tags', 'echo-message', 'batch', 'labeled-response', 'account-tag', 'away-notify', 'multi-prefix', 'extended-join', 'invite-notify', 'draft/chathistory']) {
           expect(caps.has(cap), `${cap} in ${JSON.stringify([...caps])}`).toBe(true);
         }
-        // Offered only once implemented.
-        expect(caps.has('away-notify')).toBe(false);
         expect(caps.get('sasl')?.split(',')).toContain('PLAIN');
 
         let since = client.mark();
