@@ -49,7 +49,7 @@ describe.runIf(haveChromium)('web client in Chromium (embedded mode)', () => {
   /** A browser of its own (own profile, own cookie jar) for one person. */
   async function browser(): Promise<Person> {
     const profile = mkdtempSync(join(tmpdir(), 'canaduck-chromium-'));
-    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20_000 });
+    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 60_000 });
     const page = context.pages()[0] ?? (await context.newPage());
     const person: Person = { context, page, streams: 0, errors: [], dialogs: [], profile };
     people.push(person);
@@ -181,7 +181,7 @@ describe.runIf(haveChromium)('web client in Chromium (embedded mode)', () => {
       expect(person.errors).toEqual([]);
       expect(person.dialogs).toEqual([]);
     }
-  });
+  }, 120_000); // two Chromium launches: slow on a loaded machine
 
   it('reuses the session after a reload, with scrollback; /part and /quit', async () => {
     const { alice, bob } = cast;

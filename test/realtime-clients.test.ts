@@ -564,7 +564,8 @@ describe.each(modes)('real-time clients (%s mode)', (mode) => {
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/canaduck_streams_closed_total\{reason="slow"\} [1-9]/);
     // ...and a peer that still does not read is dropped within the write deadline.
-    await waitFor(() => serverSide.destroyed, 'the connection to be dropped', WRITE_DEADLINE_MS + 3_000);
+    // (The slack is for a loaded machine, where timers run late; the bound is what matters.)
+    await waitFor(() => serverSide.destroyed, 'the connection to be dropped', WRITE_DEADLINE_MS + 10_000);
 
     // The client reads what reached it: whole frames, in order, a prefix of what was posted.
     const got = await new Promise<Buffer>((resolve) => {
