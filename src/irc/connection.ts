@@ -50,10 +50,18 @@ function wireParams(params: string[]): string[] {
 
 /** Replies gathered for a labelled command; `open` until the command has finished. */
 interface LabelledReplies {
+  connection: IrcConnection;
   label: string;
   lines: OutgoingMessage[];
   open: boolean;
 }
+
+/**
+ * The replies of the labelled command being run (labeled-response), in its async context.
+ * One for the process: every AsyncLocalStorage ever used is visited on each promise, so one
+ * per connection would slow everything down as connections come and go.
+ */
+const labelled = new AsyncLocalStorage<LabelledReplies>();
 
 export interface OutgoingMessage {
   tags?: Record<string, string | undefined>;
@@ -100,8 +108,6 @@ export class IrcConnection implements UserStreamSink {
   private pingTimer: NodeJS.Timeout | undefined;
   private awaitingPong = false;
   private drained: Promise<void> | undefined;
-  /** The replies of the labelled command being run (labeled-response), in its async context. */
-  private readonly labelled = new AsyncLocalStorage<LabelledReplies>();
   private batches = 0;
   /** Resolves once the socket closed and the session it held was ended. */
   readonly finished: Promise<void>;
@@ -141,8 +147,8 @@ export class IrcConnection implements UserStreamSink {
 
   /** Sends one message; text from users is made wire-safe (no CR, LF or NUL). */
   send(message: OutgoingMessage): void {
-    const replies = this.labelled.getStore();
-    if (replies?.open) {
+    const replies = labelled.getStore();
+    if (replies?.open && replies.connection === this) {
       replies.lines.push(message);
       return;
     }
@@ -287,14 +293,14 @@ export class IrcConnection implements UserStreamSink {
   private async run(message: IrcMessage): Promise<void> {
     const label = message.tags.label;
     if (label === undefined || !this.caps.has('labeled-response') || label.length === 0 || label.length > 64) return this.execute(message);
-    const replies: LabelledReplies = { label, lines: [], open: true };
-    await this.labelled.run(replies, () => this.execute(message));
+    const replies: LabelledReplies = { connection: this, label, lines: [], open: true };
+    await labelled.run(replies, () => this.execute(message));
     this.flushLabelled(replies);
   }
 
   /** Sends a labelled command's replies (those gathered so far, when the connection fails meanwhile). */
-  private flushLabelled(replies = this.labelled.getStore()): void {
-    if (!replies?.open) return;
+  private flushLabelled(replies = labelled.getStore()): void {
+    if (!replies?.open || replies.connection !== this) return;
     replies.open = false;
     const { label, lines } = replies;
     const source = this.serverName;
