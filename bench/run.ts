@@ -17,13 +17,14 @@ import { rows, table, writeResult, type Row, type ScenarioResult } from './lib/r
 import { crossReplica } from './scenarios/cross-replica.js';
 import { fanout } from './scenarios/fanout.js';
 import { ingest } from './scenarios/ingest.js';
+import { ircFanout, ircMemory } from './scenarios/irc.js';
 import { longpoll } from './scenarios/longpoll.js';
 import { memory } from './scenarios/memory.js';
 import { multiplexed } from './scenarios/multiplexed.js';
 import type { Scenario } from './scenarios/shared.js';
 import { sustained } from './scenarios/sustained.js';
 
-export const SCENARIOS: Scenario[] = [ingest, fanout, sustained, longpoll, memory, crossReplica, multiplexed];
+export const SCENARIOS: Scenario[] = [ingest, fanout, sustained, longpoll, memory, crossReplica, multiplexed, ircFanout, ircMemory];
 
 interface Args {
   quick: boolean;

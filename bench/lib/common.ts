@@ -94,6 +94,14 @@ export type SubscriberCommand =
       concurrency: number;
       localAddresses?: string[];
     }
+  | {
+      /** IRC clients (load/irc-subscribers.ts): each registers with NICK/USER and joins `channel`. */
+      cmd: 'open-irc';
+      host: string;
+      port: number;
+      clients: Array<{ nick: string; channel: string }>;
+      concurrency: number;
+    }
   | { cmd: 'reset' }
   | { cmd: 'poll'; after: number; pathTemplate?: string }
   | { cmd: 'await'; ids: number[]; timeoutMs: number }

@@ -17,7 +17,7 @@ import {
   type SubscriberReply,
 } from './common.js';
 import type { Backing } from './env.js';
-import { sleep, startServer, Worker, type ServerProc } from './procs.js';
+import { freePort, sleep, startServer, Worker, type ServerProc } from './procs.js';
 
 export type Kind = 'canaduck' | 'floor';
 
@@ -26,7 +26,7 @@ export interface Target {
   server: ServerProc;
 }
 
-export type ServerName = 'canaduck-a' | 'canaduck-b' | 'floor-sse' | 'floor-sse-redis' | 'floor-ingest';
+export type ServerName = 'canaduck-a' | 'canaduck-b' | 'floor-sse' | 'floor-sse-redis' | 'floor-ingest' | 'floor-irc';
 
 export interface Collected {
   hist: Histogram;
@@ -38,11 +38,29 @@ export interface Collected {
 }
 
 const SUBSCRIBER_WORKERS = 4;
+/**
+ * IRC clients registering and joining at once, per load process. Fewer than the SSE streams'
+ * 32: a join costs CanaDuck work for every member (the JOIN line to each, the names), so it
+ * is CPU-bound and more in flight only queue (32 per process opened 1,000 no faster).
+ */
+const IRC_OPEN_CONCURRENCY = 8;
+
+/** The time the slowest load process took to open its share; throws if any connection failed. */
+function opened(replies: Array<Extract<SubscriberReply, { type: 'opened' }>>, what: string): { ms: number } {
+  const failed = replies.reduce((n, r) => n + r.failed, 0);
+  if (failed > 0) {
+    const failures: Record<string, number> = {};
+    for (const r of replies) for (const [k, v] of Object.entries(r.failures)) failures[k] = (failures[k] ?? 0) + v;
+    throw new Error(`${failed} of ${what} failed: ${JSON.stringify(failures)}`);
+  }
+  return { ms: Math.max(...replies.map((r) => r.ms)) };
+}
 
 export class BenchContext {
   readonly servers = new Map<ServerName, ServerProc>();
   private readonly starting = new Map<ServerName, Promise<ServerProc>>();
   private subscriberWorkers: Array<Worker<SubscriberCommand, SubscriberReply>> = [];
+  private ircWorkers: Array<Worker<SubscriberCommand, SubscriberReply>> = [];
   /** The workers holding the current connection set. */
   private activeWorkers: Array<Worker<SubscriberCommand, SubscriberReply>> = [];
   private poster: Worker<PosterCommand, PosterReply> | undefined;
@@ -143,7 +161,12 @@ export class BenchContext {
     const nodeArgs = this.options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${this.options.profileDir}`] : [];
     let proc: ServerProc;
     switch (name) {
-      case 'canaduck-a':
+      case 'canaduck-a': {
+        // Replica A listens for IRC too (as every replica does by default), on a free loopback port.
+        const ircPort = await freePort();
+        proc = await startServer({ name, script: 'src/main.ts', env: { ...canaduckEnv, CANADUCK_IRC_PORT: String(ircPort) }, ircPort, logDir: this.logDir, nodeArgs });
+        break;
+      }
       case 'canaduck-b':
         proc = await startServer({ name, script: 'src/main.ts', env: canaduckEnv, logDir: this.logDir, nodeArgs });
         break;
@@ -161,9 +184,14 @@ export class BenchContext {
       case 'floor-ingest':
         proc = await startServer({ name, script: 'bench/floors/ingest.ts', env: floorEnv, logDir: this.logDir });
         break;
+      case 'floor-irc': {
+        const ircPort = await freePort();
+        proc = await startServer({ name, script: 'bench/floors/irc-broadcaster.ts', env: { FLOOR_IRC_PORT: String(ircPort) }, ircPort, logDir: this.logDir });
+        break;
+      }
     }
     this.servers.set(name, proc);
-    this.log(`  started ${name} pid ${proc.pid} on ${proc.url}`);
+    this.log(`  started ${name} pid ${proc.pid} on ${proc.url}${proc.ircPort ? ` (IRC ${proc.host}:${proc.ircPort})` : ''}`);
     return proc;
   }
 
@@ -193,13 +221,29 @@ export class BenchContext {
         worker.request({ cmd: 'open', host: server.host, port: server.port, conns: slices[w]!, mode, concurrency: 32 }, 'opened', 180_000),
       ),
     );
-    const failed = replies.reduce((n, r) => n + r.failed, 0);
-    if (failed > 0) {
-      const failures: Record<string, number> = {};
-      for (const r of replies) for (const [k, v] of Object.entries(r.failures)) failures[k] = (failures[k] ?? 0) + v;
-      throw new Error(`${failed} of ${conns.length} connections to ${server.name} failed: ${JSON.stringify(failures)}`);
+    return opened(replies, `${conns.length} connections to ${server.name}`);
+  }
+
+  /**
+   * Opens one IRC client per entry (registered, joined to its channel) on `server`'s IRC port,
+   * spread over the IRC load processes; from then on `awaitIds`, `collect`, `resetSubscribers`
+   * and `closeSubscribers` act on them. Throws if any fails.
+   */
+  async openIrcClients(server: ServerProc, clients: Array<{ nick: string; channel: string }>): Promise<{ ms: number }> {
+    await this.closeSubscribers();
+    if (!server.ircPort) throw new Error(`${server.name} has no IRC listener`);
+    const workers = Math.min(SUBSCRIBER_WORKERS, Math.max(1, Math.ceil(clients.length / 250)));
+    while (this.ircWorkers.length < workers) {
+      this.ircWorkers.push(new Worker(`irc-subscribers-${this.ircWorkers.length + 1}`, 'bench/load/irc-subscribers.ts', this.logDir));
     }
-    return { ms: Math.max(...replies.map((r) => r.ms)) };
+    this.activeWorkers = this.ircWorkers.slice(0, workers);
+    const slices = this.activeWorkers.map((_, w) => clients.filter((_, i) => i % workers === w));
+    const replies = await Promise.all(
+      this.activeWorkers.map((worker, w) =>
+        worker.request({ cmd: 'open-irc', host: server.host, port: server.ircPort!, clients: slices[w]!, concurrency: IRC_OPEN_CONCURRENCY }, 'opened', 300_000),
+      ),
+    );
+    return opened(replies, `${clients.length} IRC clients of ${server.name}`);
   }
 
   async closeSubscribers(): Promise<void> {
@@ -276,8 +320,9 @@ export class BenchContext {
 
   async shutdown(): Promise<void> {
     await this.closeSubscribers().catch(() => {});
-    for (const w of this.subscriberWorkers) await w.stop();
+    for (const w of [...this.subscriberWorkers, ...this.ircWorkers]) await w.stop();
     this.subscriberWorkers = [];
+    this.ircWorkers = [];
     await this.poster?.stop();
     for (const name of [...this.servers.keys()]) await this.stopServer(name);
   }

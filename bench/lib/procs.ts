@@ -84,6 +84,8 @@ export interface ServerProc {
   url: string;
   pid: number;
   logFile: string;
+  /** The IRC listener's port on `host`, for servers started with one. */
+  ircPort?: number;
   /** Resident set size of the server process, KiB (from /proc). */
   rssKb(): number;
   stop(): Promise<void>;
@@ -103,6 +105,8 @@ export async function startServer(options: {
   logDir: string;
   nodeArgs?: string[];
   port?: number;
+  /** The IRC port the server was told to listen on (in `env`): recorded, not set, here. */
+  ircPort?: number;
   readyTimeoutMs?: number;
 }): Promise<ServerProc> {
   const port = options.port ?? (await freePort());
@@ -144,6 +148,7 @@ export async function startServer(options: {
     url,
     pid: child.pid!,
     logFile,
+    ...(options.ircPort !== undefined ? { ircPort: options.ircPort } : {}),
     rssKb: () => rssKbOf(child.pid!),
     stop: () => stopChild(child, 8000),
   };
