@@ -64,6 +64,13 @@ export interface IrcConfig {
   pingIntervalMs: number;
 }
 
+/**
+ * An IRC connection's session ends this long after its last renewal. Each PING renews it,
+ * so it lapses only when the connection is gone without a QUIT (its replica died): five
+ * missed PINGs, then the sweep frees the nick.
+ */
+export const ircSessionIdleTimeoutMs = (irc: IrcConfig): number => 5 * irc.pingIntervalMs;
+
 import { isValidNick } from './shared/names.js';
 import { isValidPassword, PASSWORD_RULE } from './identity/password-rule.js';
 import { motdProblem, MOTD_RULE } from './server/motd-rule.js';

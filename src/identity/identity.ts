@@ -9,7 +9,7 @@ import type { Presence } from '../presence/presence.js';
 import { codePoints } from '../shared/text.js';
 import type { ChannelStore, MembershipRecord } from '../storage/channels.js';
 import type { AuditEntry, Store } from '../storage/store.js';
-import type { SessionRecord, UserRecord, UserStore } from '../storage/users.js';
+import type { NewSession, SessionRecord, UserRecord, UserStore } from '../storage/users.js';
 import type { ActivityRecorder } from './activity.js';
 import type { Credentials } from './credentials.js';
 import type { Principal } from './principal.js';
@@ -52,6 +52,12 @@ export interface ClaimOptions {
   password?: string;
   /** The client's address: failed-login limits and the audit line. */
   address?: string;
+  /**
+   * The session ends this long after its last use instead of the server's session TTL. For
+   * connections that keep their session alive themselves (IRC), so that a nick held by a
+   * connection on a replica that died is freed soon.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** An `/away` message: 1–300 characters, no control characters. */
@@ -104,7 +110,7 @@ export class Identity {
    * account it does not have. An unregistered nick whose holder's sessions all expired is
    * freed and claimed.
    */
-  async claim(nick: string, { password, address }: ClaimOptions = {}): Promise<ClaimedSession> {
+  async claim(nick: string, { password, address, idleTimeoutMs }: ClaimOptions = {}): Promise<ClaimedSession> {
     if (!isValidNick(nick)) {
       throw new CanaDuckError(
         'invalid_nick',
@@ -115,7 +121,7 @@ export class Identity {
     for (let attempt = 0; attempt < 3; attempt++) {
       const holder = await this.store.findUserByNickKey(nickKey);
       if (holder?.registered) {
-        const claimed = await this.signIn(holder, password || undefined, address);
+        const claimed = await this.signIn(holder, password || undefined, address, idleTimeoutMs);
         if (claimed) return claimed;
         continue;
       }
@@ -127,35 +133,55 @@ export class Identity {
       if (password) {
         throw new CanaDuckError('unauthenticated', `${nick} is not registered: claim it without a password, then register it (POST /api/accounts)`);
       }
-      const claimed = await this.openGuestSession(nick, nickKey, address);
+      const claimed = await this.openGuestSession(nick, nickKey, address, idleTimeoutMs);
       if (claimed) return claimed;
     }
     throw new CanaDuckError('nick_in_use', `${nick} is already in use`);
   }
 
   /** A new user holding `nick`, with its first session; `undefined` when someone took the nick first. */
-  private async openGuestSession(nick: string, nickKey: string, address: string | undefined): Promise<ClaimedSession | undefined> {
+  private async openGuestSession(
+    nick: string,
+    nickKey: string,
+    address: string | undefined,
+    idleTimeoutMs: number | undefined,
+  ): Promise<ClaimedSession | undefined> {
     const token = newToken();
-    const expiresAt = new Date(this.now() + this.options.sessionTtlMs);
+    const session = this.newSession(token, idleTimeoutMs);
     const { result } = await this.writer.transact({
       prepare: async (tx) => {
-        const created = await tx.createUserWithSession({ nick, nickKey }, { tokenHash: hashToken(token), expiresAt });
+        const created = await tx.createUserWithSession({ nick, nickKey }, session);
         if (created) await tx.appendAudit([{ actor: nick, action: 'session.claim', target: nick, address, detail: { registered: false } }], new Date(this.now()));
         return { drafts: [], result: created?.user };
       },
     });
-    return result && { token, user: result, expiresAt };
+    return result && { token, user: result, expiresAt: session.expiresAt };
+  }
+
+  /** A session's row: its token's hash, its expiry, and its own idle timeout if it has one. */
+  private newSession(token: string, idleTimeoutMs: number | undefined): NewSession {
+    const idleTimeoutSeconds = idleTimeoutMs === undefined ? null : Math.ceil(idleTimeoutMs / 1000);
+    return { tokenHash: hashToken(token), expiresAt: new Date(this.now() + this.idleTimeoutMs(idleTimeoutSeconds)), idleTimeoutSeconds };
+  }
+
+  private idleTimeoutMs(idleTimeoutSeconds: number | null): number {
+    return idleTimeoutSeconds === null ? this.options.sessionTtlMs : idleTimeoutSeconds * 1000;
   }
 
   /**
    * A new session of a registered user, once its password checks out; `undefined` when the
    * nick changed hands while the password was being checked (the caller looks again).
    */
-  private async signIn(holder: UserRecord, password: string | undefined, address: string | undefined): Promise<ClaimedSession | undefined> {
+  private async signIn(
+    holder: UserRecord,
+    password: string | undefined,
+    address: string | undefined,
+    idleTimeoutMs: number | undefined,
+  ): Promise<ClaimedSession | undefined> {
     if (password === undefined) throw new CanaDuckError('unauthenticated', `${holder.nick} is registered: give its password`);
     const matched = await this.options.credentials.check(holder, password, { address, purpose: 'login' });
     const token = newToken();
-    const expiresAt = new Date(this.now() + this.options.sessionTtlMs);
+    const session = this.newSession(token, idleTimeoutMs);
     const { result } = await this.writer.transact({
       prepare: async (tx) => {
         const user = await tx.findUserById(holder.id);
@@ -164,12 +190,12 @@ export class Identity {
         if ((await tx.findPasswordHash(user.id)) !== matched) {
           throw new CanaDuckError('unauthenticated', `the password of ${user.nick} changed meanwhile: try again`);
         }
-        await tx.createSession(user.id, { tokenHash: hashToken(token), expiresAt });
+        await tx.createSession(user.id, session);
         await tx.appendAudit([{ actor: user.nick, action: 'session.claim', target: user.nick, address, detail: { registered: true } }], new Date(this.now()));
         return { drafts: [], result: user };
       },
     });
-    return result && { token, user: result, expiresAt };
+    return result && { token, user: result, expiresAt: session.expiresAt };
   }
 
   /**
@@ -211,13 +237,17 @@ export class Identity {
     for (const tokenHash of stale) this.recent.delete(tokenHash);
   }
 
-  /** Slides the expiry forward when it is due (one write per interval, not per request). */
+  /**
+   * Slides the expiry forward when it is due: one write per interval, not per request, and at
+   * least three per idle timeout, so a session with a short one is never let lapse while used.
+   */
   private async principal(live: LiveSession, via: Principal['via'], now: number, remembered: boolean): Promise<Principal> {
     const { session, user } = live;
-    if (now - session.lastSeenAt.getTime() >= this.touchIntervalMs) {
+    const idleTimeoutMs = this.idleTimeoutMs(session.idleTimeoutSeconds);
+    if (now - session.lastSeenAt.getTime() >= Math.min(this.touchIntervalMs, idleTimeoutMs / 3)) {
       // Updated before the write: concurrent requests of this session touch it once.
       session.lastSeenAt = new Date(now);
-      session.expiresAt = new Date(now + this.options.sessionTtlMs);
+      session.expiresAt = new Date(now + idleTimeoutMs);
       await this.store.touchSession(session.id, session.lastSeenAt, session.expiresAt);
     }
     const principal: Principal = { userId: user.id, sessionId: session.id, nick: user.nick, role: user.role, expiresAt: session.expiresAt, via };

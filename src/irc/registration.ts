@@ -1,3 +1,4 @@
+import { ircSessionIdleTimeoutMs } from '../config.js';
 import { CanaDuckError } from '../errors.js';
 import { casefold, isValidNick } from '../shared/names.js';
 import { CAPABILITIES, capabilityList } from './capabilities.js';
@@ -162,6 +163,12 @@ export const registrationCommands: ReadonlyMap<string, IrcCommand> = new Map<str
   ],
 ]);
 
+/** An IRC connection's session: its address, and an idle timeout its PINGs renew. */
+const sessionOf = (connection: IrcConnection) => ({
+  address: connection.address,
+  idleTimeoutMs: ircSessionIdleTimeoutMs(connection.services.config.irc),
+});
+
 /** SASL PLAIN: `authzid NUL authcid NUL password`, base64; the account is the nick. */
 async function saslPlain(connection: IrcConnection, payload: string): Promise<void> {
   const parts = Buffer.from(payload, 'base64').toString('utf8').split('\u0000');
@@ -170,7 +177,7 @@ async function saslPlain(connection: IrcConnection, payload: string): Promise<vo
     return connection.numeric(ERR.SASLFAIL, 'SASL authentication failed');
   }
   try {
-    const claimed = await connection.services.identity.claim(authcid, { password, address: connection.address });
+    const claimed = await connection.services.identity.claim(authcid, { password, ...sessionOf(connection) });
     connection.token = claimed.token;
     connection.nick = claimed.user.nick;
   } catch (err) {
@@ -192,7 +199,7 @@ async function tryRegister(connection: IrcConnection): Promise<void> {
     const holder = await connection.services.store.findUserByNickKey(casefold(nick));
     const password = holder?.registered ? connection.password : undefined;
     try {
-      const claimed = await connection.services.identity.claim(nick, { password, address: connection.address });
+      const claimed = await connection.services.identity.claim(nick, { password, ...sessionOf(connection) });
       connection.token = claimed.token;
     } catch (err) {
       if (!(err instanceof CanaDuckError)) throw err;

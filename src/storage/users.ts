@@ -19,6 +19,15 @@ export interface SessionRecord {
   userId: number;
   lastSeenAt: Date;
   expiresAt: Date;
+  /** Ends this long after its last use; null: the server's session TTL. */
+  idleTimeoutSeconds: number | null;
+}
+
+/** What a new session is given. */
+export interface NewSession {
+  tokenHash: string;
+  expiresAt: Date;
+  idleTimeoutSeconds?: number | null;
 }
 
 /**
@@ -33,7 +42,7 @@ export interface UserStore {
   /** Inserts the user and its first session; `undefined` when the nick is held. */
   createUserWithSession(
     user: { nick: string; nickKey: string },
-    session: { tokenHash: string; expiresAt: Date },
+    session: NewSession,
   ): Promise<{ user: UserRecord; session: SessionRecord } | undefined>;
   findUserByNickKey(nickKey: string): Promise<UserRecord | undefined>;
   findUserById(id: number): Promise<UserRecord | undefined>;
@@ -63,7 +72,7 @@ export interface UserStore {
   /** Inserts a registered user without a session; `undefined` when the nick is held. */
   createRegisteredUser(user: { nick: string; nickKey: string; role: Role; passwordHash: string }): Promise<UserRecord | undefined>;
   /** A new session for an existing user (a registered nick claimed with its password). */
-  createSession(userId: number, session: { tokenHash: string; expiresAt: Date }): Promise<SessionRecord>;
+  createSession(userId: number, session: NewSession): Promise<SessionRecord>;
   setRole(userId: number, role: Role): Promise<void>;
   /** Locks the user's row until the surrounding transaction ends: account changes of one user go one at a time. */
   lockUser(userId: number): Promise<void>;

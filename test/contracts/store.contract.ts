@@ -92,7 +92,7 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect(u).toMatchObject({ nick: names.nick, nickKey: names.nickKey, role: 'user', registered: false });
         expect(u.id).toEqual(expect.any(Number));
         expect(u.createdAt).toBeInstanceOf(Date);
-        expect(session).toMatchObject({ userId: u.id, expiresAt });
+        expect(session).toMatchObject({ userId: u.id, expiresAt, idleTimeoutSeconds: null });
         expect(await store.findUserByNickKey(names.nickKey)).toEqual(u);
         expect(await store.findUserById(u.id)).toEqual(u);
         expect(await store.findLiveSession(tokenHash, new Date())).toEqual({ session, user: u });
@@ -101,6 +101,17 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect(await store.findLiveSessionById(session.id, new Date(expiresAt.getTime() + 1))).toBeUndefined();
         expect(await store.findLiveSessionById(session.id + 1_000_000, new Date())).toBeUndefined();
         expect(await store.findUserByNickKey(freshNick().nickKey)).toBeUndefined();
+      });
+
+      it('keeps the own idle timeout of a session, for a new user and for another session of one', async () => {
+        const expiresAt = new Date(Date.now() + 300_000);
+        const created = await store.createUserWithSession(freshNick(), { tokenHash: hash(), expiresAt, idleTimeoutSeconds: 300 });
+        expect(created?.session).toMatchObject({ expiresAt, idleTimeoutSeconds: 300 });
+        const tokenHash = hash();
+        const another = await store.createSession(created!.user.id, { tokenHash, expiresAt, idleTimeoutSeconds: 120 });
+        expect(another.idleTimeoutSeconds).toBe(120);
+        expect((await store.findLiveSession(tokenHash, new Date()))?.session.idleTimeoutSeconds).toBe(120);
+        expect((await store.findLiveSessionById(created!.session.id, new Date()))?.session.idleTimeoutSeconds).toBe(300);
       });
 
       it('refuses a held nick, leaving nothing half-created', async () => {

@@ -370,6 +370,19 @@ for (const mode of allModes) {
         expect(answering.isClosed).toBe(false);
         await answering.ping();
       });
+
+      it('each PING renews the connection’s session: its nick stays held past the session’s idle timeout', async () => {
+        // PING every second here: an IRC session ends 5 s after its last renewal.
+        const client = await strict.raw(0, { autoPong: true });
+        const held = nick('held');
+        await client.register(held);
+        const since = client.mark();
+        await client.waitFor(() => client.lines.slice(since).filter((l) => l.command === 'PING').length >= 8, 'eight PINGs (8 s)', { since, timeoutMs: 20_000 });
+        const claim = await new Client(strict.url()).post('/api/sessions', { nick: held });
+        expect(claim.status, JSON.stringify(claim.body)).toBe(409);
+        await client.ping('still here');
+        expect(client.isClosed).toBe(false);
+      });
     });
 
     describe('bad input', () => {

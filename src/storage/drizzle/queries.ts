@@ -19,6 +19,7 @@ export const sessionColumns = {
   userId: sessions.userId,
   lastSeenAt: sessions.lastSeenAt,
   expiresAt: sessions.expiresAt,
+  idleTimeoutSeconds: sessions.idleTimeoutSeconds,
 };
 
 export function prepareHotQueries(db: Database) {

@@ -1,12 +1,12 @@
 import { and, asc, count, eq, gt, inArray, lt, ne, sql } from 'drizzle-orm';
 import { sessions, users } from '../schema/index.js';
-import type { Role, SessionRecord, UserRecord, UserStore } from '../users.js';
+import type { NewSession, Role, SessionRecord, UserRecord, UserStore } from '../users.js';
 import { DrizzleAdapter, sqlState, UNIQUE_VIOLATION } from './database.js';
 import { sessionColumns, userColumns } from './queries.js';
 
 /** Users and sessions over Drizzle. */
 export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
-  createUserWithSession(user: { nick: string; nickKey: string }, session: { tokenHash: string; expiresAt: Date }) {
+  createUserWithSession(user: { nick: string; nickKey: string }, session: NewSession) {
     return this.run(async () => {
       try {
         return await this.db.transaction(async (tx) => {
@@ -14,7 +14,7 @@ export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
           if (!created) throw new Error('insert returned no user');
           const [opened] = await tx
             .insert(sessions)
-            .values({ userId: created.id, tokenHash: session.tokenHash, expiresAt: session.expiresAt })
+            .values({ userId: created.id, ...session })
             .returning(sessionColumns);
           if (!opened) throw new Error('insert returned no session');
           return { user: created, session: opened };
@@ -125,7 +125,7 @@ export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
     return this.run(async () => (await this.db.insert(users).values(user).onConflictDoNothing().returning(userColumns))[0]);
   }
 
-  createSession(userId: number, session: { tokenHash: string; expiresAt: Date }): Promise<SessionRecord> {
+  createSession(userId: number, session: NewSession): Promise<SessionRecord> {
     return this.run(async () => {
       const [opened] = await this.db.insert(sessions).values({ userId, ...session }).returning(sessionColumns);
       if (!opened) throw new Error('insert returned no session');
