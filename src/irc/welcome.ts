@@ -44,10 +44,12 @@ export async function sendWelcome(connection: IrcConnection): Promise<void> {
 
 export async function sendLusers(connection: IrcConnection): Promise<void> {
   const { services } = connection;
-  const [online, channels] = await Promise.all([services.presence.onlineUserIds(), services.channels.list(connection.principal)]);
-  connection.numeric(RPL.LUSERCLIENT, `There are ${online.length} users and 0 invisible on 1 servers`);
+  const [onlineIds, channels] = await Promise.all([services.presence.onlineUserIds(), services.channels.list(connection.principal)]);
+  // At the welcome this connection's own stream is not open yet, so presence may not count it.
+  const users = new Set(onlineIds).add(connection.principal.userId).size;
+  connection.numeric(RPL.LUSERCLIENT, `There are ${users} users and 0 invisible on 1 servers`);
   connection.numeric(RPL.LUSERCHANNELS, String(channels.length), 'channels formed');
-  connection.numeric(RPL.LUSERME, `I have ${online.length} clients and 1 servers`);
+  connection.numeric(RPL.LUSERME, `I have ${users} clients and 1 servers`);
 }
 
 /** 375/372/376 with the message of the day, one 372 per line; 422 without one. */

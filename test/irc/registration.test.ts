@@ -87,6 +87,8 @@ for (const mode of allModes) {
     const main = ircSuite(mode, { CANADUCK_MOTD: MOTD, CANADUCK_PASSWORD_COST: '10' }, { replicas });
     // Short registration timeout and keep-alive interval, and no MOTD.
     const strict = ircSuite(mode, { CANADUCK_IRC_REGISTRATION_TIMEOUT_SECONDS: '1', CANADUCK_IRC_PING_INTERVAL_SECONDS: '1' });
+    /** A server with no one else on it: its first user's LUSERS. */
+    const lonely = ircSuite(mode, {});
 
     describe('capability negotiation', () => {
       it('CAP LS 302 lists the capabilities with values; REQ is ACKed or NAKed whole; LIST shows what is on; END registers', async () => {
@@ -219,6 +221,17 @@ for (const mode of allModes) {
         expect(client.client.network.supports('CASEMAPPING')).toBe('rfc1459');
         expect(client.client.network.name).toMatch(/^\S+$/);
         expect(client.client.network.name).not.toBe('Network'); // irc-framework's default until NETWORK arrives
+      });
+
+      it('LUSERS at the welcome counts the user being welcomed, as LUSERS asked later does', async () => {
+        const client = await lonely.raw();
+        const burst = await client.register(nick('first'));
+        expect(burst.find((l) => l.command === '251')?.params.at(-1)).toBe('There are 1 users and 0 invisible on 1 servers');
+        expect(burst.find((l) => l.command === '255')?.params.at(-1)).toBe('I have 1 clients and 1 servers');
+        const since = client.mark();
+        client.send('LUSERS');
+        const asked = await client.waitFor(isCommand('251'), '251', { since });
+        expect(asked.params.at(-1)).toBe('There are 1 users and 0 invisible on 1 servers');
       });
 
       it('422 when the server has no MOTD', async () => {
