@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
-import { privateLogName, type ChatEvent } from '../log/event.js';
-import type { History, HistoryQuery } from '../messages/messages.js';
+import { privateLogName, type ChatEvent, type EventType } from '../log/event.js';
 import { casefold, isValidChannelName, isValidNick } from '../shared/names.js';
 import type { IrcCommand, IrcConnection, OutgoingMessage } from './connection.js';
 import { parseMsgid } from './tags.js';
@@ -10,11 +9,7 @@ import { parseMsgid } from './tags.js';
 /** The most messages one CHATHISTORY request returns (ISUPPORT `CHATHISTORY`). */
 export const MAX_HISTORY = 100;
 /** Event types CHATHISTORY plays back: what a client shows as messages (no draft/event-playback). */
-const MESSAGE_TYPES = new Set<ChatEvent['type']>(['message', 'action', 'private']);
-/** Events read at a time while gathering messages (joins, parts and the like are passed over). */
-const PAGE_EVENTS = 200;
-/** Events one gathering reads at most: a long run of joins and parts is not read to the log's start. */
-const MAX_SCANNED_EVENTS = 5_000;
+const MESSAGE_TYPES: readonly EventType[] = ['message', 'action', 'private'];
 /** The parameters after the subcommand each takes, exactly. */
 const ARITY: Readonly<Record<string, number>> = { LATEST: 3, BEFORE: 3, AFTER: 3, AROUND: 3, BETWEEN: 4, TARGETS: 3 };
 /** `timestamp=` values: server-time's format (the milliseconds may be left out). */
@@ -123,45 +118,18 @@ async function boundary(source: Source, ref: Reference, side: 'after' | 'before'
   return side === 'before' ? firstAfter : firstAfter - 1;
 }
 
-/** One page of the source's events, as HTTP history reads them; `undefined` once the reader's access ended (a former member read up to their end). */
-async function page(source: Source, query: HistoryQuery, continuing: boolean): Promise<History | undefined> {
-  const { messages } = source.connection.services;
-  try {
-    return source.log.startsWith('#')
-      ? await messages.channelHistory(source.principal, source.name, query)
-      : await messages.privateHistory(source.principal, source.name, query);
-  } catch (err) {
-    if (continuing && err instanceof CanaDuckError && (err.code === 'not_member' || err.code === 'invite_only')) return undefined;
-    throw err;
-  }
-}
-
 /**
  * Up to `limit` messages nearest to `from` (excluded; `undefined`: the newest end), going
- * older or newer, never reaching `stop` (excluded). Returned oldest first.
+ * older or newer, never reaching `stop` (excluded). Returned oldest first. One storage read,
+ * however many joins, parts and other events lie between.
  */
 async function gather(source: Source, direction: 'older' | 'newer', from: number | undefined, limit: number, stop?: number): Promise<ChatEvent[]> {
-  const found: ChatEvent[] = [];
-  let cursor = from;
-  for (let scanned = 0; found.length < limit && scanned < MAX_SCANNED_EVENTS; ) {
-    const size = Math.min(PAGE_EVENTS, (limit - found.length) * 2 + 10);
-    const history = await page(source, direction === 'older' ? { before: cursor, limit: size } : { after: cursor ?? 0, limit: size }, scanned > 0);
-    scanned += size;
-    if (!history || history.reset) break;
-    const events = direction === 'older' ? [...history.events].reverse() : history.events;
-    for (const event of events) {
-      if (stop !== undefined && (direction === 'older' ? event.seq <= stop : event.seq >= stop)) return ordered(found, direction);
-      if (MESSAGE_TYPES.has(event.type)) found.push(event);
-      if (found.length === limit) break;
-    }
-    const next = direction === 'older' ? events.at(-1)?.seq : history.next;
-    if (next === undefined || next === cursor) break;
-    cursor = next;
-  }
-  return ordered(found, direction);
+  const query =
+    direction === 'older'
+      ? { before: from, after: stop, limit, from: 'newest' as const }
+      : { after: from ?? 0, before: stop, limit, from: 'oldest' as const };
+  return source.connection.services.messages.historyOfTypes(source.principal, source.name, MESSAGE_TYPES, query);
 }
-
-const ordered = (found: ChatEvent[], direction: 'older' | 'newer'): ChatEvent[] => (direction === 'older' ? found.reverse() : found);
 
 async function window(source: Source, sub: string, rest: string[]): Promise<ChatEvent[]> {
   const { log } = source;

@@ -46,7 +46,9 @@ export async function sendLusers(connection: IrcConnection): Promise<void> {
   const { services } = connection;
   const [onlineIds, channels] = await Promise.all([services.presence.onlineUserIds(), services.channels.list(connection.principal)]);
   // At the welcome this connection's own stream is not open yet, so presence may not count it.
-  const users = new Set(onlineIds).add(connection.principal.userId).size;
+  const online = new Set(onlineIds);
+  if (connection.principal) online.add(connection.principal.userId);
+  const users = online.size;
   connection.numeric(RPL.LUSERCLIENT, `There are ${users} users and 0 invisible on 1 servers`);
   connection.numeric(RPL.LUSERCHANNELS, String(channels.length), 'channels formed');
   connection.numeric(RPL.LUSERME, `I have ${users} clients and 1 servers`);

@@ -5,7 +5,7 @@ import { textProblem } from '../shared/text.js';
 import type { LogStore } from '../storage/logs.js';
 import type { UserRecord } from '../storage/users.js';
 import { BoundedSet } from '../shared/bounded-set.js';
-import { personalLogName, privateLogName, type ChatEvent, type EventDraft } from '../log/event.js';
+import { personalLogName, privateLogName, type ChatEvent, type EventDraft, type EventType } from '../log/event.js';
 import type { LogReader } from '../log/log-reader.js';
 import { GuardRefused, type LogWriter } from '../log/log-writer.js';
 import { toChatEvent } from '../log/stored.js';
@@ -102,6 +102,33 @@ export class Messages {
     if (endsAt === undefined) return history;
     const last = history.events.findIndex((e) => e.seq >= endsAt);
     return last < 0 ? history : { events: history.events.slice(0, last + 1), next: endsAt };
+  }
+
+  /**
+   * Events of `types` only (IRC CHATHISTORY plays back messages) in a channel (`#name`) or the
+   * private conversation with a nick, strictly between `after` and `before`: the `limit`
+   * nearest `after` (`from: 'oldest'`) or nearest `before` (`'newest'`), oldest first. The
+   * access rules of history, and never past the log's settled head, so a seq still being
+   * committed is not passed over.
+   */
+  async historyOfTypes(
+    principal: Principal,
+    target: string,
+    types: readonly EventType[],
+    query: { after?: number; before?: number; limit: number; from: 'oldest' | 'newest' },
+  ): Promise<ChatEvent[]> {
+    let log: string;
+    let end = Infinity;
+    if (target.startsWith('#')) {
+      const { channel, endsAt } = await this.channels.asReader(target, principal, query.after);
+      log = channel.nameKey;
+      if (endsAt !== undefined) end = endsAt; // a former member: up to the event that ended it (not a message)
+    } else {
+      log = privateLogName(principal.userId, (await this.people.findUser(target)).id);
+    }
+    const before = Math.min(query.before ?? Infinity, end, (await this.reader.head(log)) + 1);
+    const rows = await this.store.eventsOfTypes(log, types, { after: query.after, before }, query.limit, query.from);
+    return rows.map(toChatEvent);
   }
 
   async privateHistory(principal: Principal, nick: string, query: HistoryQuery): Promise<History> {

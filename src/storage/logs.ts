@@ -55,6 +55,18 @@ export interface LogStore {
   eventsAfter(log: string, after: number, limit: number): Promise<StoredEvent[]>;
   /** The `limit` rows before `before` (the newest without it), in increasing seq order. */
   eventsBefore(log: string, before: number | undefined, limit: number): Promise<StoredEvent[]>;
+  /**
+   * Rows of `types` strictly between `after` and `before` (either end open): the `limit`
+   * oldest of them, or the newest with `from: 'newest'`, in increasing seq order. One read
+   * however many rows of other types lie between (IRC CHATHISTORY plays back messages only).
+   */
+  eventsOfTypes(
+    log: string,
+    types: readonly string[],
+    range: { after?: number; before?: number },
+    limit: number,
+    from: 'oldest' | 'newest',
+  ): Promise<StoredEvent[]>;
   findEvent(ref: EventRef): Promise<StoredEvent | undefined>;
   /**
    * The seq of the first event of `log` at or after `at` (a timestamp reference, as IRC's

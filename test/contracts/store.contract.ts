@@ -399,6 +399,26 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect(await store.seqAt(freshLog(), at(0))).toBeUndefined();
       });
 
+      it('eventsOfTypes reads only the given types, between open or closed ends, nearest either end', async () => {
+        const log = freshLog();
+        // 1..40: a message every 10th seq, joins and parts (and a skip) between.
+        const types = (seq: number) => (seq % 10 === 0 ? 'message' : seq === 15 ? 'skip' : seq % 2 ? 'join' : 'part');
+        await store.insertEvents(Array.from({ length: 40 }, (_, i) => row(log, i + 1, { type: types(i + 1) })));
+        await store.insertEvents([row(log, 41, { type: 'action' })]);
+        const only = ['message', 'action'];
+        expect(seqs(await store.eventsOfTypes(log, only, {}, 100, 'oldest'))).toEqual([10, 20, 30, 40, 41]);
+        expect(seqs(await store.eventsOfTypes(log, only, {}, 2, 'newest'))).toEqual([40, 41]);
+        expect(seqs(await store.eventsOfTypes(log, only, {}, 2, 'oldest'))).toEqual([10, 20]);
+        expect(seqs(await store.eventsOfTypes(log, only, { after: 10, before: 40 }, 100, 'oldest'))).toEqual([20, 30]);
+        expect(seqs(await store.eventsOfTypes(log, only, { after: 10, before: 40 }, 1, 'newest'))).toEqual([30]);
+        expect(seqs(await store.eventsOfTypes(log, only, { before: 20 }, 5, 'newest'))).toEqual([10]);
+        expect(seqs(await store.eventsOfTypes(log, ['message'], { after: 30 }, 5, 'oldest'))).toEqual([40]);
+        expect(await store.eventsOfTypes(log, only, { after: 41 }, 5, 'oldest')).toEqual([]);
+        expect(await store.eventsOfTypes(freshLog(), only, {}, 5, 'newest')).toEqual([]);
+        const [first] = await store.eventsOfTypes(log, only, {}, 1, 'oldest');
+        expect(first).toEqual((await store.eventsAfter(log, 9, 1))[0]);
+      });
+
       it('keeps seqs beyond 32 bits as numbers', async () => {
         const log = freshLog();
         const big = 2 ** 40 + 3;

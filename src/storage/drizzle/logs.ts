@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, getTableColumns, gt, gte, lt, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, lt, lte, sql } from 'drizzle-orm';
 import type { EventRef, InsertedRef, LogStore, StoredEvent } from '../logs.js';
 import { bans, channels, deployment, events, idempotencyKeys, memberships, sessions, users } from '../schema/index.js';
 import { DrizzleAdapter } from './database.js';
@@ -108,6 +108,32 @@ export class DrizzleLogStore extends DrizzleAdapter implements LogStore {
         .orderBy(desc(events.seq))
         .limit(limit);
       return rows.reverse().map(toEvent);
+    });
+  }
+
+  eventsOfTypes(
+    log: string,
+    types: readonly string[],
+    range: { after?: number; before?: number },
+    limit: number,
+    from: 'oldest' | 'newest',
+  ): Promise<StoredEvent[]> {
+    return this.run(async () => {
+      const rows = await this.db
+        .select(eventColumns)
+        .from(events)
+        .where(
+          and(
+            eq(events.log, log),
+            inArray(events.type, [...types]),
+            range.after === undefined ? undefined : gt(events.seq, range.after),
+            range.before === undefined ? undefined : lt(events.seq, range.before),
+          ),
+        )
+        .orderBy(from === 'oldest' ? asc(events.seq) : desc(events.seq))
+        .limit(limit);
+      const ordered = from === 'oldest' ? rows : rows.reverse();
+      return ordered.map(toEvent);
     });
   }
 
