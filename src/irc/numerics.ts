@@ -11,6 +11,7 @@ export const RPL = {
   LUSERCHANNELS: '254',
   LUSERME: '255',
   AWAY: '301',
+  ISON: '303',
   UNAWAY: '305',
   NOWAWAY: '306',
   WHOISUSER: '311',

@@ -380,6 +380,19 @@ for (const mode of allModes) {
         expect(irc.lines.slice(since).map((l) => l.command)).toEqual(['401', '318']);
       });
 
+      it('ISON (303): the asked nicks held by a live session, over HTTP or IRC, in their own case', async () => {
+        const http = await suite.claim('Is', other);
+        const { irc, nick } = await ircUser('io');
+        const gone = await suite.claim('ig', other);
+        expect((await gone.delete('/api/sessions/current')).status).toBe(204);
+        const asked = [http.nick.toLowerCase(), gone.nick, uniqueNick('nobody'), 'not a nick!', nick];
+        const reply = await ask(irc, `ISON ${asked.join(' ')}`, isCommand('303'), '303');
+        expect(reply.params).toEqual([nick, `${http.nick} ${nick}`]);
+        const none = await ask(irc, `ISON :${uniqueNick('nobody')}`, isCommand('303'), 'an empty 303');
+        expect(none.params).toEqual([nick, '']);
+        await ask(irc, 'ISON', isCommand('461'), '461 without a nick');
+      });
+
       it('AWAY sets and clears (306, 305), seen in WHOIS over HTTP', async () => {
         const http = await suite.claim('ya', other);
         const { irc, nick } = await ircUser('yy');

@@ -4,7 +4,7 @@ import { CanaDuckError } from '../../errors.js';
 import { MAX_AWAY_CHARS } from '../../identity/identity.js';
 import type { Principal } from '../../identity/principal.js';
 import { awayOf } from '../../presence/away.js';
-import { isValidChannelName, isValidNick } from '../../shared/names.js';
+import { casefold, isValidChannelName, isValidNick } from '../../shared/names.js';
 import { fitWords, unixSeconds } from '../burst.js';
 import type { IrcCommand, IrcConnection } from '../connection.js';
 import { sameNick } from '../event-lines.js';
@@ -13,12 +13,15 @@ import { NETWORK } from '../welcome.js';
 import { actor, targetsOf } from './refusals.js';
 import { clip, plainText } from './text.js';
 
+/** Nicks one ISON looks up: 15 of 30 characters fill a 512-byte reply. */
+const MAX_ISON = 15;
+
 /** The user part of a mask: the client's ident for itself (USER), the nick for everyone else. */
 const userOf = (connection: IrcConnection, nick: string): string => (sameNick(nick, connection.nick) && connection.user ? connection.user : nick);
 /** The real name: the client's own (USER); for everyone else, their nick (HTTP users have none). */
 const realnameOf = (connection: IrcConnection, nick: string): string => (sameNick(nick, connection.nick) && connection.realname ? connection.realname : nick);
 
-/** WHO, WHOIS and AWAY, on the same domain as `GET /api/users/{nick}` and `PUT /api/me/away`. */
+/** WHO, WHOIS, ISON and AWAY, on the same domain as `GET /api/users/{nick}` and `PUT /api/me/away`. */
 export const userCommands: ReadonlyMap<string, IrcCommand> = new Map<string, IrcCommand>([
   [
     'WHO',
@@ -42,6 +45,29 @@ export const userCommands: ReadonlyMap<string, IrcCommand> = new Map<string, Irc
         if (!principal) return;
         // `WHOIS server nick` and `WHOIS nick nick` (irssi asks for idle time so) name the nick last.
         for (const nick of targetsOf(connection, params.at(-1)!)) await whois(connection, principal, nick);
+      },
+    },
+  ],
+  [
+    // `ISON nick…` (irssi's /notify asks every minute): which of them are held by a live
+    // session now, over IRC or HTTP, in their current case. At most as many as fit one reply.
+    'ISON',
+    {
+      minParams: 1,
+      async run(connection, { params }) {
+        const principal = await actor(connection);
+        if (!principal) return;
+        const asked = params.flatMap((p) => p.split(' ')).filter(isValidNick).slice(0, MAX_ISON);
+        const now = new Date();
+        const { store } = connection.services;
+        const found = await Promise.all(
+          asked.map(async (nick) => {
+            const user = await store.findUserByNickKey(casefold(nick));
+            return user && (await store.countLiveSessions(user.id, now)) > 0 ? user.nick : undefined;
+          }),
+        );
+        const online = [...new Set(found.filter((nick) => nick !== undefined))];
+        connection.numeric(RPL.ISON, online.join(' '));
       },
     },
   ],
