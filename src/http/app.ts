@@ -20,6 +20,7 @@ import { registerServerRoutes } from './routes/server.js';
 import { registerStreamRoutes } from './routes/streams.js';
 import { acceptRememberedSessions, identify } from './session.js';
 import { SseStreams } from './sse/streams.js';
+import { ASSETS_PREFIX, webClient } from './web-client.js';
 
 const CURSOR_FIELDS = new Set(['before', 'after', 'cursor']);
 /** The web client runs only its own script and style and talks only to its own origin. */
@@ -30,6 +31,8 @@ const CLIENT_HEADERS = {
   'referrer-policy': 'no-referrer',
   'cache-control': 'no-cache',
 };
+/** Bundles named by their content hash never change under their name. */
+const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 /** Validation failures become problem+json; a bad cursor is `invalid_cursor`. */
 function validationProblem(target: string, error: ZodError): CanaDuckError {
@@ -91,11 +94,23 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
   app.get('/openapi.json', (c) => c.body(documentBytes, 200, { 'content-type': 'application/json' }));
   registerDocs(app, '/openapi.json');
 
-  // The web client (public/): `/` is index.html, other files by name. Middleware, not
-  // routes, and after every route: the API and its 404/405 answers are unchanged.
+  // The web client: `/` is index.html (revalidated every time), `/assets/*` the bundles
+  // named by their content hash (cached for good), other files of the public directory by
+  // name. Middleware, not routes, and after every route: the API and its 404/405 answers are
+  // unchanged.
   const serveClient = serveStatic<AppEnv>({ root: services.config.publicDir });
   app.use('*', async (c, next) => {
     if ((c.req.method !== 'GET' && c.req.method !== 'HEAD') || c.req.path.startsWith('/api/')) return next();
+    const path = c.req.path;
+    if (path === '/' || path === '/index.html' || path.startsWith(ASSETS_PREFIX)) {
+      const client = await webClient(services.config.publicDir);
+      if (path.startsWith(ASSETS_PREFIX)) {
+        const asset = client.assets.get(path);
+        if (!asset) return next();
+        return c.body(asset.body as Uint8Array<ArrayBuffer>, 200, { ...CLIENT_HEADERS, 'content-type': asset.contentType, 'cache-control': IMMUTABLE });
+      }
+      return c.body(client.indexHtml, 200, { ...CLIENT_HEADERS, 'content-type': 'text/html; charset=utf-8' });
+    }
     const file = await serveClient(c, next); // undefined when there is no such file: next() answered 404
     if (!file) return;
     const headers = new Headers(file.headers);

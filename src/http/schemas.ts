@@ -150,7 +150,9 @@ export const ReasonBody = z.object({ reason: z.string().max(400).optional() }).o
 export const PostMessageBody = z
   .object({ text: TextSchema, action: z.boolean().optional().openapi({ description: '`true` for a `/me` action.' }) })
   .openapi('PostMessage');
-export const PrivateMessageBody = z.object({ text: TextSchema }).openapi('PrivateMessage');
+export const PrivateMessageBody = z
+  .object({ text: TextSchema, action: z.boolean().optional().openapi({ description: '`true` for a `/me` action (IRC: CTCP ACTION).' }) })
+  .openapi('PrivateMessage');
 
 const seqParam = (description: string) =>
   z

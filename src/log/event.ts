@@ -1,22 +1,9 @@
 import { z } from 'zod';
 import type { SpeakGuard } from '../storage/store.js';
+import { EVENT_TYPES, type EventType } from '../shared/event-types.js';
 
-/** The one shape every log event has on the wire (DESIGN §5). */
-export const EVENT_TYPES = [
-  'message',
-  'action',
-  'join',
-  'part',
-  'quit',
-  'kick',
-  'nick',
-  'topic',
-  'mode',
-  'invite',
-  'private',
-  'alert',
-] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
+/** The one shape every log event has on the wire (DESIGN §5); the types are shared with the web client. */
+export { EVENT_TYPES, type EventType };
 
 export interface ChatEvent {
   log: string;
