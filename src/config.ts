@@ -43,6 +43,8 @@ export interface Config {
   presenceLeaseMs: number;
   /** How often expired sessions and timed bans are swept. */
   sweepIntervalMs: number;
+  /** The most channels one user may be in at once (IRC's CHANLIMIT). */
+  maxChannelsPerUser: number;
   /** The message of the day shown until an admin sets one (`PUT /api/motd`). */
   motd?: string;
   /** The IRC gateway (DESIGN §10); `port` 0 turns it off. */
@@ -173,6 +175,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxConnectionsPerAddress: integer(env, 'CANADUCK_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 1_000_000),
     presenceLeaseMs: integer(env, 'CANADUCK_PRESENCE_LEASE_SECONDS', 30, 2, 3600) * 1000,
     sweepIntervalMs: integer(env, 'CANADUCK_SWEEP_INTERVAL_MS', 5000, 100, 600_000),
+    maxChannelsPerUser: integer(env, 'CANADUCK_MAX_CHANNELS_PER_USER', 100, 1, 10_000),
     ...configuredMotd(env.CANADUCK_MOTD),
     irc: ircConfig(env),
   };

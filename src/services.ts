@@ -179,7 +179,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     onPublishError: (err) => log.warn('event committed but not published; readers will recover it from storage', errorFields(err)),
   });
   const reader = new LogReader(store, config.gapTimeoutMs);
-  const channels = new Channels(store, writer, { serverName: config.serverName, presence });
+  const channels = new Channels(store, writer, { serverName: config.serverName, presence, maxChannelsPerUser: config.maxChannelsPerUser });
   const moderation = new Moderation(store, writer, channels);
   const credentials = new Credentials(store, loginLimiter, config.passwordCostLog2);
   const activity = new ActivityRecorder(store, { onFlushError: (err) => log.warn('recording activity failed; kept for the next round', errorFields(err)) });

@@ -31,9 +31,21 @@ export interface ChannelMember {
   away: Away | null;
 }
 
+/**
+ * A channel as a viewer sees it. Its key only to members and opers (`key` is null for
+ * others, `hasKey` says whether there is one), as IRC servers show +k's parameter.
+ */
+export interface ChannelView extends ChannelSummary {
+  hasKey: boolean;
+  /** Whether the viewer is shown the mode parameters (the key, and on IRC the limit too). */
+  showsKey: boolean;
+}
+
 export interface ChannelsOptions {
   /** The author of what the server does itself (automatic ops, ban expiries). */
   serverName: string;
+  /** The most channels one user may be in at once (default 100). */
+  maxChannelsPerUser?: number;
   /** Who holds an open stream or waiting long-poll on any replica (names). */
   presence: Pick<Presence, 'online'>;
   now?: () => number;
@@ -58,6 +70,7 @@ export class Channels {
 
   private readonly now: () => number;
   readonly serverName: string;
+  readonly maxChannelsPerUser: number;
   private readonly presence: Pick<Presence, 'online'>;
 
   constructor(
@@ -67,6 +80,7 @@ export class Channels {
   ) {
     this.now = options.now ?? Date.now;
     this.serverName = options.serverName;
+    this.maxChannelsPerUser = options.maxChannelsPerUser ?? 100;
     this.presence = options.presence;
   }
 
@@ -78,8 +92,10 @@ export class Channels {
     return casefold(name);
   }
 
-  list(viewer: Actor | undefined): Promise<ChannelSummary[]> {
-    return this.store.listChannels(viewer?.userId, isOper(viewer?.role ?? 'user'));
+  /** Every channel the viewer may see; no key is shown in the list. */
+  async list(viewer: Actor | undefined): Promise<ChannelView[]> {
+    const summaries = await this.store.listChannels(viewer?.userId, isOper(viewer?.role ?? 'user'));
+    return summaries.map((summary) => viewOf(summary, false));
   }
 
   /** The channel, if it exists and the viewer may see it (invite-only: members and opers only). */
@@ -151,9 +167,9 @@ export class Channels {
     this.speakers.delete(`${nameKey} ${userId}`);
   }
 
-  async info(name: string, viewer: Actor): Promise<ChannelSummary> {
-    const { channel } = await this.access(name, viewer);
-    return this.withMemberCount(channel);
+  async info(name: string, viewer: Actor): Promise<ChannelView> {
+    const { channel, membership } = await this.access(name, viewer);
+    return viewOf(await this.withMemberCount(channel), membership !== undefined || isOper(viewer.role ?? 'user'));
   }
 
   private async withMemberCount(channel: ChannelRecord): Promise<ChannelSummary> {
@@ -163,34 +179,47 @@ export class Channels {
   /**
    * Idempotent: joining a channel one is in changes nothing and appends nothing. The first to
    * join a channel (creating it, or finding it empty) is its operator. An invitation lets the
-   * invitee past invite-only once (the join uses it up); a ban keeps the nick out.
+   * invitee past invite-only, the key and the limit once (the join uses it up); a ban keeps
+   * the nick out. A channel with a key needs `key`; one at its member limit takes nobody
+   * more; a user in `maxChannelsPerUser` channels joins no other. All of it is decided under
+   * the channel's lock (and the user's join lock), so two joins racing for the last place
+   * cannot both get it.
    */
-  async join(actor: Actor, name: string): Promise<{ channel: ChannelSummary; isOperator: boolean; event?: ChatEvent }> {
-    const key = Channels.key(name);
+  async join(actor: Actor, name: string, key?: string): Promise<{ channel: ChannelView; isOperator: boolean; event?: ChatEvent }> {
+    const nameKey = Channels.key(name);
     const { events, result } = await this.writer.transact({
       prepare: async (tx) => {
-        const { channel: ensured } = await tx.ensureChannel(name, key);
+        const { channel: ensured } = await tx.ensureChannel(name, nameKey);
         await tx.lockChannel(ensured.id);
-        const [channel, user] = await Promise.all([tx.findChannel(key), tx.findUserById(actor.userId)]);
+        const [channel, user] = await Promise.all([tx.findChannel(nameKey), tx.findUserById(actor.userId)]);
         if (!channel || !user) throw new CanaDuckError('unauthenticated', 'the session has ended');
         const existing = await tx.findMembership(channel.id, user.id);
         if (existing) return { drafts: [], result: { channel, isOperator: existing.isOperator } };
-        const [ban, invited] = await Promise.all([tx.findBan(channel.id, user.nickKey, new Date(this.now())), tx.takeInvite(channel.id, user.id)]);
-        enforce('join', { channel, membership: undefined, banned: ban !== undefined, invited, oper: isOper(user.role) });
-        const first = (await tx.memberCount(channel.id)) === 0;
+        // The cap first, as IRC servers answer 405 before looking at the channel.
+        await tx.lockUserJoins(user.id);
+        if ((await tx.countUserChannels(user.id)) >= this.maxChannelsPerUser) {
+          throw new CanaDuckError('too_many_channels', `you are in ${this.maxChannelsPerUser} channels, the most one may be in: part one first`);
+        }
+        const [ban, invited, memberCount] = await Promise.all([
+          tx.findBan(channel.id, user.nickKey, new Date(this.now())),
+          tx.takeInvite(channel.id, user.id),
+          tx.memberCount(channel.id),
+        ]);
+        enforce('join', { channel, membership: undefined, banned: ban !== undefined, invited, oper: isOper(user.role), givenKey: key, memberCount });
+        const first = memberCount === 0;
         await tx.addMember(channel.id, user.id, first);
         await tx.appendAudit([{ actor: user.nick, action: 'channel.join', target: channel.name, address: actor.address, detail: invited ? { invited: true } : {} }], new Date(this.now()));
         return {
           drafts: [
-            { log: key, type: 'join' as const, nick: user.nick, text: '', data: {}, subject: user.id },
+            { log: nameKey, type: 'join' as const, nick: user.nick, text: '', data: {}, subject: user.id },
             { log: personalLogName(user.id), type: 'join' as const, nick: user.nick, text: '', data: {}, cites: 0 },
           ],
           result: { channel, isOperator: first },
         };
       },
     });
-    this.forgetSpeaker(key, actor.userId);
-    return { ...result, channel: await this.withMemberCount(result.channel), event: events[0] };
+    this.forgetSpeaker(nameKey, actor.userId);
+    return { ...result, channel: viewOf(await this.withMemberCount(result.channel), true), event: events[0] };
   }
 
   async part(actor: Actor, name: string, reason = ''): Promise<ChatEvent> {
@@ -258,4 +287,9 @@ export class Channels {
     });
     return events[0]!;
   }
+}
+
+/** The channel as shown: with its key only when `showsKey` (a member or an oper looks). */
+function viewOf(summary: ChannelSummary, showsKey: boolean): ChannelView {
+  return { ...summary, key: showsKey ? summary.key : null, hasKey: summary.key !== null, showsKey };
 }

@@ -4,11 +4,11 @@ import type { LogWriter } from '../log/log-writer.js';
 import { casefold, isValidNick } from '../shared/names.js';
 import type { BanRecord, ChannelModes, ChannelRecord, Store, UserRecord } from '../storage/store.js';
 import { Channels, type Actor } from './channels.js';
+import { checkKeyAndLimit, MODE_LETTERS, modeString } from './modes.js';
 import { enforce } from './policy.js';
 import { standingIn } from './standing.js';
 import { keepAnOperator } from './succession.js';
 
-const MODE_LETTERS: Record<keyof ChannelModes, string> = { inviteOnly: 'i', topicLocked: 't', moderated: 'm' };
 export const MAX_BAN_REASON_CHARS = 390;
 /** A timed ban lasts at most a year; without a duration it lasts until lifted. */
 export const MAX_BAN_SECONDS = 365 * 86_400;
@@ -32,21 +32,27 @@ export class Moderation {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** `PATCH /api/channels/{name}`: one `mode` event saying what changed, or none if nothing did. */
+  /**
+   * `PATCH /api/channels/{name}`: one `mode` event saying what changed, or none if nothing did.
+   * The event carries a new key (`data.key`, text `+k key`): it is in the channel's log, which
+   * only members read, as IRC servers show the key to members. The audit line does not.
+   */
   async setModes(actor: Actor, name: string, wanted: Partial<ChannelModes>): Promise<{ channel: ChannelRecord; event?: ChatEvent }> {
+    checkKeyAndLimit(wanted);
     const { events, result } = await this.act(actor, name, async (tx, channel, by) => {
-      const changed: Partial<ChannelModes> = {};
+      const changed: Record<string, unknown> & Partial<ChannelModes> = {};
       for (const mode of Object.keys(MODE_LETTERS) as Array<keyof ChannelModes>) {
         const value = wanted[mode];
-        if (value !== undefined && value !== channel[mode]) changed[mode] = value;
+        if (value !== undefined && value !== channel[mode]) Object.assign(changed, { [mode]: value });
       }
       const updated = { ...channel, ...changed };
       if (Object.keys(changed).length === 0) return { drafts: [], result: updated };
       await tx.setModes(channel.id, changed);
+      const { key, ...audited } = changed;
       return {
         drafts: [{ log: channel.nameKey, type: 'mode', nick: by.nick, text: modeString(changed), data: { ...changed } }],
         result: updated,
-        audit: { action: 'channel.mode', detail: { ...changed } },
+        audit: { action: 'channel.mode', detail: key === undefined ? audited : { ...audited, key: key === null ? 'cleared' : 'set' } },
       };
     });
     return { channel: result, event: events[0] };
@@ -243,11 +249,4 @@ export class Moderation {
 function validNickKey(nick: string): string {
   if (!isValidNick(nick)) throw new CanaDuckError('invalid_nick', `${JSON.stringify(nick)} is not a valid nick`);
   return casefold(nick);
-}
-
-/** IRC's mode string for a change of channel modes, e.g. `+im-t`. */
-function modeString(changed: Partial<ChannelModes>): string {
-  const on = (Object.keys(changed) as Array<keyof ChannelModes>).filter((m) => changed[m]).map((m) => MODE_LETTERS[m]);
-  const off = (Object.keys(changed) as Array<keyof ChannelModes>).filter((m) => changed[m] === false).map((m) => MODE_LETTERS[m]);
-  return `${on.length ? `+${on.join('')}` : ''}${off.length ? `-${off.join('')}` : ''}`;
 }

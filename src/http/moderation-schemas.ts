@@ -1,13 +1,32 @@
 import { z } from '@hono/zod-openapi';
 import { MAX_BAN_REASON_CHARS, MAX_BAN_SECONDS } from '../channels/moderation.js';
+import { isValidChannelKey, KEY_RULE, MAX_KEY_CHARS, MAX_MEMBER_LIMIT } from '../channels/modes.js';
 import { ChannelSchema, ChatEventSchema, NickSchema } from './schemas.js';
 
 /** Schemas of the moderation routes (DESIGN §4): one per concept, driving validation, types and the document. */
 
 export const ModesBody = z
-  .object({ inviteOnly: z.boolean().optional(), topicLocked: z.boolean().optional(), moderated: z.boolean().optional() })
+  .object({
+    inviteOnly: z.boolean().optional(),
+    topicLocked: z.boolean().optional(),
+    moderated: z.boolean().optional(),
+    key: z
+      .string()
+      .refine(isValidChannelKey, KEY_RULE)
+      .nullable()
+      .optional()
+      .openapi({ description: `The channel key (IRC +k) a join must give: ${KEY_RULE}; null removes it.`, example: 'hunter2' }),
+    limit: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_MEMBER_LIMIT)
+      .nullable()
+      .optional()
+      .openapi({ description: `The most members the channel takes (IRC +l), 1–${MAX_MEMBER_LIMIT}; null removes it. Members already in stay.`, example: 50 }),
+  })
   .strict()
-  .refine((b) => Object.keys(b).length > 0, { message: 'give at least one of inviteOnly, topicLocked, moderated' })
+  .refine((b) => Object.keys(b).length > 0, { message: 'give at least one of inviteOnly, topicLocked, moderated, key, limit' })
   .openapi('ModesChange', { description: 'The modes to set; those left out stay as they are.' });
 
 export const ModesResultSchema = z
@@ -57,3 +76,14 @@ export const BanResultSchema = z
   .openapi('BanResult');
 
 export const KickBody = z.object({ reason: Reason.optional() }).strict().openapi('Kick');
+
+export const JoinBody = z
+  .object({
+    key: z
+      .string()
+      .max(MAX_KEY_CHARS * 4)
+      .optional()
+      .openapi({ description: 'The channel key, for a channel that has one (IRC +k); ignored by a channel without one.', example: 'hunter2' }),
+  })
+  .strict()
+  .openapi('Join');

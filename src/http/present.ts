@@ -1,16 +1,22 @@
 import type { OnlineUser, Whois } from '../identity/identity.js';
 import type { Away } from '../presence/away.js';
-import type { ChannelMember } from '../channels/channels.js';
-import type { ChannelSummary } from '../storage/store.js';
+import type { ChannelMember, ChannelView } from '../channels/channels.js';
 
 /** Domain records as the API shows them (see schemas.ts). */
 
-export const presentChannel = (channel: ChannelSummary) => ({
+export const presentChannel = (channel: ChannelView) => ({
   name: channel.name,
   topic: channel.topic,
   topicBy: channel.topicBy,
   topicAt: channel.topicAt?.toISOString() ?? null,
-  modes: { inviteOnly: channel.inviteOnly, topicLocked: channel.topicLocked, moderated: channel.moderated },
+  modes: {
+    inviteOnly: channel.inviteOnly,
+    topicLocked: channel.topicLocked,
+    moderated: channel.moderated,
+    hasKey: channel.hasKey,
+    key: channel.key,
+    limit: channel.limit,
+  },
   memberCount: channel.memberCount,
   createdAt: channel.createdAt.toISOString(),
 });

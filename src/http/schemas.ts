@@ -117,7 +117,16 @@ export const WhoisSchema = z
   })
   .openapi('Whois');
 
-export const ModesSchema = z.object({ inviteOnly: z.boolean(), topicLocked: z.boolean(), moderated: z.boolean() }).openapi('Modes');
+export const ModesSchema = z
+  .object({
+    inviteOnly: z.boolean(),
+    topicLocked: z.boolean(),
+    moderated: z.boolean(),
+    hasKey: z.boolean().openapi({ description: 'Whether joining needs a key (IRC +k).' }),
+    key: z.string().nullable().openapi({ description: 'The key, shown to members and opers only; null when there is none or it is not shown to you.' }),
+    limit: z.number().int().nullable().openapi({ description: 'The most members the channel takes (IRC +l); null: no limit.' }),
+  })
+  .openapi('Modes');
 export const ChannelSchema = z
   .object({
     name: z.string().openapi({ example: '#general' }),

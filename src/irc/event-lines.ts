@@ -87,7 +87,8 @@ export function modeChange(event: Pick<ChatEvent, 'text' | 'data'>): string[] | 
   if (typeof data.deop === 'string') return ['-o', data.deop];
   if (typeof data.ban === 'string') return ['+b', banMask(data.ban)];
   if (typeof data.unban === 'string') return ['-b', banMask(data.unban)];
-  return /^[+-][a-z+-]+$/.test(event.text) ? [event.text] : undefined;
+  // Flags, and a key or limit with its parameters (`+kl key 50`, `-k *`): keys hold no spaces.
+  return /^[+-][a-z+-]+(?: [^ ]+)*$/.test(event.text) ? event.text.split(' ') : undefined;
 }
 
 /** A nick ban shown as IRC shows bans. */

@@ -10,14 +10,16 @@ export const NETWORK = 'CanaDuck';
 /**
  * The ISUPPORT tokens, truthful to what the server enforces: RFC 1459 casemapping, `#`
  * channels of up to 50 characters with `#`, nicks of 30, topics of 390, operators as `@`,
- * bans as the one list mode and i, m, t as flags.
+ * bans as the one list mode, the key (k: a parameter both ways), the member limit (l: a
+ * parameter when set) and i, m, t as flags; at most `maxChannels` channels per user.
  */
-export function isupportTokens(): string[] {
+export function isupportTokens(maxChannels: number): string[] {
   return [
     'CASEMAPPING=rfc1459',
     'CHANTYPES=#',
     'PREFIX=(o)@',
-    'CHANMODES=b,,,imt',
+    'CHANMODES=b,k,l,imt',
+    `CHANLIMIT=#:${maxChannels}`,
     'NICKLEN=30',
     'CHANNELLEN=50',
     `TOPICLEN=${MAX_TOPIC_CHARS}`,
@@ -35,8 +37,8 @@ export async function sendWelcome(connection: IrcConnection): Promise<void> {
   connection.numeric(RPL.WELCOME, `Welcome to the ${NETWORK} IRC Network ${connection.mask()}`);
   connection.numeric('002', `Your host is ${connection.serverName}, running version ${VERSION}`);
   connection.numeric('003', `This server was created ${connection.context.created.toUTCString()}`);
-  connection.numeric(RPL.MYINFO, connection.serverName, VERSION, 'i', 'bimot', 'bo');
-  const tokens = isupportTokens();
+  connection.numeric(RPL.MYINFO, connection.serverName, VERSION, 'i', 'biklmot', 'bklo');
+  const tokens = isupportTokens(connection.services.config.maxChannelsPerUser);
   for (let i = 0; i < tokens.length; i += 12) connection.numeric(RPL.ISUPPORT, ...tokens.slice(i, i + 12), 'are supported by this server');
   await sendLusers(connection);
   await sendMotd(connection);

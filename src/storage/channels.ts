@@ -8,6 +8,10 @@ export interface ChannelRecord {
   inviteOnly: boolean;
   topicLocked: boolean;
   moderated: boolean;
+  /** The key a join must give (IRC +k); null: none. Shown to members and opers only. */
+  key: string | null;
+  /** The most members the channel takes (IRC +l); null: no limit. */
+  limit: number | null;
   createdAt: Date;
 }
 
@@ -18,10 +22,17 @@ export interface ChannelAccess {
   banned: boolean;
 }
 
-export interface ChannelModes {
+/** The channel's on/off modes (IRC +i, +t, +m). */
+export interface ChannelFlags {
   inviteOnly: boolean;
   topicLocked: boolean;
   moderated: boolean;
+}
+
+/** Every channel mode an operator sets: the flags, the key (+k) and the member limit (+l). */
+export interface ChannelModes extends ChannelFlags {
+  key: string | null;
+  limit: number | null;
 }
 
 export interface BanRecord {
@@ -76,6 +87,13 @@ export interface ChannelStore {
   removeMember(channelId: number, userId: number): Promise<boolean>;
   listMembers(channelId: number): Promise<MemberRecord[]>;
   userMemberships(userId: number): Promise<MembershipRecord[]>;
+  /** How many channels the user is in (the per-user channel cap). */
+  countUserChannels(userId: number): Promise<number>;
+  /**
+   * Serialises the joins of one user until the transaction ends (taken after the channel's
+   * lock), so two joins of different channels at once cannot both pass the per-user cap.
+   */
+  lockUserJoins(userId: number): Promise<void>;
   setTopic(channelId: number, topic: string, by: string, at: Date): Promise<void>;
 
   // moderation

@@ -4,7 +4,7 @@ import type { ServerStore } from './server.js';
 import type { UserStore } from './users.js';
 
 export { ROLES, type Role, type SessionRecord, type UserRecord, type UserStore } from './users.js';
-export type { BanRecord, ChannelAccess, ChannelModes, ChannelRecord, ChannelStore, ChannelSummary, MemberRecord, MembershipRecord } from './channels.js';
+export type { BanRecord, ChannelAccess, ChannelFlags, ChannelModes, ChannelRecord, ChannelStore, ChannelSummary, MemberRecord, MembershipRecord } from './channels.js';
 export type { EventRef, InsertedRef, LogStore, SpeakGuard, StoredEvent } from './logs.js';
 export type { AuditEntry, AuditRecord, ServerStore, SettingRecord } from './server.js';
 

@@ -334,6 +334,40 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect(await store.findChannel(c.nameKey)).toMatchObject({ topic: 'quacks only \u{1F986}', topicBy: 'alice', topicAt: at });
       });
 
+      it('keeps a key and a member limit with the modes, and clears them with null', async () => {
+        const c = await channel();
+        expect(c).toMatchObject({ key: null, limit: null });
+        await store.setModes(c.id, { key: 'Sesame ä', limit: 100_000, moderated: true });
+        expect(await store.findChannel(c.nameKey)).toMatchObject({ key: 'Sesame ä', limit: 100_000, moderated: true });
+        const u = await user();
+        expect((await store.findChannelAccess(c.nameKey, u.user.id, new Date()))?.channel).toMatchObject({ key: 'Sesame ä', limit: 100_000 });
+        await store.setModes(c.id, { key: null, limit: null });
+        expect(await store.findChannel(c.nameKey)).toMatchObject({ key: null, limit: null, moderated: true });
+      });
+
+      it("counts a user's channels; lockUserJoins holds a second join of the same user until the first ends", async () => {
+        const u = await user();
+        expect(await store.countUserChannels(u.user.id)).toBe(0);
+        for (let i = 0; i < 3; i++) await store.addMember((await channel()).id, u.user.id, false);
+        expect(await store.countUserChannels(u.user.id)).toBe(3);
+
+        const order: string[] = [];
+        let second: Promise<void> | undefined;
+        await store.transaction(async (tx) => {
+          await tx.lockUserJoins(u.user.id);
+          order.push('first locked');
+          second = store.transaction(async (other) => {
+            await other.lockUserJoins(u.user.id);
+            order.push('second locked');
+          });
+          // Give the second a chance to take the lock, which it must not while this one holds it.
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          order.push('first ends');
+        });
+        await second;
+        expect(order).toEqual(['first locked', 'first ends', 'second locked']);
+      });
+
       it('lists channels with member counts, hiding invite-only ones from non-members', async () => {
         const [open, secret] = [freshChannel(), freshChannel()];
         const { channel: openChannel } = await store.ensureChannel(open.name, open.nameKey);

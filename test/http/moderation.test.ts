@@ -50,7 +50,7 @@ for (const mode of allModes) {
       it('an operator sets modes: one mode event saying what changed and who changed it', async () => {
         const reply = await op.patch(`/api/channels/${channel}`, { inviteOnly: true, moderated: true, topicLocked: false });
         expect(reply.status, JSON.stringify(reply.body)).toBe(200);
-        expect(reply.body.channel.modes).toEqual({ inviteOnly: true, topicLocked: false, moderated: true });
+        expect(reply.body.channel.modes).toEqual({ inviteOnly: true, topicLocked: false, moderated: true, hasKey: false, key: null, limit: null });
         expect(reply.body.event).toMatchObject({ type: 'mode', nick: op.nick, text: '+im', data: { inviteOnly: true, moderated: true } });
         expect(reply.body.event.data).not.toHaveProperty('topicLocked');
         const again = await op.patch(`/api/channels/${channel}`, { inviteOnly: true });
@@ -59,7 +59,7 @@ for (const mode of allModes) {
         expect(off.body.event).toMatchObject({ text: '+t-im', data: { inviteOnly: false, moderated: false, topicLocked: true } });
         const modes = (await history(bob)).filter((e) => e.type === 'mode');
         expect(modes).toHaveLength(2);
-        expect((await bob.get(`/api/channels/${channel}`)).body.modes).toEqual({ inviteOnly: false, topicLocked: true, moderated: false });
+        expect((await bob.get(`/api/channels/${channel}`)).body.modes).toEqual({ inviteOnly: false, topicLocked: true, moderated: false, hasKey: false, key: null, limit: null });
         await op.patch(`/api/channels/${channel}`, { topicLocked: false });
       });
 
@@ -74,7 +74,7 @@ for (const mode of allModes) {
         expectProblem(await op.patch(`/api/channels/${channel}`, { moderated: 'yes' }), 400, 'validation_failed');
         expectProblem(await op.patch(`/api/channels/${channel}`, { secret: true }), 400, 'validation_failed');
         expectProblem(await op.patch(`/api/channels/${uniqueChannel()}`, { moderated: true }), 404, 'not_found');
-        expect((await op.get(`/api/channels/${channel}`)).body.modes).toEqual({ inviteOnly: false, topicLocked: false, moderated: false });
+        expect((await op.get(`/api/channels/${channel}`)).body.modes).toEqual({ inviteOnly: false, topicLocked: false, moderated: false, hasKey: false, key: null, limit: null });
       });
 
       it('moderated: only operators speak; topic-locked: only operators set the topic', async () => {

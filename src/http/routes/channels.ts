@@ -16,6 +16,7 @@ import {
   ReasonBody,
   TopicBody,
 } from '../schemas.js';
+import { JoinBody } from '../moderation-schemas.js';
 import { requirePrincipal } from '../session.js';
 
 const tags = ['channels'];
@@ -45,9 +46,10 @@ const join = createRoute({
   path: '/api/channels/{name}/membership',
   tags,
   summary: 'Join (/join)',
-  description: 'Creates the channel if absent, with you as its operator. Idempotent: joining again changes nothing.',
-  request: { params: ChannelParam },
-  responses: { 200: json(JoinResultSchema, 'Your membership'), ...problems(400, 401, 403) },
+  description:
+    'Creates the channel if absent, with you as its operator. Idempotent: joining again changes nothing. The body is optional: `{"key": "…"}` for a channel with a key. 403 `bad_channel_key` (wrong or missing key), `channel_full` (at its member limit), `too_many_channels` (you are in `CANADUCK_MAX_CHANNELS_PER_USER` channels), `invite_only`, `banned`. An invitation lets you past invite-only, the key and the limit; opers join regardless of all but the per-user cap.',
+  request: { params: ChannelParam, ...jsonBodyOf(JoinBody, false) },
+  responses: { 200: json(JoinResultSchema, 'Your membership'), ...problems(400, 401, 403, 413, 415) },
 });
 
 const part = createRoute({
@@ -111,7 +113,7 @@ export function registerChannelRoutes(app: OpenAPIHono<AppEnv>): void {
 
   app.openapi(join, async (c) => {
     const principal = requirePrincipal(c);
-    const joined = await c.get('services').channels.join(principal, channelFromPath(c.req.valid('param').name));
+    const joined = await c.get('services').channels.join(principal, channelFromPath(c.req.valid('param').name), c.req.valid('json').key);
     return c.json({ channel: presentChannel(joined.channel), operator: joined.isOperator, event: joined.event ?? null }, 200);
   });
 

@@ -15,7 +15,8 @@ const setModes = createRoute({
   path: '/api/channels/{name}',
   tags,
   summary: 'Set channel modes (/mode)',
-  description: 'Operators (and moderators or admins anywhere). One `mode` event names what changed and who changed it; nothing changes, no event.',
+  description:
+    'Operators (and moderators or admins anywhere). One `mode` event names what changed and who changed it (IRC style: `text` `+kl hunter2 50`, `-k *`, `-l`; `data` the changed modes, a new key included: the channel log is for members); nothing changes, no event.',
   request: { params: ChannelParam, ...jsonBodyOf(ModesBody) },
   responses: { 200: json(ModesResultSchema, 'The channel as it is now'), ...problems(400, 401, 403, 404, 413, 415, 429, 503) },
 });

@@ -29,9 +29,10 @@ export const channelCommands: ReadonlyMap<string, IrcCommand> = new Map<string, 
         if (params[0] === '0') return partAll(connection, principal);
         const names = targetsOf(connection, params[0]!);
         if (names.length === 0) return connection.numeric(ERR.NEEDMOREPARAMS, 'JOIN', 'Not enough parameters');
-        for (const name of names) {
+        const keys = joinKeys(params[0]!, params[1]);
+        for (const [index, name] of names.entries()) {
           try {
-            const joined = await connection.services.channels.join(principal, name);
+            const joined = await connection.services.channels.join(principal, name, keys[index]);
             connection.services.identity.recordActivity(principal.userId);
             // Shown before the next command is answered; already a member: no join event comes,
             // but a client that was not shown the channel is now.
@@ -171,6 +172,15 @@ export const channelCommands: ReadonlyMap<string, IrcCommand> = new Map<string, 
     },
   ],
 ]);
+
+/**
+ * `JOIN #a,#b key1,key2`: the key of each channel of the list, by its place in the list (as
+ * `targetsOf` keeps it, empty items dropped); an empty key or none is no key.
+ */
+export function joinKeys(channels: string, keys: string | undefined): Array<string | undefined> {
+  const given = keys?.split(',') ?? [];
+  return channels.split(',').flatMap((name, i) => (name === '' ? [] : [given[i] || undefined]));
+}
 
 /** `JOIN 0`: leaves every channel. */
 async function partAll(connection: IrcConnection, principal: Principal): Promise<void> {

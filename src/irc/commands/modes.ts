@@ -1,7 +1,9 @@
 import { CanaDuckError } from '../../errors.js';
 import type { Principal } from '../../identity/principal.js';
 import { isValidNick } from '../../shared/names.js';
-import type { ChannelModes } from '../../storage/channels.js';
+import type { ChannelView } from '../../channels/channels.js';
+import { isValidChannelKey, isValidMemberLimit, KEY_RULE, LIMIT_RULE } from '../../channels/modes.js';
+import type { ChannelFlags, ChannelModes } from '../../storage/channels.js';
 import { unixSeconds } from '../burst.js';
 import type { IrcCommand, IrcConnection } from '../connection.js';
 import { banMask, sameNick } from '../event-lines.js';
@@ -9,14 +11,28 @@ import { ERR, RPL } from '../numerics.js';
 import { notInChannel } from './channels.js';
 import { actor, refuse } from './refusals.js';
 
-const FLAGS: Record<string, keyof ChannelModes> = { i: 'inviteOnly', t: 'topicLocked', m: 'moderated' };
+const FLAGS: Record<string, keyof ChannelFlags> = { i: 'inviteOnly', t: 'topicLocked', m: 'moderated' };
 
-/** The flags a channel has, as 324 shows them (`+imt`, or `+`). */
-export const channelFlags = (modes: ChannelModes): string =>
-  `+${Object.entries(FLAGS)
-    .filter(([, mode]) => modes[mode])
-    .map(([letter]) => letter)
-    .join('')}`;
+/**
+ * 324's mode string and parameters: `+tkl key 50` to members and opers; to anyone else the
+ * letters alone (`+tkl`), as common servers keep the key (and with it the limit) from
+ * outsiders, and a parameter left out would make clients read the limit as the key.
+ */
+export function channelModeParams(channel: ChannelView): string[] {
+  const letters = Object.entries(FLAGS)
+    .filter(([, mode]) => channel[mode])
+    .map(([letter]) => letter);
+  const params: string[] = [];
+  if (channel.hasKey) {
+    letters.push('k');
+    if (channel.key !== null) params.push(channel.key);
+  }
+  if (channel.limit !== null) {
+    letters.push('l');
+    if (channel.showsKey) params.push(String(channel.limit));
+  }
+  return [`+${letters.join('')}`, ...params];
+}
 
 /** The nick a ban mask names: bans are by nick, so `nick` and `nick!*@*` only. */
 export function banNick(mask: string): string | undefined {
@@ -24,18 +40,27 @@ export function banNick(mask: string): string | undefined {
   return nick !== undefined && isValidNick(nick) ? nick : undefined;
 }
 
-/** A MODE line for a channel, parsed: flag changes, op/deop and ban/unban by nick, list queries, unknown letters. */
+/**
+ * A MODE line for a channel, parsed: flag, key and limit changes, op/deop and ban/unban by
+ * nick, list queries, unknown letters, letters whose parameter is missing (461) or not valid (696).
+ */
 export interface ChannelModeRequest {
   flags: Partial<ChannelModes>;
   operators: Array<{ nick: string; on: boolean }>;
   bans: Array<{ mask: string; on: boolean }>;
   listBans: boolean;
   unknown: string[];
+  missing: string[];
+  invalid: Array<{ letter: string; param: string; reason: string }>;
 }
 
-/** Parses `+i-t+o nick +b mask` (parameters taken in order by the letters that need one). */
+/**
+ * Parses `+i-t+o nick +b mask +k key +l 50` (parameters taken in order by the letters that
+ * need one). `-k` takes a parameter if one is there (k always has one in CHANMODES, but
+ * clients often send `-k` alone); `-l` takes none.
+ */
 export function parseChannelModes(modes: string, args: readonly string[]): ChannelModeRequest {
-  const request: ChannelModeRequest = { flags: {}, operators: [], bans: [], listBans: false, unknown: [] };
+  const request: ChannelModeRequest = { flags: {}, operators: [], bans: [], listBans: false, unknown: [], missing: [], invalid: [] };
   let on = true;
   let next = 0;
   for (const letter of modes) {
@@ -46,6 +71,21 @@ export function parseChannelModes(modes: string, args: readonly string[]): Chann
     const flag = FLAGS[letter];
     if (flag) {
       request.flags[flag] = on;
+    } else if (letter === 'k') {
+      const key = on || next < args.length ? args[next++] : undefined;
+      if (!on) request.flags.key = null;
+      else if (key === undefined) request.missing.push(letter);
+      else if (!isValidChannelKey(key)) request.invalid.push({ letter, param: key, reason: KEY_RULE });
+      else request.flags.key = key;
+    } else if (letter === 'l') {
+      if (!on) {
+        request.flags.limit = null;
+        continue;
+      }
+      const limit = args[next++];
+      if (limit === undefined) request.missing.push(letter);
+      else if (!/^\d{1,6}$/.test(limit) || !isValidMemberLimit(Number(limit))) request.invalid.push({ letter, param: limit, reason: LIMIT_RULE });
+      else request.flags.limit = Number(limit);
     } else if (letter === 'o') {
       const nick = args[next++];
       if (nick !== undefined) request.operators.push({ nick, on });
@@ -67,11 +107,13 @@ async function channelMode(connection: IrcConnection, principal: Principal, name
   const { channels, moderation } = connection.services;
   if (modes === undefined) {
     const info = await channels.info(name, principal);
-    connection.numeric(RPL.CHANNELMODEIS, info.name, channelFlags(info));
+    connection.numeric(RPL.CHANNELMODEIS, info.name, ...channelModeParams(info));
     return connection.numeric(RPL.CREATIONTIME, info.name, unixSeconds(info.createdAt));
   }
   const request = parseChannelModes(modes, args);
   for (const letter of request.unknown) connection.numeric(ERR.UNKNOWNMODE, letter, 'is unknown mode char to me');
+  if (request.missing.length > 0) connection.numeric(ERR.NEEDMOREPARAMS, 'MODE', `Not enough parameters (+${request.missing.join('')} needs one)`);
+  for (const { letter, param, reason } of request.invalid) connection.numeric(ERR.INVALIDMODEPARAM, name, letter, param, reason);
   const change = async (act: () => Promise<unknown>, nick?: string) => {
     try {
       await act();

@@ -35,6 +35,12 @@ export function refuse(connection: IrcConnection, err: unknown, attempt: Attempt
       if (speaking) return cannotSend('+i');
       if (attempt === 'join') return connection.numeric(ERR.INVITEONLYCHAN, channel, 'Cannot join channel (+i)');
       return connection.numeric(ERR.NOTONCHANNEL, channel, "You're not on that channel");
+    case 'bad_channel_key':
+      return connection.numeric(ERR.BADCHANNELKEY, channel, 'Cannot join channel (+k)');
+    case 'channel_full':
+      return connection.numeric(ERR.CHANNELISFULL, channel, 'Cannot join channel (+l)');
+    case 'too_many_channels':
+      return connection.numeric(ERR.TOOMANYCHANNELS, channel, 'You have joined too many channels');
     case 'not_operator':
       return speaking ? cannotSend('+m') : connection.numeric(ERR.CHANOPRIVSNEEDED, channel, "You're not channel operator");
     case 'already_member':

@@ -3,6 +3,9 @@ import type { BanRecord, ChannelModes, ChannelRecord, ChannelStore, ChannelSumma
 import { bans, channels, conversations, invites, memberships, users } from '../schema/index.js';
 import { DrizzleAdapter } from './database.js';
 
+/** The advisory-lock key space of per-user join locks (`lockUserJoins`); ids that collide modulo 2^31 only share a lock. */
+const USER_JOINS_LOCK_SPACE = 0x63646a6e; // "cdjn"
+
 /** Channels, memberships and private conversations over Drizzle. */
 export class DrizzleChannelStore extends DrizzleAdapter implements ChannelStore {
   findChannel(nameKey: string): Promise<ChannelRecord | undefined> {
@@ -104,6 +107,21 @@ export class DrizzleChannelStore extends DrizzleAdapter implements ChannelStore 
         .where(eq(memberships.userId, userId))
         .orderBy(asc(channels.nameKey));
       return rows;
+    });
+  }
+
+  countUserChannels(userId: number): Promise<number> {
+    return this.run(async () => {
+      const [row] = await this.db.select({ n: count() }).from(memberships).where(eq(memberships.userId, userId));
+      return row?.n ?? 0;
+    });
+  }
+
+  lockUserJoins(userId: number): Promise<void> {
+    return this.run(async () => {
+      // An advisory lock in a key space of its own (the two-integer form): no row lock, so
+      // nothing else touching the user's row (sessions, activity, foreign keys) waits on it.
+      await this.db.execute(sql`select pg_advisory_xact_lock(${USER_JOINS_LOCK_SPACE}::int, (${userId}::bigint % 2147483647)::int)`);
     });
   }
 
