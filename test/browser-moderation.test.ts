@@ -113,6 +113,33 @@ describe.runIf(haveChromium)('web client moderation in Chromium', () => {
     expect(gus.errors).toEqual([]);
   }, 120_000);
 
+  it('a channel key and a member limit: set with /mode, shown in the header, the key needed by /join', async () => {
+    const { opal, gus } = both();
+    await say(opal, '/join #keyed');
+    await expect.poll(() => title(opal), SOON).toBe('#keyed');
+    await say(opal, '/mode +kl hunter2 5');
+    await expect.poll(() => textsOf(opal, 'mode'), SOON).toContainEqual(expect.stringContaining('a key is needed to join, at most 5 members'));
+    await expect.poll(() => opal.page.locator('#view-modes .chip').allTextContents(), SOON).toEqual(['key: hunter2', 'at most 5 members']);
+    await say(gus, '/join #keyed');
+    await noteIn(gus, '#keyed needs its key (none given)');
+    await say(gus, '/join #keyed wrong');
+    await noteIn(gus, 'the one given is wrong');
+    expect(await sidebarItem(gus, '#keyed').count()).toBe(0);
+    await say(gus, '/join #keyed hunter2');
+    await expect.poll(() => title(gus), SOON).toBe('#keyed');
+    await expect.poll(() => gus.page.locator('#view-modes .chip').allTextContents(), SOON).toEqual(['key: hunter2', 'at most 5 members']);
+    await say(opal, '/mode -kl');
+    for (const person of [opal, gus]) {
+      await expect.poll(() => textsOf(person, 'mode'), SOON).toContainEqual(expect.stringContaining('no key, no member limit'));
+      await expect.poll(() => person.page.locator('#view-modes .chip').allTextContents(), SOON).toEqual([]);
+    }
+    // Out again, so the screenshots show the channels they are about.
+    await say(gus, '/part');
+    await say(opal, '/part');
+    expect(opal.errors).toEqual([]);
+    expect(gus.errors).toEqual([]);
+  }, 60_000);
+
   it('away in the member list; an admin signs in with a password, sees the role, and alerts everyone prominently', async () => {
     const { opal, gus } = both();
     await say(gus, '/away lunch');

@@ -1,7 +1,7 @@
 import { api, channelPath, userPath } from './api.js';
 import { note } from './render.js';
 import { currentView, state, type View } from './state.js';
-import type { Ban, Channel, Me, Modes, Motd, Whois } from './types.js';
+import type { Ban, Channel, Me, ModeFlag, Modes, Motd, Whois } from './types.js';
 import { absorb, addEvent, findChannel, joinChannel, loadMembers, openQuery, removeView, sendPrivate } from './views.js';
 
 /** The composer: plain text goes to the open view; IRC's slash commands do the rest. */
@@ -23,7 +23,7 @@ export const HELP = [
   '/names, /whois nick — who is here, who someone is',
   '/away [message], /back — set or clear your away message',
   '/motd — the message of the day (admins: /setmotd text)',
-  'Operators: /mode [+|-]itm, /op nick, /deop nick, /invite nick, /kick nick [reason],',
+  'Operators: /mode [+|-]itmkl [key] [limit], /op nick, /deop nick, /invite nick, /kick nick [reason],',
   '  /ban nick [10m|2h|1d] [reason], /unban nick, /bans',
   'Moderators and admins: /alert text — to everyone',
   '/quit [reason] — leave CanaDuck; //text sends text starting with a slash',
@@ -44,7 +44,8 @@ export function parseDuration(token: string): number | null {
   return Number(match[1]) * unit;
 }
 
-const MODE_FLAGS: Record<string, keyof Modes> = { i: 'inviteOnly', t: 'topicLocked', m: 'moderated' };
+const MODE_FLAGS: Record<string, ModeFlag> = { i: 'inviteOnly', t: 'topicLocked', m: 'moderated' };
+const MODE_HELP = 'i (invite-only), t (topic locked), m (moderated), k key, l limit, o (operator), b (ban)';
 
 /** `/mode +i-t`: channel flags; `/mode +o nick`, `-o`, `+b`, `-b` as on IRC. */
 async function mode(channel: View, args: string[]): Promise<void> {
@@ -52,7 +53,16 @@ async function mode(channel: View, args: string[]): Promise<void> {
   if (!spec) {
     const info = await api<Channel>('GET', channelPath(channel.name));
     const on = Object.entries(MODE_FLAGS).filter(([, flag]) => info.modes[flag]).map(([letter]) => letter);
-    note(`Modes of ${info.name}: ${on.length ? `+${on.join('')}` : 'none'}`, 'info');
+    const params: string[] = [];
+    if (info.modes.hasKey) {
+      on.push('k');
+      params.push(info.modes.key ?? '(hidden)');
+    }
+    if (info.modes.limit !== null) {
+      on.push('l');
+      params.push(String(info.modes.limit));
+    }
+    note(`Modes of ${info.name}: ${on.length ? [`+${on.join('')}`, ...params].join(' ') : 'none'}`, 'info');
     return;
   }
   const personal = /^([+-])([ob])$/.exec(spec);
@@ -63,16 +73,24 @@ async function mode(channel: View, args: string[]): Promise<void> {
     absorb(channel, await api(sign === '+' ? 'PUT' : 'DELETE', path, letter === 'b' && sign === '+' ? {} : undefined));
     return;
   }
-  const change: Partial<Modes> = {};
+  // Flags, then the parameters of +k and +l in order, as on IRC: `/mode +kl secret 20`, `/mode -k`.
+  const change: Partial<Omit<Modes, 'hasKey'>> = {};
+  const params = args.slice(1);
   let sign = '+';
   for (const ch of spec) {
     if (ch === '+' || ch === '-') sign = ch;
     else if (MODE_FLAGS[ch]) change[MODE_FLAGS[ch]] = sign === '+';
-    else throw new Error(`Unknown mode ${ch}: i (invite-only), t (topic locked), m (moderated), o (operator), b (ban)`);
+    else if (ch === 'k') change.key = sign === '+' ? (params.shift() ?? usage('/mode +k key')) : null;
+    else if (ch === 'l') change.limit = sign === '+' ? Number(params.shift() ?? usage('/mode +l number')) : null;
+    else throw new Error(`Unknown mode ${ch}: ${MODE_HELP}`);
   }
   const result = await api<{ channel: Channel; event: unknown }>('PATCH', channelPath(channel.name), change);
   channel.modes = { ...result.channel.modes };
   absorb(channel, result);
+}
+
+function usage(text: string): never {
+  throw new Error(`Usage: ${text}`);
 }
 
 async function ban(channel: View, args: string[]): Promise<void> {

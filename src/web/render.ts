@@ -29,6 +29,8 @@ function describeMode(ev: ChatEvent): string {
   const changes = Object.entries(d)
     .filter(([name, on]) => name in MODE_NAMES && typeof on === 'boolean')
     .map(([name, on]) => `${on ? '' : 'not '}${MODE_NAMES[name]}`);
+  if ('key' in d) changes.push(typeof d.key === 'string' ? 'a key is needed to join' : 'no key');
+  if ('limit' in d) changes.push(typeof d.limit === 'number' ? `at most ${d.limit} members` : 'no member limit');
   return `set mode ${ev.text}${changes.length ? ` (${changes.join(', ')})` : ''}`;
 }
 
@@ -208,9 +210,13 @@ export function renderHeader(): void {
   const flags = view?.kind === 'channel' && view.modes ? view.modes : null;
   modes.replaceChildren(
     ...(flags
-      ? Object.entries(flags)
-          .filter(([name, on]) => on === true && name in MODE_NAMES)
-          .map(([name]) => el('span', 'chip', MODE_NAMES[name]))
+      ? [
+          ...Object.entries(flags)
+            .filter(([name, on]) => on === true && name in MODE_NAMES)
+            .map(([name]) => el('span', 'chip', MODE_NAMES[name])),
+          ...(flags.hasKey ? [el('span', 'chip', flags.key ? `key: ${flags.key}` : 'key needed')] : []),
+          ...(flags.limit !== null ? [el('span', 'chip', `at most ${flags.limit} members`)] : []),
+        ]
       : []),
   );
   byId('older').hidden = !view || !view.hasOlder;

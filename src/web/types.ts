@@ -31,7 +31,16 @@ export interface Modes {
   inviteOnly: boolean;
   topicLocked: boolean;
   moderated: boolean;
+  /** Joining needs a key (IRC +k). */
+  hasKey: boolean;
+  /** The key itself: members and opers only, else null. */
+  key: string | null;
+  /** The most members the channel takes (IRC +l), or null. */
+  limit: number | null;
 }
+
+/** The flags of a channel that are on or off (the rest of `Modes` carries a value). */
+export type ModeFlag = 'inviteOnly' | 'topicLocked' | 'moderated';
 
 export interface Channel {
   name: string;

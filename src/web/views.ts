@@ -219,7 +219,12 @@ function applyChannelEvent(view: View, ev: ChatEvent): void {
         const who = target(ev.nick);
         if (who) who.away = typeof d.away === 'string' ? { message: d.away, since: ev.ts } : null;
       }
-      if (view.modes) for (const flag of ['inviteOnly', 'topicLocked', 'moderated'] as const) if (typeof d[flag] === 'boolean') view.modes[flag] = d[flag];
+      if (view.modes) {
+        for (const flag of ['inviteOnly', 'topicLocked', 'moderated'] as const) if (typeof d[flag] === 'boolean') view.modes[flag] = d[flag];
+        // The event is in the channel's log, which only members read: they may see the key.
+        if ('key' in d) Object.assign(view.modes, typeof d.key === 'string' ? { hasKey: true, key: d.key } : { hasKey: false, key: null });
+        if ('limit' in d) view.modes.limit = typeof d.limit === 'number' ? d.limit : null;
+      }
       break;
     }
     default:
