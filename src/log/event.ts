@@ -1,20 +1,9 @@
 import { z } from 'zod';
 import type { SpeakGuard } from '../storage/store.js';
-import { EVENT_TYPES, type EventType } from '../shared/event-types.js';
+import { EVENT_TYPES, type ChatEvent, type EventType } from '../shared/event-types.js';
 
-/** The one shape every log event has on the wire (DESIGN §5); the types are shared with the web client. */
-export { EVENT_TYPES, type EventType };
-
-export interface ChatEvent {
-  log: string;
-  seq: number;
-  type: EventType;
-  nick: string;
-  text: string;
-  data: Record<string, unknown>;
-  /** ISO 8601, set when the seq was taken. */
-  ts: string;
-}
+/** The one shape every log event has on the wire (DESIGN §5), shared with the web client. */
+export { EVENT_TYPES, type ChatEvent, type EventType };
 
 /**
  * The event shape, checked where an event arrives from outside this process (bus frames):

@@ -1,16 +1,7 @@
-import type { EventType } from '../shared/event-types.js';
+import type { ChatEvent } from '../shared/event-types.js';
 
-/** The wire shapes of the API the client uses (see /openapi.json). */
-
-export interface ChatEvent {
-  log: string;
-  seq: number;
-  type: EventType;
-  nick: string;
-  text: string;
-  data: Record<string, unknown>;
-  ts: string;
-}
+/** The wire shapes of the API the client uses (see /openapi.json); events are the server's own type. */
+export type { ChatEvent };
 
 export type Role = 'user' | 'moderator' | 'admin';
 export interface Away {
