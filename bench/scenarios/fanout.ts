@@ -1,6 +1,5 @@
-import { median } from '../lib/common.js';
 import { sleep } from '../lib/procs.js';
-import { label, latency, postAndCollect, round, STREAMS_PER_SESSION, targets, type Scenario } from './shared.js';
+import { fanoutDetail, fanoutFigures, fanoutLog, fanoutRounds, fanoutValues, label, round, STREAMS_PER_SESSION, targets, type Scenario } from './shared.js';
 
 export const fanout: Scenario = {
   name: 'fan-out',
@@ -12,15 +11,7 @@ export const fanout: Scenario = {
     const eventsPerRun = ctx.quick ? 1 : 5;
     const channel = 'fanout';
     result.params = { sizes, eventsPerRun, warmupEvents: 1, runs: ctx.runs, channel };
-    for (const n of sizes) {
-      result.figures.push(
-        { key: `last@${n}`, label: `N=${n}: last delivery`, unit: 'ms', better: 'lower', ...(n === 10_000 ? { target: { op: '<=' as const, ratio: 1.2 } } : {}) },
-        { key: `first@${n}`, label: `N=${n}: first delivery`, unit: 'ms', better: 'lower' },
-        { key: `spread@${n}`, label: `N=${n}: last − first`, unit: 'ms', better: 'lower' },
-        { key: `p50@${n}`, label: `N=${n}: p50`, unit: 'ms', better: 'lower' },
-        { key: `p99@${n}`, label: `N=${n}: p99`, unit: 'ms', better: 'lower' },
-      );
-    }
+    for (const n of sizes) result.figures.push(...fanoutFigures(n, `@${n}`, n === 10_000 ? { op: '<=', ratio: 1.2 } : undefined));
     const pair = await targets(ctx, 'canaduck-a', 'floor-sse');
     const maxN = Math.max(...sizes);
     const sessionsNeeded = Math.ceil(maxN / STREAMS_PER_SESSION);
@@ -37,34 +28,10 @@ export const fanout: Scenario = {
           const opened = await ctx.openSubscribers(t.server, conns, 'sse');
           await sleep(300);
           const post = { channels: [channel], tokens: posterTokens, count: 1, rate: 0, timeoutMs: 30_000 };
-          await postAndCollect(ctx, result, `${what} warm-up`, t, post);
-          const last: number[] = [];
-          const first: number[] = [];
-          const p50: number[] = [];
-          const p99: number[] = [];
-          for (let e = 0; e < eventsPerRun; e++) {
-            await sleep(300);
-            const m = await postAndCollect(ctx, result, what, t, post);
-            const lat = latency(m);
-            last.push(Math.max(...m.collected.events.map((ev) => ev.maxMs)));
-            first.push(Math.min(...m.collected.events.map((ev) => ev.minMs)));
-            p50.push(lat.p50Ms);
-            p99.push(lat.p99Ms);
-          }
+          const rounds = await fanoutRounds(ctx, result, what, t, post, eventsPerRun);
           await ctx.closeSubscribers();
-          result.samples.push({
-            run,
-            kind: t.kind,
-            values: {
-              [`last@${n}`]: round(median(last)),
-              [`first@${n}`]: round(median(first)),
-              [`spread@${n}`]: round(median(last.map((l, i) => l - first[i]!))),
-              [`p50@${n}`]: round(median(p50)),
-              [`p99@${n}`]: round(median(p99)),
-            },
-            detail: { n, lastMs: last.map((v) => round(v)), firstMs: first.map((v) => round(v)), p50Ms: p50, p99Ms: p99, connectMs: round(opened.ms, 0) },
-          });
-          ctx.log(`    ${what}: last ${last.map((v) => v.toFixed(1)).join('/')} ms, first ${median(first).toFixed(1)} ms, p50 ${median(p50)} p99 ${median(p99)} (connect ${(opened.ms / 1000).toFixed(1)} s)`);
+          result.samples.push({ run, kind: t.kind, values: fanoutValues(rounds, `@${n}`), detail: { n, ...fanoutDetail(rounds), connectMs: round(opened.ms, 0) } });
+          ctx.log(`    ${what}: ${fanoutLog(rounds)} (connect ${(opened.ms / 1000).toFixed(1)} s)`);
         }
       }
     }

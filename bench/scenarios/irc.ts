@@ -1,9 +1,8 @@
 import { call } from '../lib/api.js';
-import { median } from '../lib/common.js';
 import type { BenchContext, Target } from '../lib/context.js';
 import { sleep } from '../lib/procs.js';
 import type { ScenarioResult } from '../lib/report.js';
-import { label, latency, postAndCollect, round, targets, type Scenario } from './shared.js';
+import { fanoutDetail, fanoutFigures, fanoutLog, fanoutRounds, fanoutValues, label, measureMemory, round, targets, type Scenario } from './shared.js';
 
 /**
  * IRC clients (load/irc-subscribers.ts) on CanaDuck's IRC gateway and on the IRC floor
@@ -50,14 +49,7 @@ export const ircFanout: Scenario = {
     const n = ctx.quick ? 100 : 1000;
     const eventsPerRun = ctx.quick ? 1 : 5;
     result.params = { clients: n, eventsPerRun, warmupEvents: 1, runs: ctx.runs, channel: 'ircfan<run><kind>' };
-    result.figures.push(
-      { key: 'last', label: `N=${n}: last delivery`, unit: 'ms', better: 'lower' },
-      { key: 'first', label: `N=${n}: first delivery`, unit: 'ms', better: 'lower' },
-      { key: 'spread', label: `N=${n}: last − first`, unit: 'ms', better: 'lower' },
-      { key: 'p50', label: `N=${n}: p50`, unit: 'ms', better: 'lower' },
-      { key: 'p99', label: `N=${n}: p99`, unit: 'ms', better: 'lower' },
-      { key: 'connect', label: `N=${n}: register + join all`, unit: 's', better: 'lower' },
-    );
+    result.figures.push(...fanoutFigures(n), { key: 'connect', label: `N=${n}: register + join all`, unit: 's', better: 'lower' });
     const pair = await targets(ctx, 'canaduck-a', 'floor-irc');
     for (let run = 0; run < ctx.runs; run++) {
       for (const t of ctx.order(run, pair)) {
@@ -66,48 +58,19 @@ export const ircFanout: Scenario = {
         const { token, ms } = await openChannel(ctx, t, channel, `if${run}${t.kind[0]}x`, n);
         await sleep(300);
         const post = { channels: [channel], tokens: [token], count: 1, rate: 0, timeoutMs: 30_000 };
-        await postAndCollect(ctx, result, `${what} warm-up`, t, post);
-        const last: number[] = [];
-        const first: number[] = [];
-        const p50: number[] = [];
-        const p99: number[] = [];
-        for (let e = 0; e < eventsPerRun; e++) {
-          await sleep(300);
-          const m = await postAndCollect(ctx, result, what, t, post);
-          const lat = latency(m);
-          last.push(Math.max(...m.collected.events.map((ev) => ev.maxMs)));
-          first.push(Math.min(...m.collected.events.map((ev) => ev.minMs)));
-          p50.push(lat.p50Ms);
-          p99.push(lat.p99Ms);
-        }
+        const rounds = await fanoutRounds(ctx, result, what, t, post, eventsPerRun);
         const releaseMs = await closeAndSettle(ctx, result, what, t, channel, token);
         result.samples.push({
           run,
           kind: t.kind,
-          values: {
-            last: round(median(last)),
-            first: round(median(first)),
-            spread: round(median(last.map((l, i) => l - first[i]!))),
-            p50: round(median(p50)),
-            p99: round(median(p99)),
-            connect: round(ms / 1000),
-          },
-          detail: { n, lastMs: last.map((v) => round(v)), firstMs: first.map((v) => round(v)), p50Ms: p50, p99Ms: p99, connectMs: round(ms, 0), releaseMs },
+          values: { ...fanoutValues(rounds), connect: round(ms / 1000) },
+          detail: { n, ...fanoutDetail(rounds), connectMs: round(ms, 0), releaseMs },
         });
-        ctx.log(`    ${what}: last ${last.map((v) => v.toFixed(1)).join('/')} ms, first ${median(first).toFixed(1)} ms, p50 ${median(p50)} p99 ${median(p99)} (register + join ${(ms / 1000).toFixed(1)} s)`);
+        ctx.log(`    ${what}: ${fanoutLog(rounds)} (register + join ${(ms / 1000).toFixed(1)} s)`);
       }
     }
   },
 };
-
-async function rssSamples(target: Target, count: number, spanMs: number): Promise<number> {
-  const samples: number[] = [];
-  for (let i = 0; i < count; i++) {
-    samples.push(target.server.rssKb());
-    await sleep(spanMs / count);
-  }
-  return median(samples);
-}
 
 export const ircMemory: Scenario = {
   name: 'irc-memory',
@@ -124,32 +87,29 @@ export const ircMemory: Scenario = {
       { key: 'perConn', label: `RSS per idle IRC connection (N=${n})`, unit: 'KiB', better: 'lower' },
       { key: 'deltaMiB', label: `RSS growth with N=${n}`, unit: 'MiB', better: 'lower' },
     );
-    const names = { canaduck: 'canaduck-a', floor: 'floor-irc' } as const;
-    for (let run = 0; run < ctx.runs; run++) {
-      for (const kind of ctx.order(run, ['canaduck', 'floor'] as const)) {
-        const server = ctx.quick ? await ctx.server(names[kind]) : await ctx.restart(names[kind]);
-        const t: Target = { kind, server };
-        const what = label(kind, run, `irc-memory N=${n}`);
-        const channel = `ircmem${run}${kind[0]}`;
-        const warm = await openChannel(ctx, t, channel, `iw${run}${kind[0]}x`, warmup);
-        await closeAndSettle(ctx, result, `${what} warm-up`, t, channel, warm.token);
-        await sleep(ctx.quick ? 300 : 1000);
-        const before = await rssSamples(t, 5, sampleMs / 2);
-        const { token, ms } = await openChannel(ctx, t, channel, `im${run}${kind[0]}x`, n);
-        await sleep(settleMs);
-        const after = await rssSamples(t, 5, sampleMs);
-        const collected = await ctx.collect();
-        if (collected.open < n) result.errors.push(`${what}: only ${collected.open} of ${n} clients stayed connected`);
-        const releaseMs = await closeAndSettle(ctx, result, what, t, channel, token);
-        const perConn = (after - before) / n;
-        result.samples.push({
-          run,
-          kind,
-          values: { perConn: round(perConn, 2), deltaMiB: round((after - before) / 1024, 1) },
-          detail: { rssBeforeKiB: before, rssAfterKiB: after, pid: server.pid, connectMs: round(ms, 0), releaseMs },
-        });
-        ctx.log(`    ${what}: RSS ${(before / 1024).toFixed(1)} → ${(after / 1024).toFixed(1)} MiB, ${perConn.toFixed(2)} KiB per connection (register + join ${(ms / 1000).toFixed(1)} s)`);
-      }
-    }
+    const channel = (run: number, t: Target) => `ircmem${run}${t.kind[0]}`;
+    let token = '';
+    await measureMemory(ctx, result, {
+      what: 'irc-memory',
+      names: { canaduck: 'canaduck-a', floor: 'floor-irc' },
+      n,
+      settleMs,
+      sampleMs,
+      noun: 'clients',
+      held: {
+        async warmUp(t, run) {
+          const warm = await openChannel(ctx, t, channel(run, t), `iw${run}${t.kind[0]}x`, warmup);
+          await closeAndSettle(ctx, result, `${label(t.kind, run, `irc-memory N=${n}`)} warm-up`, t, channel(run, t), warm.token);
+        },
+        async open(t, run) {
+          const opened = await openChannel(ctx, t, channel(run, t), `im${run}${t.kind[0]}x`, n);
+          token = opened.token;
+          return { connectMs: round(opened.ms, 0) };
+        },
+        async close(t, run, what) {
+          return { releaseMs: await closeAndSettle(ctx, result, what, t, channel(run, t), token) };
+        },
+      },
+    });
   },
 };

@@ -1,5 +1,6 @@
 import type { ChannelMember } from '../channels/channels.js';
 import type { Principal } from '../identity/principal.js';
+import { casefold } from '../shared/names.js';
 import type { ChatEvent } from '../log/event.js';
 import type { ChannelRecord } from '../storage/channels.js';
 import { sendBatch } from './chathistory.js';
@@ -51,23 +52,22 @@ export function fitWords(words: readonly string[], prefixBytes: number): string[
   return lines;
 }
 
-/** History is read back this many events at a time, at most this many times, to find recent lines. */
-const REPLAY_PAGE = 100;
-const REPLAY_PAGES = 4;
+/** The replay looks this many events back at most (a long run of joins holds no lines to show). */
+const REPLAY_SCAN = 400;
 
-const isLine = (event: ChatEvent): boolean => event.type === 'message' || event.type === 'action';
-
-/** The channel's last `count` messages and actions before `before` (the newest without it), oldest first. */
+/**
+ * The channel's last `count` messages and actions before `before` (the newest without it),
+ * oldest first: one read of message rows, however many joins lie between (a join storm
+ * would otherwise read hundreds of join events for every joiner).
+ */
 export async function recentLines(connection: IrcConnection, principal: Principal, channelName: string, count: number, before?: number): Promise<ChatEvent[]> {
-  const lines: ChatEvent[] = [];
-  for (let page = 0; page < REPLAY_PAGES && lines.length < count; page++) {
-    const { events } = await connection.services.messages.channelHistory(principal, channelName, { before, limit: REPLAY_PAGE });
-    lines.unshift(...events.filter(isLine).slice(-(count - lines.length)));
-    if (events.length < REPLAY_PAGE) break;
-    before = events[0]!.seq;
-  }
-  return lines;
+  const { messages, reader } = connection.services;
+  const upTo = before ?? (await reader.head(casefold(channelName))) + 1;
+  const query = { before: upTo, after: Math.max(0, upTo - 1 - REPLAY_SCAN), limit: count, from: 'newest' as const };
+  return messages.historyOfTypes(principal, channelName, REPLAY_TYPES, query);
 }
+
+const REPLAY_TYPES = ['message', 'action'] as const;
 
 /**
  * Recent lines replayed to a client without chathistory: PRIVMSGs as they were sent, with

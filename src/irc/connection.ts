@@ -7,7 +7,7 @@ import type { StreamHandle, UserStreamSink } from '../realtime/realtime.js';
 import type { Services } from '../services.js';
 import type { Accounts } from './accounts.js';
 import { errorFields } from '../shared/log.js';
-import { formatMessage, IrcParseError, LineReader, MAX_LINE_BYTES, parseMessage, wireSafe, type IrcMessage } from './message.js';
+import { formatMessage, IrcParseError, LineReader, MAX_LINE_BYTES, parseMessage, type IrcMessage } from './message.js';
 import { ERR } from './numerics.js';
 
 /** What every connection of one listener shares. */
@@ -36,17 +36,15 @@ export interface IrcCommand {
 }
 
 /**
- * Parameters as the wire can carry them: no CR, LF or NUL anywhere, and a parameter before the
- * last (often a target the client sent: `JOIN :#a b`) neither empty, nor with a space, nor
- * starting with `:` — shown with `?` for those characters, `*` when empty.
+ * One message as a wire line with its CR LF. Parameters are made wire-safe once, by
+ * `formatMessage`: no CR, LF or NUL anywhere, and a parameter before the last (often a target
+ * the client sent: `JOIN :#a b`) neither empty, nor with a space, nor starting with `:` —
+ * shown with `?` for those characters, `*` when empty.
  */
-function wireParams(params: string[]): string[] {
-  return params.map((param, i) => {
-    const safe = wireSafe(param);
-    if (i === params.length - 1) return safe;
-    return safe === '' ? '*' : safe.replace(/ /g, '?').replace(/^:/, '?');
-  });
-}
+export const wireLine = (message: OutgoingMessage): string => `${formatMessage(message, { repairMiddle: true })}\r\n`;
+
+/** Several messages as their wire lines, in order: formatted once, then written to as many connections as share them. */
+export const wireLines = (messages: readonly OutgoingMessage[]): string => messages.map(wireLine).join('');
 
 /** Replies gathered for a labelled command; `open` until the command has finished. */
 interface LabelledReplies {
@@ -68,6 +66,15 @@ export interface OutgoingMessage {
   source?: string;
   command: string;
   params?: string[];
+}
+
+/** Connections with lines queued in this tick, written together once the tick's work is done. */
+const toFlush: IrcConnection[] = [];
+
+function flushAll(): void {
+  // A connection queued while these are written waits for the next round.
+  const connections = toFlush.splice(0);
+  for (const connection of connections) connection.flushQueuedLines();
 }
 
 /** Lines waiting to be run at most; a client that sends faster than that is disconnected. */
@@ -104,11 +111,16 @@ export class IrcConnection implements UserStreamSink {
   private running = false;
   private closed = false;
   private stream: StreamHandle | undefined;
-  private readonly registrationTimer: NodeJS.Timeout;
+  /** Dropped once registered: an idle connection keeps no timer it no longer needs. */
+  private registrationTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private awaitingPong = false;
   private drained: Promise<void> | undefined;
   private batches = 0;
+  /** Lines queued in this tick after its first write, not yet written (with their CR LF). */
+  private outgoing = '';
+  /** Written to in this tick: what follows waits for the end of the tick (`flushAll`). */
+  private flushQueued = false;
   /** Resolves once the socket closed and the session it held was ended. */
   readonly finished: Promise<void>;
   private finish!: () => void;
@@ -128,8 +140,7 @@ export class IrcConnection implements UserStreamSink {
     this.finished = new Promise((resolve) => (this.finish = resolve));
     socket.on('close', () => void this.closedBySocket().finally(() => this.finish()));
     socket.on('error', () => socket.destroy());
-    this.registrationTimer = setTimeout(() => this.fail('Registration timed out'), context.services.config.irc.registrationTimeoutMs);
-    this.registrationTimer.unref();
+    this.registrationTimer = setTimeout(() => this.fail('Registration timed out'), context.services.config.irc.registrationTimeoutMs).unref();
   }
 
   get services(): Services {
@@ -155,16 +166,56 @@ export class IrcConnection implements UserStreamSink {
     this.write(message);
   }
 
-  /** Writes one message to the socket, now. */
+  /**
+   * Sends messages formatted once for every connection they go to (`wire`: their lines, see
+   * `wireLines`). Inside a labelled command they are gathered with its replies, as `send` does.
+   */
+  sendFormatted(messages: readonly OutgoingMessage[], wire: string): void {
+    const replies = labelled.getStore();
+    if (replies?.open && replies.connection === this) {
+      replies.lines.push(...messages);
+      return;
+    }
+    this.queue(wire);
+  }
+
+  /** Queues one message for this tick's write. */
   private write(message: OutgoingMessage): void {
     if (this.closed) return;
-    const line = formatMessage({ ...message, params: message.params && wireParams(message.params) });
-    this.socket.write(`${line}\r\n`);
-    // A client that does not read: its queue is bounded, then it is cut (never holding others up).
-    if (this.socket.writableLength > this.services.config.irc.maxSendQueueBytes) {
-      this.socket.write(`ERROR :Closing link: SendQ exceeded\r\n`);
-      this.close('slow');
+    this.queue(wireLine(message));
+  }
+
+  /**
+   * The first lines a tick sends a client are written at once (the first client of a fan-out
+   * does not wait for the others); what follows in the same tick is gathered and written
+   * once at its end (a burst: one write instead of one per line), or sooner once it fills the
+   * socket's buffer. The send queue counts lines from the moment they are queued: a client
+   * that does not read is cut (ERROR, then closed) as soon as what waits for it passes the
+   * bound, never holding others up.
+   */
+  private queue(lines: string): void {
+    if (this.closed) return;
+    if (this.flushQueued) this.outgoing += lines;
+    else {
+      this.flushQueued = true;
+      toFlush.push(this);
+      if (toFlush.length === 1) setImmediate(flushAll);
+      this.socket.write(lines);
     }
+    if (this.socket.writableLength + this.outgoing.length > this.services.config.irc.maxSendQueueBytes) {
+      this.outgoing += 'ERROR :Closing link: SendQ exceeded\r\n';
+      this.close('slow');
+      return;
+    }
+    if (this.outgoing.length >= this.socket.writableHighWaterMark) this.flush();
+  }
+
+  /** Writes what was queued, in one socket write. */
+  private flush(): void {
+    if (this.outgoing === '' || this.socket.destroyed) return;
+    const text = this.outgoing;
+    this.outgoing = '';
+    this.socket.write(text);
   }
 
   /** A numeric reply from the server, addressed to this client's nick. */
@@ -195,6 +246,7 @@ export class IrcConnection implements UserStreamSink {
   /** Registration is complete: the welcome burst, then everything the user receives. */
   async completeRegistration(principal: Principal): Promise<void> {
     clearTimeout(this.registrationTimer);
+    this.registrationTimer = undefined;
     this.principal = principal;
     this.nick = principal.nick;
     this.registered = true;
@@ -241,7 +293,15 @@ export class IrcConnection implements UserStreamSink {
     this.fail(reason === 'shutdown' ? 'Server shutting down, reconnect' : 'Session ended');
   }
 
+  /** Called by `flushAll` at the end of the tick. */
+  flushQueuedLines(): void {
+    this.flushQueued = false;
+    this.flush();
+  }
+
   pace(): Promise<void> | undefined {
+    // Catch-ups wait on what the socket holds, queued lines included.
+    if (this.outgoing.length > 0 && this.socket.writableLength + this.outgoing.length >= this.socket.writableHighWaterMark) this.flush();
     if (!this.socket.writableNeedDrain) return undefined;
     return (this.drained ??= new Promise<void>((resolve) => {
       const done = () => {
@@ -321,7 +381,7 @@ export class IrcConnection implements UserStreamSink {
     const name = message.command.toUpperCase();
     const command = this.context.commands.get(name);
     if (!command) {
-      // The name is echoed back (`wireParams` keeps it a valid parameter), short.
+      // The name is echoed back (`wireLine` keeps it a valid parameter), short.
       const shown = name.replace(/[^\x21-\x7e]/g, '?').slice(0, 32);
       if (this.registered) this.numeric(ERR.UNKNOWNCOMMAND, shown, 'Unknown command');
       else this.numeric(ERR.NOTREGISTERED, 'You have not registered');
@@ -374,6 +434,8 @@ export class IrcConnection implements UserStreamSink {
     this.closed = true;
     this.scratch.set('quitMessage', quitMessage);
     this.stream?.close(reason);
+    // What was queued (an ERROR last) goes out before the end.
+    this.flush();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
@@ -381,6 +443,7 @@ export class IrcConnection implements UserStreamSink {
   private async closedBySocket(): Promise<void> {
     const quitMessage = (this.scratch.get('quitMessage') as string | undefined) ?? 'Connection closed';
     this.closed = true;
+    this.outgoing = '';
     clearTimeout(this.registrationTimer);
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.stream?.close('client');

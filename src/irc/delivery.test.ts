@@ -10,14 +10,18 @@ import { IrcConnection, type IrcContext } from './connection.js';
 import { announceNick, deliverEvent, sendChannelBurst, trackPost } from './delivery.js';
 import { MAX_LINE_BYTES, parseMessage, type IrcMessage } from './message.js';
 
-/** A socket that keeps what is written to it. */
+/** A socket that keeps what is written to it, line by line, and counts the writes. */
 class FakeSocket extends EventEmitter {
   readonly written: string[] = [];
+  writes = 0;
   writableLength = 0;
   writableNeedDrain = false;
+  writableHighWaterMark = 16_384;
+  destroyed = false;
   setNoDelay(): void {}
   write(text: string): boolean {
-    this.written.push(text);
+    this.writes++;
+    this.written.push(...text.split(/(?<=\r\n)/));
     return true;
   }
   end(): void {}
@@ -63,11 +67,13 @@ function fixture(caps: string[] = [], { history = [] as ChatEvent[], replayLines
       ],
     },
     messages: {
-      channelHistory: async (_p: unknown, _name: string, query: { before?: number; limit: number }) => {
-        const events = history.filter((e) => query.before === undefined || e.seq < query.before).slice(-query.limit);
-        return { events, next: events.at(-1)?.seq ?? 0 };
-      },
+      // As storage: the events of `types` strictly between the bounds, the newest `limit`, oldest first.
+      historyOfTypes: async (_p: unknown, _name: string, types: readonly string[], query: { before?: number; after?: number; limit: number }) =>
+        history
+          .filter((e) => types.includes(e.type) && (query.before === undefined || e.seq < query.before) && (query.after === undefined || e.seq > query.after))
+          .slice(-query.limit),
     },
+    reader: { head: async () => history.at(-1)?.seq ?? 0 },
   } as unknown as Services;
   // Registered authors, as storage would say: nicks starting with `reg`.
   const accounts = new Accounts({ findUserByNickKey: async (key: string) => (key.startsWith('reg') ? ({ nick: key, registered: true } as UserRecord) : undefined) });
@@ -98,14 +104,18 @@ function fixture(caps: string[] = [], { history = [] as ChatEvent[], replayLines
       });
     },
     deliver: (e) => deliverEvent(connection, toDelivery(e)),
-    settled: () => announceNick(connection, '*', '*'),
+    settled: () => announceNick(connection, '*', '*').then(flushed),
   };
 }
+
+/** Resolves once the lines queued so far were written (they go out together at the end of the tick). */
+const flushed = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** A fixture whose client was already shown the channel (its burst taken). */
 async function joined(caps: string[] = []): Promise<Fixture> {
   const f = fixture(caps);
   await sendChannelBurst(f.connection, CHANNEL);
+  await flushed();
   f.take();
   return f;
 }
@@ -124,6 +134,7 @@ describe('IRC delivery: events as lines', () => {
     const f = fixture(['server-time', 'message-tags']);
     const log = '#semi;colon';
     await sendChannelBurst(f.connection, log);
+    await flushed();
     f.take();
     const e = event('message', 'bob', 'tagged', {}, log);
     f.deliver(e);
@@ -133,9 +144,21 @@ describe('IRC delivery: events as lines', () => {
     expect(line!.tags).toEqual({ time: e.ts, msgid: `${log}/${e.seq}` });
   });
 
+  it('one event reaches members with the same capabilities as the same line, and each variant as its own', async () => {
+    const [a, b, timed] = await Promise.all([joined(), joined(['echo-message']), joined(['server-time'])]);
+    const e = event('message', 'bob', 'to everyone');
+    for (const f of [a!, b!, timed!]) f.deliver(e);
+    await Promise.all([a!.settled(), b!.settled(), timed!.settled()]);
+    const line = `:bob!bob@${SERVER} PRIVMSG ${CHANNEL} :to everyone\r\n`;
+    expect(a!.socket.written.at(-1)).toBe(line);
+    expect(b!.socket.written.at(-1)).toBe(line);
+    expect(timed!.socket.written.at(-1)).toBe(`@time=${e.ts} ${line}`);
+  });
+
   it('only the capabilities negotiated give tags', async () => {
     const f = fixture(['server-time']);
     await sendChannelBurst(f.connection, CHANNEL);
+    await flushed();
     f.take();
     const e = event('message', 'bob', 'timed only');
     f.deliver(e);
@@ -301,6 +324,7 @@ describe('IRC delivery: once per user, once per connection', () => {
   it('a quit, written in every channel the user was in, is one QUIT', async () => {
     const f = await joined();
     await sendChannelBurst(f.connection, '#other');
+    await flushed();
     f.take();
     const ts = new Date().toISOString();
     f.deliver(event('quit', 'bob', 'Quit: bye', {}, KEY, ts));
@@ -314,6 +338,7 @@ describe('IRC delivery: once per user, once per connection', () => {
   it('a nick change is one NICK; the user’s own renames the client once, whether NICK or the events came first', async () => {
     const f = await joined();
     await sendChannelBurst(f.connection, '#other');
+    await flushed();
     f.take();
     const ts = new Date().toISOString();
     f.deliver(event('nick', 'bob', '', { newNick: 'robert' }, KEY, ts));
@@ -321,6 +346,7 @@ describe('IRC delivery: once per user, once per connection', () => {
     f.deliver(event('nick', 'alice', '', { newNick: 'alicia' }, KEY, ts));
     f.deliver(event('nick', 'alice', '', { newNick: 'alicia' }, '#other', ts));
     await announceNick(f.connection, 'alice', 'alicia');
+    await flushed();
     expect(f.take().map(brief)).toEqual([`bob!bob@${SERVER} NICK robert`, `alice!~alice@${SERVER} NICK alicia`]);
     expect(f.connection.nick).toBe('alicia');
 
@@ -431,6 +457,7 @@ describe('IRC delivery: the channel burst', () => {
 
     const shown = fixture(['server-time'], { history });
     await sendChannelBurst(shown.connection, CHANNEL);
+    await flushed();
     shown.deliver(history[4]!);
     shown.deliver(event('message', 'bob', 'new'));
     await shown.settled();

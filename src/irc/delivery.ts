@@ -5,7 +5,7 @@ import { casefold } from '../shared/names.js';
 import { errorFields } from '../shared/log.js';
 import { recentLines, sendNames, sendReplay, sendTopic } from './burst.js';
 import type { IrcConnection, OutgoingMessage } from './connection.js';
-import { eventMessages, sameNick, type EventView } from './event-lines.js';
+import { capsVariant, eventMessages, formattedLines, sameNick, type EventView, type LineOptions } from './event-lines.js';
 import { eventTags } from './tags.js';
 
 /**
@@ -35,67 +35,107 @@ const states = new WeakMap<IrcConnection, DeliveryState>();
 function stateOf(connection: IrcConnection): DeliveryState {
   let state = states.get(connection);
   if (state) return state;
-  const joined = new Map<string, string>();
-  const created: DeliveryState = {
-    knownNick: connection.nick,
-    joined,
-    replayed: new Map(),
-    recent: new BoundedSet(256),
-    renamed: new BoundedSet(16),
-    posting: new Set(),
+  const shown = { knownNick: connection.nick, joined: new Map<string, string>() };
+  const created: DeliveryState = Object.assign(shown, {
+    replayed: new Map<string, number>(),
+    recent: new BoundedSet<string>(256),
+    renamed: new BoundedSet<string>(16),
+    posting: new Set<Promise<unknown>>(),
     outbox: new Outbox(connection),
-    view: {
-      caps: connection.caps,
-      serverName: connection.serverName,
-      get nick() {
-        return created.knownNick;
-      },
-      mask: (nick) => `${nick}!${sameNick(nick, created.knownNick) && connection.user ? connection.user : nick}@${connection.serverName}`,
-      channelName: (log) => joined.get(log) ?? log,
-    },
-  };
+    view: new ShownView(connection, shown),
+  });
   states.set(connection, created);
   return created;
 }
 
+/**
+ * The connection as its lines are written for: the nick and channel names it was shown. A
+ * class, not closures: an idle connection holds one small object for it.
+ */
+class ShownView implements EventView {
+  constructor(
+    private readonly connection: IrcConnection,
+    private readonly state: Pick<DeliveryState, 'knownNick' | 'joined'>,
+  ) {}
+
+  get caps(): ReadonlySet<string> {
+    return this.connection.caps;
+  }
+
+  get serverName(): string {
+    return this.connection.serverName;
+  }
+
+  get nick(): string {
+    return this.state.knownNick;
+  }
+
+  mask(nick: string): string {
+    const { user } = this.connection;
+    return `${nick}!${sameNick(nick, this.state.knownNick) && user ? user : nick}@${this.connection.serverName}`;
+  }
+
+  channelName(log: string): string {
+    return this.state.joined.get(log) ?? log;
+  }
+}
+
+type Task = () => void | Promise<void>;
+
 /** Tasks run one after another; a task may be async (a burst reads storage), and what follows it waits. */
 class Outbox {
-  private readonly tasks: Array<() => void> = [];
+  private readonly tasks: Array<{ task: Task; done?: () => void }> = [];
   private busy = false;
 
   constructor(private readonly connection: IrcConnection) {}
 
   /** Runs `task` after everything queued before it; resolves once it ran. */
-  run(task: () => void | Promise<void>): Promise<void> {
-    return new Promise<void>((resolve) => {
-      // A connection whose deliveries pile up behind a burst that never ends is cut, not buffered without end.
-      if (this.tasks.length >= MAX_QUEUED) {
-        this.connection.fail('SendQ exceeded');
-        return resolve();
-      }
-      this.tasks.push(() => {
-        let result: void | Promise<void> = undefined;
-        try {
-          result = task();
-        } catch (err) {
-          this.failed(err);
-        }
-        if (!(result instanceof Promise)) return resolve();
-        this.busy = true;
-        result
-          .catch((err: unknown) => this.failed(err))
-          .finally(() => {
-            this.busy = false;
-            resolve();
-            this.drain();
-          });
+  run(task: Task): Promise<void> {
+    return new Promise<void>((resolve) => this.queue(task, resolve));
+  }
+
+  /**
+   * Runs `task` after everything queued before it, at once when nothing is: a live delivery
+   * (one per member and event) costs no promise.
+   */
+  post(task: Task): void {
+    if (!this.busy && this.tasks.length === 0) this.execute(task);
+    else this.queue(task);
+  }
+
+  private queue(task: Task, done?: () => void): void {
+    // A connection whose deliveries pile up behind a burst that never ends is cut, not buffered without end.
+    if (this.tasks.length >= MAX_QUEUED) {
+      this.connection.fail('SendQ exceeded');
+      return done?.();
+    }
+    this.tasks.push({ task, done });
+    this.drain();
+  }
+
+  private execute(task: Task, done?: () => void): void {
+    let result: void | Promise<void> = undefined;
+    try {
+      result = task();
+    } catch (err) {
+      this.failed(err);
+    }
+    if (!(result instanceof Promise)) return done?.();
+    this.busy = true;
+    result
+      .catch((err: unknown) => this.failed(err))
+      .finally(() => {
+        this.busy = false;
+        done?.();
+        this.drain();
       });
-      this.drain();
-    });
   }
 
   private drain(): void {
-    while (!this.busy && this.tasks.length > 0) this.tasks.shift()!();
+    while (!this.busy && this.tasks.length > 0) {
+      const { task, done } = this.tasks.shift()!;
+      this.execute(task, done);
+    }
   }
 
   private failed(err: unknown): void {
@@ -113,7 +153,7 @@ const MAX_QUEUED = 10_000;
  */
 export function deliverEvent(connection: IrcConnection, delivery: Delivery): void {
   const state = stateOf(connection);
-  void state.outbox.run(() => handle(connection, state, delivery.event));
+  state.outbox.post(() => handle(connection, state, delivery.event));
 }
 
 function handle(connection: IrcConnection, state: DeliveryState, event: ChatEvent): void | Promise<void> {
@@ -164,13 +204,24 @@ const SHOWS_ACCOUNT = new Set<ChatEvent['type']>(['message', 'action', 'private'
 
 function send(connection: IrcConnection, state: DeliveryState, event: ChatEvent): void | Promise<void> {
   const wanted = SHOWS_ACCOUNT.has(event.type) && (connection.caps.has('account-tag') || (event.type === 'join' && connection.caps.has('extended-join')));
-  if (!wanted || event.nick.includes('.')) {
-    for (const message of eventMessages(state.view, event)) connection.send(message);
+  if (!wanted || event.nick.includes('.')) return sendLines(connection, state, event, {});
+  return connection.context.accounts.accountOf(event.nick).then((account) => sendLines(connection, state, event, { account }));
+}
+
+/**
+ * An event's lines to one connection. A channel event that is not the client's own reads
+ * the same to every member with the same capabilities (the source is a mask any member sees
+ * alike, the channel's name is the channel's): its lines are formatted once per variant and
+ * written to each of them (`formattedLines`).
+ */
+function sendLines(connection: IrcConnection, state: DeliveryState, event: ChatEvent, options: LineOptions): void {
+  if (!event.log.startsWith('#') || sameNick(event.nick, state.knownNick)) {
+    for (const message of eventMessages(state.view, event, options)) connection.send(message);
     return;
   }
-  return connection.context.accounts.accountOf(event.nick).then((account) => {
-    for (const message of eventMessages(state.view, event, { account })) connection.send(message);
-  });
+  const key = `${capsVariant(connection.caps)} ${state.view.channelName(event.log)} ${options.account ?? ''}`;
+  const { messages, wire } = formattedLines(event, key, () => eventMessages(state.view, event, options));
+  if (messages.length > 0) connection.sendFormatted(messages, wire);
 }
 
 /**
@@ -256,8 +307,11 @@ async function burst(connection: IrcConnection, state: DeliveryState, log: strin
   const channel = access.status === 'fulfilled' ? access.value.channel : undefined;
   const name = channel?.name ?? log;
   state.joined.set(log, name);
-  const params = connection.caps.has('extended-join') ? [name, '*', connection.realname || state.knownNick] : [name];
-  connection.send({ tags: join && eventTags(connection, join), source: state.view.mask(state.knownNick), command: 'JOIN', params });
+  // The user's own account (after a SASL login, or a registered nick's PASS), as others see it.
+  const wantsAccount = connection.caps.has('extended-join') || connection.caps.has('account-tag');
+  const account = wantsAccount ? await connection.context.accounts.accountOf(state.knownNick).catch(() => undefined) : undefined;
+  const params = connection.caps.has('extended-join') ? [name, account ?? '*', connection.realname || state.knownNick] : [name];
+  connection.send({ tags: join && eventTags(connection, join, 0, account), source: state.view.mask(state.knownNick), command: 'JOIN', params });
   if (channel) sendTopic(connection, channel, false);
   if (members.status === 'fulfilled') sendNames(connection, name, members.value);
   if (config.irc.replayLines === 0 || connection.caps.has('draft/chathistory')) return;

@@ -1,6 +1,6 @@
 import type { ChatEvent } from '../log/event.js';
 import { casefold } from '../shared/names.js';
-import type { OutgoingMessage } from './connection.js';
+import { wireLines, type OutgoingMessage } from './connection.js';
 import { splitToFit } from './message.js';
 import { eventTags, type TagReader } from './tags.js';
 
@@ -133,6 +133,43 @@ export function textMessages(view: EventView, event: ChatEvent, shape: TextShape
     }
   }
   return messages;
+}
+
+/** The capabilities that change how a channel event reads (its tags, JOIN's form, whether AWAY or INVITE lines are sent). */
+const LINE_CAPS = ['server-time', 'message-tags', 'account-tag', 'extended-join', 'away-notify', 'invite-notify'] as const;
+
+/** Which of the line-changing capabilities a client enabled, as a short key. */
+export function capsVariant(caps: ReadonlySet<string>): string {
+  let bits = 0;
+  for (let i = 0; i < LINE_CAPS.length; i++) if (caps.has(LINE_CAPS[i]!)) bits |= 1 << i;
+  return bits.toString(36);
+}
+
+/** An event's lines for one variant of reader, and the same as wire text (with CR LF), made once. */
+export interface FormattedLines {
+  readonly messages: readonly OutgoingMessage[];
+  readonly wire: string;
+}
+
+/**
+ * Lines made once per event and variant, kept as long as the event object is (a live event
+ * is one object for every connection it reaches; the feed lets it go after its ring).
+ */
+const formatted = new WeakMap<ChatEvent, Map<string, FormattedLines>>();
+
+/**
+ * The lines `make` gives for `event`, made and formatted once for every reader whose `key`
+ * (the capabilities, channel name and author's account they see it with) is the same.
+ */
+export function formattedLines(event: ChatEvent, key: string, make: () => OutgoingMessage[]): FormattedLines {
+  let variants = formatted.get(event);
+  if (!variants) formatted.set(event, (variants = new Map()));
+  let lines = variants.get(key);
+  if (!lines) {
+    const messages = make();
+    variants.set(key, (lines = { messages, wire: wireLines(messages) }));
+  }
+  return lines;
 }
 
 /** Nicks compare case-insensitively (RFC 1459 casemapping). */

@@ -98,15 +98,18 @@ function wordEnd(line: string, pos: number): number {
  * one (empty, holding a space, or starting with ':'), and otherwise only when `trailing` is
  * true. Tags whose value is undefined are left out; a tag whose value is '' is sent bare.
  * No CR, LF or NUL reaches the line: removed from every part, escaped in tag values (CR, LF).
+ * With `repairMiddle`, a param before the last that no line can carry as one (often a target
+ * a client sent) is shown instead: `*` when empty, `?` for a space or a leading ':'.
  * @throws RangeError for what no line can carry: an empty command, source or tag key with a
  *   space, a tag key with ';' or '=', a param before the last that is empty, holds a space
- *   or starts with ':'. These are programming errors; user text belongs in the last param.
+ *   or starts with ':' (unless `repairMiddle`). These are programming errors; user text
+ *   belongs in the last param.
  * @example formatMessage({ source: 'a!u@h', command: 'PRIVMSG', params: ['#c', 'hi there'] })
  *   // ':a!u@h PRIVMSG #c :hi there'
  */
 export function formatMessage(
   msg: { tags?: Record<string, string | undefined>; source?: string; command: string; params?: string[] },
-  options: { trailing?: boolean } = {},
+  options: { trailing?: boolean; repairMiddle?: boolean } = {},
 ): string {
   const parts: string[] = [];
   const tags = formatTags(msg.tags ?? {});
@@ -118,7 +121,9 @@ export function formatMessage(
     const param = wireSafe(raw);
     if (index < params.length - 1) {
       if (param === '' || param.includes(' ') || param.startsWith(':')) {
-        throw new RangeError(`param ${index} of ${msg.command} cannot be a middle param: ${JSON.stringify(param)}`);
+        if (!options.repairMiddle) throw new RangeError(`param ${index} of ${msg.command} cannot be a middle param: ${JSON.stringify(param)}`);
+        parts.push(param === '' ? '*' : param.replace(/ /g, '?').replace(/^:/, '?'));
+        return;
       }
       parts.push(param);
     } else {
@@ -269,8 +274,12 @@ function utf8Bytes(codePoint: number): number {
 
 /** Removes CR, LF and NUL: they must never reach the wire from user text. */
 export function wireSafe(text: string): string {
-  return text.replace(/[\r\n\0]/g, '');
+  // Most text holds none: tested first, it is returned as it is, without a copy.
+  return UNSAFE.test(text) ? text.replace(UNSAFE_ALL, '') : text;
 }
+
+const UNSAFE = /[\r\n\0]/;
+const UNSAFE_ALL = /[\r\n\0]/g;
 
 const CR = 0x0d;
 const LF = 0x0a;

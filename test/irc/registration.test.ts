@@ -356,6 +356,22 @@ for (const mode of allModes) {
         const burst = await withPass.register(registered, { before: [`PASS :${PASSWORD}`] });
         expect(burst[0]!.params[0]).toBe(registered);
       });
+
+      it('a logged-in user’s own JOIN carries the account (extended-join, account-tag), as others see it', async () => {
+        const registered = await registerNick(main.url(other), 'acct', PASSWORD);
+        const client = await main.raw();
+        client.send('CAP LS 302', 'CAP REQ :sasl extended-join account-tag', 'AUTHENTICATE PLAIN');
+        await client.waitFor(isCommand('AUTHENTICATE', '+'), 'AUTHENTICATE +');
+        client.send(`AUTHENTICATE ${Buffer.from(`${registered}\0${registered}\0${PASSWORD}`).toString('base64')}`);
+        await client.waitFor(isCommand('903'), '903');
+        await client.register(registered, { capEnd: true });
+        const channel = `#${uniqueNick('ownacct')}`;
+        const since = client.mark();
+        client.send(`JOIN ${channel}`);
+        const join = await client.waitFor(isCommand('JOIN'), 'the own JOIN', { since });
+        expect(join.params.slice(0, 2), join.raw).toEqual([channel, registered]);
+        expect(join.tags.account, join.raw).toBe(registered);
+      });
     });
 
     describe('keep-alive', () => {
