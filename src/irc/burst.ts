@@ -64,7 +64,7 @@ export async function recentLines(connection: IrcConnection, principal: Principa
   const { messages, reader } = connection.services;
   const upTo = before ?? (await reader.head(casefold(channelName))) + 1;
   const query = { before: upTo, after: Math.max(0, upTo - 1 - REPLAY_SCAN), limit: count, from: 'newest' as const };
-  return messages.historyOfTypes(principal, channelName, REPLAY_TYPES, query);
+  return (await messages.historyOfTypes(principal, channelName, REPLAY_TYPES, query)).map((entry) => entry.event);
 }
 
 const REPLAY_TYPES = ['message', 'action'] as const;

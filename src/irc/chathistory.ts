@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { CanaDuckError } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
-import { privateLogName, type ChatEvent, type EventType } from '../log/event.js';
+import { privateLogName, type EventType } from '../log/event.js';
+import type { LogEntry } from '../log/stored.js';
 import { casefold, isValidChannelName, isValidNick } from '../shared/names.js';
 import type { IrcCommand, IrcConnection, OutgoingMessage } from './connection.js';
 import { parseMsgid } from './tags.js';
@@ -41,7 +42,7 @@ interface Source {
  * `render` turns an event into the lines delivery would send (delivery.ts), without echo
  * suppression.
  */
-export function chathistoryCommand(render: (connection: IrcConnection, event: ChatEvent) => OutgoingMessage[]): IrcCommand {
+export function chathistoryCommand(render: (connection: IrcConnection, entry: LogEntry) => OutgoingMessage[]): IrcCommand {
   return {
     minParams: 1,
     async run(connection, { params }) {
@@ -123,7 +124,7 @@ async function boundary(source: Source, ref: Reference, side: 'after' | 'before'
  * older or newer, never reaching `stop` (excluded). Returned oldest first. One storage read,
  * however many joins, parts and other events lie between.
  */
-async function gather(source: Source, direction: 'older' | 'newer', from: number | undefined, limit: number, stop?: number): Promise<ChatEvent[]> {
+async function gather(source: Source, direction: 'older' | 'newer', from: number | undefined, limit: number, stop?: number): Promise<LogEntry[]> {
   const query =
     direction === 'older'
       ? { before: from, after: stop, limit, from: 'newest' as const }
@@ -131,7 +132,7 @@ async function gather(source: Source, direction: 'older' | 'newer', from: number
   return source.connection.services.messages.historyOfTypes(source.principal, source.name, MESSAGE_TYPES, query);
 }
 
-async function window(source: Source, sub: string, rest: string[]): Promise<ChatEvent[]> {
+async function window(source: Source, sub: string, rest: string[]): Promise<LogEntry[]> {
   const { log } = source;
   switch (sub) {
     case 'LATEST': {
@@ -155,7 +156,7 @@ async function window(source: Source, sub: string, rest: string[]): Promise<Chat
       const after = await gather(source, 'newer', centre - 1, limit - before.length);
       // Near the newest end, the rest of the limit goes to older messages.
       const short = limit - before.length - after.length;
-      const more = short > 0 && before.length === half ? await gather(source, 'older', before[0]?.seq ?? centre, short) : [];
+      const more = short > 0 && before.length === half ? await gather(source, 'older', before[0]?.event.seq ?? centre, short) : [];
       return [...more, ...before, ...after];
     }
     default: {
@@ -189,7 +190,7 @@ async function targets(connection: IrcConnection, principal: Principal, params: 
   const found: Array<{ name: string; ts: string }> = [];
   for (const source of sources) {
     const [latest] = await gather(source, 'older', await boundary(source, high, 'before'), 1);
-    if (latest && new Date(latest.ts) > low.at) found.push({ name: source.name, ts: latest.ts });
+    if (latest && new Date(latest.event.ts) > low.at) found.push({ name: source.name, ts: latest.event.ts });
   }
   found.sort((x, y) => Date.parse(x.ts) - Date.parse(y.ts));
   const chosen = forward ? found.slice(0, limit) : found.slice(-limit);

@@ -71,7 +71,8 @@ function fixture(caps: string[] = [], { history = [] as ChatEvent[], replayLines
       historyOfTypes: async (_p: unknown, _name: string, types: readonly string[], query: { before?: number; after?: number; limit: number }) =>
         history
           .filter((e) => types.includes(e.type) && (query.before === undefined || e.seq < query.before) && (query.after === undefined || e.seq > query.after))
-          .slice(-query.limit),
+          .slice(-query.limit)
+          .map((event) => ({ event })),
     },
     reader: { head: async () => history.at(-1)?.seq ?? 0 },
   } as unknown as Services;

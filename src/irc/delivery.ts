@@ -153,10 +153,16 @@ const MAX_QUEUED = 10_000;
  */
 export function deliverEvent(connection: IrcConnection, delivery: Delivery): void {
   const state = stateOf(connection);
-  state.outbox.post(() => handle(connection, state, delivery.event));
+  state.outbox.post(() => handle(connection, state, delivery.event, authorship(connection, delivery)));
 }
 
-function handle(connection: IrcConnection, state: DeliveryState, event: ChatEvent): void | Promise<void> {
+/** For a private message, whether this user wrote it, as the log says (its subject is the author). */
+function authorship(connection: IrcConnection, entry: { event: ChatEvent; subject?: number }): LineOptions {
+  if (entry.event.type !== 'private' || entry.subject === undefined || !connection.principal) return {};
+  return { fromSelf: entry.subject === connection.principal.userId };
+}
+
+function handle(connection: IrcConnection, state: DeliveryState, event: ChatEvent, base: LineOptions = {}): void | Promise<void> {
   const inChannel = event.log.startsWith('#');
   const own = sameNick(event.nick, state.knownNick);
   if (inChannel && event.type === 'join' && own) return state.joined.has(event.log) ? undefined : burst(connection, state, event.log, { join: event });
@@ -171,7 +177,7 @@ function handle(connection: IrcConnection, state: DeliveryState, event: ChatEven
       if (event.seq <= (state.replayed.get(event.log) ?? 0)) return;
       return sendUnlessOwn(connection, state, event);
     case 'private':
-      return sendUnlessOwn(connection, state, event);
+      return sendUnlessOwn(connection, state, event, base);
     case 'quit':
       if (own || seenAlready(state, event)) return;
       break;
@@ -195,17 +201,17 @@ function handle(connection: IrcConnection, state: DeliveryState, event: ChatEven
 }
 
 /** The lines an event is for this connection, as delivery sends them (without its echo suppression and dedupe): for history. */
-export function eventLines(connection: IrcConnection, event: ChatEvent): OutgoingMessage[] {
-  return eventMessages(stateOf(connection).view, event);
+export function eventLines(connection: IrcConnection, entry: { event: ChatEvent; subject?: number }): OutgoingMessage[] {
+  return eventMessages(stateOf(connection).view, entry.event, authorship(connection, entry));
 }
 
 /** Events whose lines may name the author's account (account-tag; extended-join for joins). */
 const SHOWS_ACCOUNT = new Set<ChatEvent['type']>(['message', 'action', 'private', 'join']);
 
-function send(connection: IrcConnection, state: DeliveryState, event: ChatEvent): void | Promise<void> {
+function send(connection: IrcConnection, state: DeliveryState, event: ChatEvent, base: LineOptions = {}): void | Promise<void> {
   const wanted = SHOWS_ACCOUNT.has(event.type) && (connection.caps.has('account-tag') || (event.type === 'join' && connection.caps.has('extended-join')));
-  if (!wanted || event.nick.includes('.')) return sendLines(connection, state, event, {});
-  return connection.context.accounts.accountOf(event.nick).then((account) => sendLines(connection, state, event, { account }));
+  if (!wanted || event.nick.includes('.')) return sendLines(connection, state, event, base);
+  return connection.context.accounts.accountOf(event.nick).then((account) => sendLines(connection, state, event, { ...base, account }));
 }
 
 /**
@@ -229,10 +235,10 @@ function sendLines(connection: IrcConnection, state: DeliveryState, event: ChatE
  * delivery may arrive before the post is answered: then it waits for the connection's posts
  * in flight, which by then know their events.
  */
-function sendUnlessOwn(connection: IrcConnection, state: DeliveryState, event: ChatEvent): void | Promise<void> {
+function sendUnlessOwn(connection: IrcConnection, state: DeliveryState, event: ChatEvent, base: LineOptions = {}): void | Promise<void> {
   const decide = () => {
     const own = connection.isOwn(event);
-    if (!own || connection.caps.has('echo-message')) return send(connection, state, event);
+    if (!own || connection.caps.has('echo-message')) return send(connection, state, event, base);
   };
   if (state.posting.size === 0) return decide();
   return Promise.allSettled([...state.posting]).then(decide);

@@ -23,6 +23,11 @@ export interface LineOptions {
   replay?: boolean;
   /** The author's account (their nick, if registered): account-tag and extended-join show it. */
   account?: string;
+  /**
+   * A private message this user wrote, as the log says (its subject is the author): told
+   * apart by nick only when this is not given (a nick can change since).
+   */
+  fromSelf?: boolean;
 }
 
 /** Nicks never contain a dot; server names always do: what the server did itself has it as its source. */
@@ -48,7 +53,7 @@ export function eventMessages(view: EventView, event: ChatEvent, options: LineOp
       return textMessages(view, event, { source, command: 'PRIVMSG', target: channel, action: event.type === 'action' }, options);
     case 'private': {
       // Both sides of a conversation share its log: the peer is `to` when the user wrote it.
-      const mine = sameNick(event.nick, view.nick);
+      const mine = options.fromSelf ?? sameNick(event.nick, view.nick);
       const target = mine && typeof data.to === 'string' ? data.to : view.nick;
       return textMessages(view, event, { source, command: 'PRIVMSG', target, action: data.action === true }, options);
     }

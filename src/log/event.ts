@@ -24,7 +24,9 @@ export const ChatEventShape = z
 /**
  * What a writer provides; the log append gives it a seq and a timestamp. `cites` is the
  * index of another draft of the same append: its log and seq are copied into `data`.
- * `subject` is the user whose access to the log the event changes (see `endsAccess`).
+ * `subject` is the user the event is about: whose access to the log it changes (a join,
+ * part, quit or kick: see `endsAccess`), or who wrote a private message (both sides share its
+ * log, and a nick can change since). It never reaches HTTP clients.
  * `guard` makes the commit conditional (see `SpeakGuard`).
  */
 export type EventDraft = Omit<ChatEvent, 'seq' | 'ts'> & { cites?: number; subject?: number; guard?: SpeakGuard };

@@ -8,7 +8,7 @@ import { BoundedSet } from '../shared/bounded-set.js';
 import { personalLogName, privateLogName, type ChatEvent, type EventDraft, type EventType } from '../log/event.js';
 import type { LogReader } from '../log/log-reader.js';
 import { GuardRefused, type LogWriter } from '../log/log-writer.js';
-import { toChatEvent } from '../log/stored.js';
+import { toChatEvent, toLogEntry, type LogEntry } from '../log/stored.js';
 
 export interface HistoryQuery {
   before?: number;
@@ -87,6 +87,7 @@ export class Messages {
       nick: principal.nick,
       text: body.text,
       data: body.action ? { to: target.nick, action: true } : { to: target.nick },
+      subject: principal.userId,
     };
     return this.post(principal, draft, idempotencyKey, () => this.startConversation(principal, log, target.id));
   }
@@ -116,7 +117,7 @@ export class Messages {
     target: string,
     types: readonly EventType[],
     query: { after?: number; before?: number; limit: number; from: 'oldest' | 'newest' },
-  ): Promise<ChatEvent[]> {
+  ): Promise<LogEntry[]> {
     let log: string;
     let end = Infinity;
     if (target.startsWith('#')) {
@@ -128,7 +129,7 @@ export class Messages {
     }
     const before = Math.min(query.before ?? Infinity, end, (await this.reader.head(log)) + 1);
     const rows = await this.store.eventsOfTypes(log, types, { after: query.after, before }, query.limit, query.from);
-    return rows.map(toChatEvent);
+    return rows.map(toLogEntry);
   }
 
   async privateHistory(principal: Principal, nick: string, query: HistoryQuery): Promise<History> {

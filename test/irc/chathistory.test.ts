@@ -270,6 +270,24 @@ for (const mode of allModes) {
       expectHistory(await ask(reader, `CHATHISTORY AFTER ${peer.nick.toUpperCase()} msgid=${msgid(first)} 1`), peer.nick, [own]);
     });
 
+    it('a private conversation after a rename: one’s own earlier messages still go to the peer, under the nick they were sent with', async () => {
+      const { irc: renamer, nick: before } = await ircUser('chr');
+      const peer = await suite.claim('chs', other);
+      renamer.send(`PRIVMSG ${peer.nick} :sent as ${before}`);
+      const own = await waitForHttpEvent(peer, `/api/users/${before}/events`, (e) => e.text === `sent as ${before}`, 'the message from IRC');
+      const after = uniqueNick('chn');
+      const since = renamer.mark();
+      renamer.send(`NICK ${after}`);
+      await renamer.waitFor((l) => l.command === 'NICK' && l.params[0] === after, 'the NICK', { since });
+      const answer = (await peer.post(`/api/users/${after}/messages`, { text: 'to the new nick' })).body as HttpEvent;
+      await delivered(renamer, answer);
+      const reply = await ask(renamer, `CHATHISTORY LATEST ${peer.nick} * 10`);
+      expect(reply.lines.map((l) => [l.nick, ...l.params, l.tags.msgid])).toEqual([
+        [before, peer.nick, `sent as ${before}`, msgid(own)],
+        [peer.nick, after, 'to the new nick', msgid(answer)],
+      ]);
+    });
+
     it('TARGETS: the channels and conversations with messages between two timestamps, each with its latest message’s time', async () => {
       const start = new Date().toISOString();
       const { irc, nick } = await ircUser('cht');
