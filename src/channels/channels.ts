@@ -130,6 +130,14 @@ export class Channels {
    * former member whose cursor lies inside their membership, up to the event that ended it
    * (`endsAt`), so that a client caught between two polls still receives its part or kick.
    */
+  /**
+   * `asReader` as a stream or long-poll asks it: whether the right lasts (a member's holds
+   * until an event of the channel's log ends it; a former member's stops at `endsAt`).
+   */
+  async readGrant(name: string, viewer: Actor, after?: number): Promise<{ lasts: boolean }> {
+    return { lasts: (await this.asReader(name, viewer, after)).endsAt === undefined };
+  }
+
   async asReader(name: string, viewer: Actor, after?: number): Promise<ChannelAccess & { endsAt?: number }> {
     try {
       return await this.asMember(name, viewer);

@@ -79,3 +79,7 @@ export const SERVER_LOG = 'server';
 
 export const endsSession = (event: ChatEvent, sessionId: number): boolean => event.type === 'quit' && event.data.session === sessionId;
 
+/** The session a personal-log control event ends, if it is one. */
+export const sessionEndedBy = (event: ChatEvent): number | undefined =>
+  event.type === 'quit' && typeof event.data.session === 'number' ? event.data.session : undefined;
+

@@ -393,3 +393,47 @@ describe('isAhead', () => {
     expect(await isAhead(feed, 8, async () => 5)).toBe(true);
   });
 });
+
+describe('LogFeed remembers what storage confirmed about its readers until an event ends it', () => {
+  const quitOf = (log: string, seq: number, session: number): Delivery =>
+    deliveryOf(row(log, seq, { type: 'quit', data: { session } }));
+
+  it('a confirmed reader stays confirmed through other events, and not past their own part or kick', async () => {
+    const { log, feed } = await freshFeed([1]);
+    feed.confirmReader(7, feed.confirmationMark);
+    feed.confirmReader(8, feed.confirmationMark);
+    feed.receive(delivery(log, 2));
+    feed.receive(delivery(log, 3, 'join', 9));
+    expect([feed.isConfirmedReader(7), feed.isConfirmedReader(8)]).toEqual([true, true]);
+    feed.receive(delivery(log, 4, 'part', 7));
+    feed.receive(delivery(log, 5, 'kick', 8));
+    expect([feed.isConfirmedReader(7), feed.isConfirmedReader(8)]).toEqual([false, false]);
+  });
+
+  it('a confirmation read while someone’s access ended is not kept (it may predate that end)', async () => {
+    const { log, feed } = await freshFeed([1]);
+    const mark = feed.confirmationMark;
+    feed.receive(delivery(log, 2, 'quit', 3));
+    feed.confirmReader(3, mark);
+    expect(feed.isConfirmedReader(3)).toBe(false);
+    feed.confirmReader(3, feed.confirmationMark);
+    expect(feed.isConfirmedReader(3)).toBe(true);
+  });
+
+  it('a confirmed session lives until its expiry or a quit of it in the personal log, whichever comes first', async () => {
+    const { log, feed } = await freshFeed([1]);
+    const now = Date.now();
+    feed.confirmSession(11, new Date(now + 60_000), feed.confirmationMark);
+    feed.confirmSession(12, new Date(now + 60_000), feed.confirmationMark);
+    feed.confirmSession(13, new Date(now - 1), feed.confirmationMark);
+    expect(feed.confirmedSession(11, now)?.getTime()).toBe(now + 60_000);
+    expect(feed.confirmedSession(11, now + 60_000)).toBeUndefined();
+    expect(feed.confirmedSession(13, now)).toBeUndefined();
+    const mark = feed.confirmationMark;
+    feed.receive(quitOf(log, 2, 11));
+    expect(feed.confirmedSession(11, now)).toBeUndefined();
+    expect(feed.confirmedSession(12, now)).toBeDefined();
+    feed.confirmSession(14, new Date(now + 60_000), mark);
+    expect(feed.confirmedSession(14, now)).toBeUndefined();
+  });
+});

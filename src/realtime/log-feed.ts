@@ -1,5 +1,5 @@
 import { toDelivery, type Delivery } from '../log/delivery.js';
-import { accessEndedFor, endsAccess } from '../log/event.js';
+import { accessEndedFor, endsAccess, sessionEndedBy } from '../log/event.js';
 import type { LogReader } from '../log/log-reader.js';
 
 /** A per-log long-poll answer: `{"events":[...],"next":N}` as text. */
@@ -58,6 +58,17 @@ export class LogFeed {
   private started = false;
   /** Users holding this feed (streams, long-polls); the registry closes it when none remain. */
   holders = 0;
+  /**
+   * What storage confirmed about this log's readers while the feed ran (`confirm`): a member
+   * of a channel stays one until an event of its log ends their access; a session lives (until
+   * its expiry) until a quit in its user's log ends it. The feed passes every event of the log
+   * in order, so it drops each of them the moment that event arrives, and a transport can
+   * skip the storage read for the rest.
+   */
+  private readonly readers = new Set<number>();
+  private readonly sessions = new Map<number, Date>();
+  /** Events that ended someone's access or session, counted: a read taken while one arrived is not kept. */
+  private endings = 0;
 
   constructor(
     readonly log: string,
@@ -78,6 +89,31 @@ export class LogFeed {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Where the feed is, for `confirmReader` / `confirmSession` after a read from storage. */
+  get confirmationMark(): number {
+    return this.endings;
+  }
+
+  /** Storage said `userId` is a lasting reader (a member), in a read begun at `mark`. */
+  confirmReader(userId: number, mark: number): void {
+    if (mark === this.endings && !this.closed) this.readers.add(userId);
+  }
+
+  isConfirmedReader(userId: number): boolean {
+    return this.readers.has(userId);
+  }
+
+  /** Storage said session `sessionId` lives until `expiresAt`, in a read begun at `mark`. */
+  confirmSession(sessionId: number, expiresAt: Date, mark: number): void {
+    if (mark === this.endings && !this.closed) this.sessions.set(sessionId, expiresAt);
+  }
+
+  /** The confirmed expiry of a session not ended since, while it lies ahead; else `undefined`. */
+  confirmedSession(sessionId: number, now = Date.now()): Date | undefined {
+    const expiresAt = this.sessions.get(sessionId);
+    return expiresAt && expiresAt.getTime() > now ? expiresAt : undefined;
   }
 
   add(listener: FeedListener): void {
@@ -220,7 +256,16 @@ export class LogFeed {
     this.head = delivery.event.seq;
     this.ring.push(delivery);
     const ended = accessEndedFor(delivery);
-    if (ended !== undefined) this.accessEndsInRing.set(ended, (this.accessEndsInRing.get(ended) ?? 0) + 1);
+    if (ended !== undefined) {
+      this.accessEndsInRing.set(ended, (this.accessEndsInRing.get(ended) ?? 0) + 1);
+      this.readers.delete(ended);
+      this.endings++;
+    }
+    const endedSession = sessionEndedBy(delivery.event);
+    if (endedSession !== undefined) {
+      this.sessions.delete(endedSession);
+      this.endings++;
+    }
     if (this.ring.length > this.ringSize) {
       const dropped = this.ring.shift()!;
       this.ringFloor = dropped.event.seq;

@@ -25,9 +25,11 @@ export interface Reader {
 /**
  * Checks the reader may read the log (throws the refusal). Run once this replica's feed of
  * the log has taken its head: a part committed before the check refuses the request, one
- * committed after lies past the head, where the reader's follower stops at it.
+ * committed after lies past the head, where the reader's follower stops at it. A grant that
+ * `lasts` (a member's) holds until an event of the log ends the reader's access: the log's
+ * feed remembers it until then, and the next request of that reader skips the check.
  */
-export type Authorize = () => Promise<unknown>;
+export type Authorize = () => Promise<{ lasts: boolean } | void>;
 
 /** The server's reasons to end a stream (the transport's own are `client`, `slow`, `stalled`). */
 export type EndReason = Extract<CloseReason, 'access_ended' | 'session_ended' | 'shutdown'>;
@@ -137,7 +139,7 @@ export class Realtime {
     try {
       feed = await this.feeds.acquire(log);
       start = after ?? feed.head;
-      await settledAll([authorize(), watch.start()]);
+      await settledAll([authorized(feed, reader, authorize), watch.start()]);
       reset = after !== undefined && (await this.isAhead(feed, after));
     } catch (err) {
       watch.close();
@@ -234,7 +236,7 @@ export class Realtime {
     let release: (() => void) | undefined;
     this.stats.longPoll(1);
     try {
-      await settledAll([authorize(), watch.start()]);
+      await settledAll([authorized(feed, reader, authorize), watch.start()]);
       if (await this.isAhead(feed, after)) return reply.answer(textAnswer({ events: [], next: feed.head, reset: true }));
       const first = feed.answerAfter(after, limit, reader.userId) ?? (await readStored());
       if (first.events > 0 || waitMs <= 0) return reply.answer(first);
@@ -371,4 +373,12 @@ interface OpenStream {
 async function settledAll(steps: Array<Promise<unknown>>): Promise<void> {
   const outcomes = await Promise.allSettled(steps);
   for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+}
+
+/** Runs `authorize` unless the log's feed has confirmed the reader since it last saw their access end. */
+async function authorized(feed: LogFeed, reader: Reader, authorize: Authorize): Promise<void> {
+  if (feed.isConfirmedReader(reader.userId)) return;
+  const mark = feed.confirmationMark;
+  const grant = await authorize();
+  if (grant?.lasts) feed.confirmReader(reader.userId, mark);
 }

@@ -36,11 +36,19 @@ export class SessionWatch implements FeedListener {
     private readonly onEnd: () => void,
   ) {}
 
-  /** Throws `unauthenticated` when the session has already ended. */
+  /**
+   * Throws `unauthenticated` when the session has already ended. Storage is read only when
+   * the personal log's feed has not confirmed the session since it last ran past an end of it
+   * (back-to-back long-polls of one session read it once).
+   */
   async start(): Promise<void> {
-    this.feed = await this.feeds.acquire(personalLogName(this.session.userId));
+    const feed = await this.feeds.acquire(personalLogName(this.session.userId));
+    this.feed = feed;
     if (this.closed) return this.releaseFeed();
-    this.feed.add(this);
+    feed.add(this);
+    const confirmed = feed.confirmedSession(this.session.sessionId);
+    if (confirmed) return this.schedule(confirmed);
+    const mark = feed.confirmationMark;
     const expiresAt = await this.session.liveUntil().catch((err: unknown) => {
       this.close();
       throw err;
@@ -49,6 +57,7 @@ export class SessionWatch implements FeedListener {
       this.close();
       throw new CanaDuckError('unauthenticated', 'the session has ended');
     }
+    feed.confirmSession(this.session.sessionId, expiresAt, mark);
     this.schedule(expiresAt);
   }
 

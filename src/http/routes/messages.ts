@@ -1,4 +1,5 @@
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { Context } from 'hono';
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import { CanaDuckError } from '../../errors.js';
 import type { HistoryQuery as HistoryRequest } from '../../messages/messages.js';
@@ -37,10 +38,16 @@ const postToChannel = createRoute({
 });
 
 /**
- * Posting a channel message re-checks the session and membership inside its commit, so it
- * may start from what this replica remembers of the session instead of reading it again.
+ * Posting a channel message re-checks the session and membership inside its commit, and a
+ * long-poll watches its session, so they may start from what this replica remembers of the
+ * session instead of reading it again (a plain history read does not).
  */
-export const messageRoutesOnRememberedSessions: readonly RememberedSessionRoute[] = [{ method: 'POST', path: '/api/channels/:name/messages' }];
+const isLongPoll = (c: Context<AppEnv>) => c.req.query('wait') !== undefined && c.req.query('after') !== undefined;
+export const messageRoutesOnRememberedSessions: readonly RememberedSessionRoute[] = [
+  { method: 'POST', path: '/api/channels/:name/messages' },
+  { method: 'GET', path: '/api/channels/:name/events', when: isLongPoll },
+  { method: 'GET', path: '/api/users/:nick/events', when: isLongPoll },
+];
 
 const channelHistory = createRoute({
   method: 'get',
@@ -106,7 +113,7 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
     if (query.wait === undefined) return c.json(await messages.channelHistory(principal, name, request), 200);
     const log = await channels.logOf(name);
     await answerLogPoll(realtime, principal, log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing, () =>
-      channels.asReader(name, principal, request.after),
+      channels.readGrant(name, principal, request.after),
     );
     return answeredOnSocket;
   });

@@ -4,7 +4,7 @@ import { decodeUserCursor, parseSeqCursor } from '../../realtime/user-cursor.js'
 import { channelFromPath } from '../../shared/names.js';
 import type { AppEnv } from '../env.js';
 import { ChannelParam, ChatEventSchema, HistoryQuery, json, problems } from '../schemas.js';
-import { requirePrincipal } from '../session.js';
+import { requirePrincipal, type RememberedSessionRoute } from '../session.js';
 import type { SseStreams } from '../sse/streams.js';
 import { waitMs } from './messages.js';
 
@@ -61,6 +61,13 @@ const sseResponse = {
 };
 
 
+/** Streams and multiplexed long-polls watch their session, so they may start from a remembered one. */
+export const streamRoutesOnRememberedSessions: readonly RememberedSessionRoute[] = [
+  { method: 'GET', path: '/api/channels/:name/stream' },
+  { method: 'GET', path: '/api/stream' },
+  { method: 'GET', path: '/api/events' },
+];
+
 export function registerStreamRoutes(app: OpenAPIHono<AppEnv>, sse: SseStreams): void {
   app.get('/api/channels/:name/stream', async (c) => {
     const principal = requirePrincipal(c);
@@ -70,7 +77,7 @@ export function registerStreamRoutes(app: OpenAPIHono<AppEnv>, sse: SseStreams):
     // EventSource reconnects to the same URL with a newer Last-Event-ID: the header wins.
     const cursor = c.req.header('last-event-id') ?? c.req.query('after');
     const after = cursor === undefined ? undefined : parseSeqCursor(cursor);
-    await sse.streamLog(principal, log, after, c.env.outgoing, () => channels.asReader(name, principal, after));
+    await sse.streamLog(principal, log, after, c.env.outgoing, () => channels.readGrant(name, principal, after));
     return RESPONSE_ALREADY_SENT;
   });
   app.openAPIRegistry.registerPath({
