@@ -17,7 +17,7 @@ import { registerIdentityRoutes } from './routes/identity.js';
 import { messageRoutesOnRememberedSessions, registerMessageRoutes } from './routes/messages.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerServerRoutes } from './routes/server.js';
-import { registerStreamRoutes, streamRoutesOnRememberedSessions } from './routes/streams.js';
+import { registerStreamRoutes } from './routes/streams.js';
 import { acceptRememberedSessions, identify } from './session.js';
 import { SseStreams } from './sse/streams.js';
 import { ASSETS_PREFIX, webClient } from './web-client.js';
@@ -62,7 +62,7 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
     services.metrics.httpDuration.observe({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) }, seconds);
     if (logRequests) services.log.debug('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(seconds * 1000).toFixed(2) });
   });
-  acceptRememberedSessions(app, [...messageRoutesOnRememberedSessions, ...streamRoutesOnRememberedSessions]);
+  acceptRememberedSessions(app, messageRoutesOnRememberedSessions);
   app.use('/api/*', jsonBody, identify, floodControl);
   app.use('/api/*', recordActivity);
 

@@ -10,17 +10,11 @@ export const SESSION_COOKIE = 'canaduck_session';
 export const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const BEARER = /^Bearer\s+(\S+)$/i;
 
-/**
- * A route whose action re-checks the session itself, and so may start from a remembered one:
- * a post at its commit, a stream or long-poll through its session watch (which reads storage
- * unless the user's feed has confirmed the session since it last ended one).
- */
+/** A route whose action re-checks the session at commit, and so may start from a remembered one. */
 export interface RememberedSessionRoute {
-  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  method: 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Hono path syntax (`/api/channels/:name/messages`). */
   path: string;
-  /** Only requests this holds for (a history read is a long-poll only with `after` and `wait`). */
-  when?: (c: Context<AppEnv>) => boolean;
 }
 
 /**
@@ -28,9 +22,9 @@ export interface RememberedSessionRoute {
  * (see `Identity.authenticate`): registered before `identify`, it marks the request.
  */
 export function acceptRememberedSessions(app: Hono<AppEnv>, routes: readonly RememberedSessionRoute[]): void {
-  for (const { method, path, when } of routes) {
+  for (const { method, path } of routes) {
     app.on(method, path, async (c, next) => {
-      if (!when || when(c)) c.set('acceptsRememberedSession', true);
+      c.set('acceptsRememberedSession', true);
       await next();
     });
   }

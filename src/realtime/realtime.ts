@@ -139,7 +139,7 @@ export class Realtime {
     try {
       feed = await this.feeds.acquire(log);
       start = after ?? feed.head;
-      await settledAll([authorized(feed, reader, authorize), watch.start()]);
+      await settledAll([authorized(feed, reader, after, authorize), watch.start()]);
       reset = after !== undefined && (await this.isAhead(feed, after));
     } catch (err) {
       watch.close();
@@ -236,7 +236,7 @@ export class Realtime {
     let release: (() => void) | undefined;
     this.stats.longPoll(1);
     try {
-      await settledAll([authorized(feed, reader, authorize), watch.start()]);
+      await settledAll([authorized(feed, reader, after, authorize), watch.start()]);
       if (await this.isAhead(feed, after)) return reply.answer(textAnswer({ events: [], next: feed.head, reset: true }));
       const first = feed.answerAfter(after, limit, reader.userId) ?? (await readStored());
       if (first.events > 0 || waitMs <= 0) return reply.answer(first);
@@ -375,9 +375,14 @@ async function settledAll(steps: Array<Promise<unknown>>): Promise<void> {
   for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
 }
 
-/** Runs `authorize` unless the log's feed has confirmed the reader since it last saw their access end. */
-async function authorized(feed: LogFeed, reader: Reader, authorize: Authorize): Promise<void> {
-  if (feed.isConfirmedReader(reader.userId)) return;
+/**
+ * Runs `authorize` unless the log's feed has confirmed the reader since it last saw their
+ * access end, and the request starts at a position the feed has reached: an end of the
+ * reader's access at or before that position has then reached the feed (and dropped the
+ * confirmation), and one after it is where the answer or follower stops.
+ */
+async function authorized(feed: LogFeed, reader: Reader, after: number | undefined, authorize: Authorize): Promise<void> {
+  if (feed.isConfirmedReader(reader.userId) && (after === undefined || after <= feed.head)) return;
   const mark = feed.confirmationMark;
   const grant = await authorize();
   if (grant?.lasts) feed.confirmReader(reader.userId, mark);

@@ -139,4 +139,24 @@ describeWithServices('posting from remembered sessions, changed on another repli
     const committed = history.filter((e) => e.type === 'message' && e.text !== 'remembered from now on').map((e) => e.text as string);
     expect(committed.sort()).toEqual(accepted.sort());
   });
+
+  it('long-polls and streams on a replica whose feeds confirmed the session and membership: after a part or a quit elsewhere, the next one is refused', async () => {
+    const { channel, onA, onB } = await setUp();
+    const poll = (client: Client, after: number) => client.get(`/api/channels/${channel}/events?after=${after}&wait=0`);
+    // B confirms the session and the membership (its feeds remember both), twice.
+    const first = await poll(onB, 0);
+    expect(first.status).toBe(200);
+    expect((await poll(onB, first.body.next)).status).toBe(200);
+    expect((await onB.get(`/api/events?wait=0`)).status).toBe(200);
+    // A part through A: B's next poll from after it ends at the part, and the one after is refused.
+    expect((await onA.delete(`/api/channels/${channel}/membership`)).status).toBe(200);
+    const toPart = await poll(onB, first.body.next);
+    expect(toPart.status).toBe(200);
+    expect(toPart.body.ended).toBe('access_ended');
+    await expectProblem(await poll(onB, toPart.body.next), 403, 'not_member');
+    // A quit through A: B refuses the next poll and stream of that session.
+    expect((await onA.delete('/api/sessions/current')).status).toBe(204);
+    await expectProblem(await onB.get(`/api/events?wait=0`), 401, 'unauthenticated');
+    await expectProblem(await onB.get(`/api/stream`), 401, 'unauthenticated');
+  });
 });

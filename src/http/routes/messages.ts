@@ -1,5 +1,4 @@
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import type { Context } from 'hono';
 import { createRoute, type OpenAPIHono } from '@hono/zod-openapi';
 import { CanaDuckError } from '../../errors.js';
 import type { HistoryQuery as HistoryRequest } from '../../messages/messages.js';
@@ -38,16 +37,12 @@ const postToChannel = createRoute({
 });
 
 /**
- * Posting a channel message re-checks the session and membership inside its commit, and a
- * long-poll watches its session, so they may start from what this replica remembers of the
- * session instead of reading it again (a plain history read does not).
+ * Posting a channel message re-checks the session and membership inside its commit, so it
+ * may start from what this replica remembers of the session instead of reading it again.
+ * (Streams and long-polls read the session each time: a quit on any replica is refused by
+ * the next request at once, where a remembered session would lag by the bus.)
  */
-const isLongPoll = (c: Context<AppEnv>) => c.req.query('wait') !== undefined && c.req.query('after') !== undefined;
-export const messageRoutesOnRememberedSessions: readonly RememberedSessionRoute[] = [
-  { method: 'POST', path: '/api/channels/:name/messages' },
-  { method: 'GET', path: '/api/channels/:name/events', when: isLongPoll },
-  { method: 'GET', path: '/api/users/:nick/events', when: isLongPoll },
-];
+export const messageRoutesOnRememberedSessions: readonly RememberedSessionRoute[] = [{ method: 'POST', path: '/api/channels/:name/messages' }];
 
 const channelHistory = createRoute({
   method: 'get',

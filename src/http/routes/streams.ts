@@ -4,7 +4,7 @@ import { decodeUserCursor, parseSeqCursor } from '../../realtime/user-cursor.js'
 import { channelFromPath } from '../../shared/names.js';
 import type { AppEnv } from '../env.js';
 import { ChannelParam, ChatEventSchema, HistoryQuery, json, problems } from '../schemas.js';
-import { requirePrincipal, type RememberedSessionRoute } from '../session.js';
+import { requirePrincipal } from '../session.js';
 import type { SseStreams } from '../sse/streams.js';
 import { waitMs } from './messages.js';
 
@@ -60,13 +60,6 @@ const sseResponse = {
   ...problems(400, 401, 403, 404, 429, 503),
 };
 
-
-/** Streams and multiplexed long-polls watch their session, so they may start from a remembered one. */
-export const streamRoutesOnRememberedSessions: readonly RememberedSessionRoute[] = [
-  { method: 'GET', path: '/api/channels/:name/stream' },
-  { method: 'GET', path: '/api/stream' },
-  { method: 'GET', path: '/api/events' },
-];
 
 export function registerStreamRoutes(app: OpenAPIHono<AppEnv>, sse: SseStreams): void {
   app.get('/api/channels/:name/stream', async (c) => {
