@@ -15,6 +15,7 @@ import { ADMIN_PG_URL, REDIS_URL, cpuShare, cpuSnapshot, createBacking, git, mac
 import { ROOT, killAllChildren } from './lib/procs.js';
 import { rows, table, writeResult, type Row, type ScenarioResult } from './lib/report.js';
 import { crossReplica } from './scenarios/cross-replica.js';
+import { embedded } from './scenarios/embedded.js';
 import { fanout } from './scenarios/fanout.js';
 import { ingest } from './scenarios/ingest.js';
 import { ircFanout, ircMemory } from './scenarios/irc.js';
@@ -22,9 +23,10 @@ import { longpoll } from './scenarios/longpoll.js';
 import { memory } from './scenarios/memory.js';
 import { multiplexed } from './scenarios/multiplexed.js';
 import type { Scenario } from './scenarios/shared.js';
+import { streamsMax } from './scenarios/streams-max.js';
 import { sustained } from './scenarios/sustained.js';
 
-export const SCENARIOS: Scenario[] = [ingest, fanout, sustained, longpoll, memory, crossReplica, multiplexed, ircFanout, ircMemory];
+export const SCENARIOS: Scenario[] = [ingest, fanout, sustained, longpoll, memory, crossReplica, multiplexed, ircFanout, ircMemory, streamsMax, embedded];
 
 interface Args {
   quick: boolean;

@@ -11,7 +11,7 @@ import { describeWithServices } from './support/services.js';
  * table with every scenario, report no errors and write its result files. The targets are
  * not asserted: the box is shared and a smoke run is far too small to judge them.
  */
-const SCENARIOS = ['ingest', 'fan-out', 'sustained', 'long-poll', 'memory', 'cross-replica', 'multiplexed', 'irc-fanout', 'irc-memory'];
+const SCENARIOS = ['ingest', 'fan-out', 'sustained', 'long-poll', 'memory', 'cross-replica', 'multiplexed', 'irc-fanout', 'irc-memory', 'streams-max', 'embedded'];
 const ROOT = path.resolve(import.meta.dirname, '..');
 
 interface Summary {

@@ -11,9 +11,17 @@
  *   POST /api/channels/{name}/messages {text}  → 201 event
  *   GET  /healthz
  *
+ * With FLOOR_GROUP_COMMIT=1 it is the group-commit floor instead: the POSTs that arrive in
+ * one event-loop turn form a batch, and each batch is one pipeline of `INCR`s, one multi-row
+ * `INSERT` (`unnest` of arrays: one statement whatever the row count) and one pipeline of
+ * `PUBLISH`es; every request of the batch is answered once its row is committed. At most
+ * FLOOR_GROUP_IN_FLIGHT batches (default 2, as CanaDuck) are in flight; requests arriving
+ * meanwhile wait for a slot and join the next batch.
+ *
  * Env: PORT, HOST, FLOOR_DATABASE_URL, FLOOR_REDIS_URL, FLOOR_REDIS_PREFIX,
- * FLOOR_PG_POOL_SIZE (default 16, CanaDuck's default).
- * The table `floor_events` has the columns and primary key of CanaDuck's `events`.
+ * FLOOR_PG_POOL_SIZE (default 16, CanaDuck's default), FLOOR_TABLE (default `floor_events`),
+ * FLOOR_GROUP_COMMIT, FLOOR_GROUP_IN_FLIGHT.
+ * The table has the columns and primary key of CanaDuck's `events`.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -25,11 +33,74 @@ const prefix = process.env.FLOOR_REDIS_PREFIX ?? 'floor:';
 const sql = postgres(process.env.FLOOR_DATABASE_URL!, { max: Number(process.env.FLOOR_PG_POOL_SIZE ?? 16), onnotice: () => {} });
 const redis = new Redis(process.env.FLOOR_REDIS_URL!, { lazyConnect: true });
 await redis.connect();
-await sql`create table if not exists floor_events (
+const table = process.env.FLOOR_TABLE ?? 'floor_events';
+const groupCommit = process.env.FLOOR_GROUP_COMMIT === '1';
+const maxInFlight = Number(process.env.FLOOR_GROUP_IN_FLIGHT ?? 2);
+await sql`create table if not exists ${sql(table)} (
   log text not null, seq bigint not null, type text not null, nick text not null, text text,
   data jsonb not null default '{}'::jsonb, ts timestamptz not null, primary key (log, seq))`;
 
 const sessions = new Map<string, string>();
+
+interface Pending {
+  log: string;
+  nick: string;
+  text: string;
+  res: ServerResponse;
+}
+
+let batch: Pending[] = [];
+let flushScheduled = false;
+let inFlight = 0;
+
+function enqueue(p: Pending): void {
+  batch.push(p);
+  scheduleFlush();
+}
+
+function scheduleFlush(): void {
+  if (flushScheduled || batch.length === 0) return;
+  flushScheduled = true;
+  setImmediate(flush);
+}
+
+/** At the end of the turn: this turn's requests (and any that waited for a slot) become one batch. */
+function flush(): void {
+  flushScheduled = false;
+  if (batch.length === 0 || inFlight >= maxInFlight) return; // a finishing batch schedules the next
+  const rows = batch;
+  batch = [];
+  inFlight++;
+  commit(rows)
+    .catch(() => {
+      for (const r of rows) if (!r.res.headersSent) json(r.res, 503, '{"code":"unavailable"}');
+    })
+    .finally(() => {
+      inFlight--;
+      scheduleFlush();
+    });
+}
+
+async function commit(rows: Pending[]): Promise<void> {
+  const incrs = redis.pipeline();
+  for (const r of rows) incrs.incr(`${prefix}seq:${r.log}`);
+  const seqs = (await incrs.exec())!.map(([err, seq]) => {
+    if (err) throw err;
+    return seq as number;
+  });
+  const ts = new Date();
+  await sql`insert into ${sql(table)} (log, seq, type, nick, text, data, ts)
+    select l, s, 'message', n, t, '{}'::jsonb, ${ts}::timestamptz
+    from unnest(${sql.array(rows.map((r) => r.log))}::text[], ${sql.array(seqs.map(String))}::bigint[], ${sql.array(rows.map((r) => r.nick))}::text[], ${sql.array(rows.map((r) => r.text))}::text[]) as u(l, s, n, t)`;
+  const iso = ts.toISOString();
+  const publishes = redis.pipeline();
+  rows.forEach((r, i) => {
+    const eventJson = JSON.stringify({ log: r.log, seq: seqs[i], type: 'message', nick: r.nick, text: r.text, data: {}, ts: iso });
+    publishes.publish(`${prefix}log:${r.log}`, eventJson);
+    json(r.res, 201, eventJson); // committed: answered now, the publishes follow in one write
+  });
+  await publishes.exec();
+}
 
 async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?')[0]!;
@@ -49,9 +120,10 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     if (req.method === 'PUT' && parts[4] === 'membership') return json(res, 200, '{}');
     if (req.method === 'POST' && parts[4] === 'messages') {
       const { text } = JSON.parse(await readBody(req)) as { text: string };
+      if (groupCommit) return enqueue({ log, nick, text, res });
       const seq = await redis.incr(`${prefix}seq:${log}`);
       const ts = new Date();
-      await sql`insert into floor_events (log, seq, type, nick, text, data, ts) values (${log}, ${seq}, 'message', ${nick}, ${text}, '{}'::jsonb, ${ts})`;
+      await sql`insert into ${sql(table)} (log, seq, type, nick, text, data, ts) values (${log}, ${seq}, 'message', ${nick}, ${text}, '{}'::jsonb, ${ts})`;
       const eventJson = JSON.stringify({ log, seq, type: 'message', nick, text, data: {}, ts: ts.toISOString() });
       await redis.publish(`${prefix}log:${log}`, eventJson);
       return json(res, 201, eventJson);

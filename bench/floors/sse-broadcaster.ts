@@ -10,6 +10,11 @@
  *   GET  /api/channels/{name}/stream                → SSE, `id: <seq>` / `event:` / `data:`
  *   GET  /api/stream                                → SSE of every joined channel
  *   GET  /api/channels/{name}/events?after=&wait=   → long-poll {events, next}
+ *   GET  /api/events?cursor=&wait=                  → long-poll of every joined channel
+ *                                                     {events, cursor}: the cursor is
+ *                                                     base64url JSON {log: seq}, decoded per
+ *                                                     poll and encoded per answer, as
+ *                                                     CanaDuck's per-connection cursor is
  *   GET  /healthz, GET /bench/stats                 → liveness, {streams, userStreams, parked}
  *
  * With FLOOR_REDIS_URL (cross-replica floor) it also PSUBSCRIBEs `${FLOOR_REDIS_PREFIX}log:*`
@@ -33,6 +38,14 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/** A multiplexed long-poll: parked on every channel of its session at once. */
+interface UserWaiter {
+  res: ServerResponse;
+  positions: Record<string, number>;
+  channels: Channel[];
+  timer: NodeJS.Timeout;
+}
+
 interface Channel {
   log: string;
   seq: number;
@@ -40,6 +53,7 @@ interface Channel {
   userStreams: Set<ServerResponse>;
   ring: Array<{ seq: number; json: string }>;
   waiters: Set<Waiter>;
+  userWaiters: Set<UserWaiter>;
 }
 
 const RING = 1024;
@@ -61,7 +75,7 @@ function channel(name: string): Channel {
   const key = name.toLowerCase();
   let ch = channels.get(key);
   if (!ch) {
-    ch = { log: `#${key}`, seq: 0, streams: new Set(), userStreams: new Set(), ring: [], waiters: new Set() };
+    ch = { log: `#${key}`, seq: 0, streams: new Set(), userStreams: new Set(), ring: [], waiters: new Set(), userWaiters: new Set() };
     channels.set(key, ch);
   }
   return ch;
@@ -109,6 +123,56 @@ function broadcastNow(ch: Channel, seq: number, eventJson: string): void {
     }
     ch.waiters.clear();
   }
+  if (ch.userWaiters.size > 0) {
+    for (const waiter of [...ch.userWaiters]) {
+      unpark(waiter);
+      waiter.positions[ch.log] = seq;
+      json(waiter.res, 200, `{"events":[${eventJson}],"cursor":"${encodeCursor(waiter.positions)}"}`);
+    }
+  }
+}
+
+const encodeCursor = (positions: Record<string, number>) => Buffer.from(JSON.stringify(positions)).toString('base64url');
+
+function unpark(waiter: UserWaiter): void {
+  clearTimeout(waiter.timer);
+  for (const ch of waiter.channels) ch.userWaiters.delete(waiter);
+  parked--;
+}
+
+/** The multiplexed long-poll: what the session's channels have past the cursor, or park on all of them. */
+function userPoll(res: ServerResponse, who: Session, cursor: string | null, waitS: number): void {
+  const joined = [...who.channels].map((name) => channel(name));
+  let positions: Record<string, number>;
+  try {
+    positions = cursor ? (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Record<string, number>) : {};
+  } catch {
+    return json(res, 400, '{"code":"invalid_cursor"}');
+  }
+  const ready: string[] = [];
+  for (const ch of joined) {
+    const at = positions[ch.log];
+    if (at === undefined || cursor === null) positions[ch.log] = ch.seq;
+    else if (at < ch.seq) {
+      for (const e of ch.ring) if (e.seq > at) ready.push(e.json);
+      positions[ch.log] = ch.seq;
+    }
+  }
+  if (ready.length > 0 || waitS <= 0) return json(res, 200, `{"events":[${ready.join(',')}],"cursor":"${encodeCursor(positions)}"}`);
+  parked++;
+  const waiter: UserWaiter = {
+    res,
+    positions,
+    channels: joined,
+    timer: setTimeout(() => {
+      unpark(waiter);
+      json(res, 200, `{"events":[],"cursor":"${encodeCursor(positions)}"}`);
+    }, waitS * 1000),
+  };
+  for (const ch of joined) ch.userWaiters.add(waiter);
+  res.on('close', () => {
+    if (joined.some((ch) => ch.userWaiters.has(waiter))) unpark(waiter);
+  });
 }
 
 function openStream(req: IncomingMessage, res: ServerResponse, sets: Array<Set<ServerResponse>>): void {
@@ -123,7 +187,7 @@ function openStream(req: IncomingMessage, res: ServerResponse, sets: Array<Set<S
 }
 
 function longPoll(res: ServerResponse, ch: Channel, after: number, waitS: number): void {
-  const ready = ch.ring.filter((e) => e.seq > after);
+  const ready = after >= ch.seq ? [] : ch.ring.filter((e) => e.seq > after);
   if (ready.length > 0 || waitS <= 0) {
     json(res, 200, `{"events":[${ready.map((e) => e.json).join(',')}],"next":${Math.max(after, ch.seq)}}`);
     return;
@@ -165,6 +229,10 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   const who = session(req);
   if (!who) return json(res, 401, '{"code":"unauthenticated"}');
 
+  if (method === 'GET' && path === '/api/events') {
+    const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+    return userPoll(res, who, params.get('cursor'), Math.min(60, Number(params.get('wait') ?? 0)));
+  }
   if (method === 'GET' && path === '/api/stream') {
     return openStream(req, res, [...who.channels].map((name) => channel(name).userStreams));
   }

@@ -26,7 +26,7 @@ export interface Target {
   server: ServerProc;
 }
 
-export type ServerName = 'canaduck-a' | 'canaduck-b' | 'floor-sse' | 'floor-sse-redis' | 'floor-ingest' | 'floor-irc';
+export type ServerName = 'canaduck-a' | 'canaduck-b' | 'canaduck-embedded' | 'floor-sse' | 'floor-sse-redis' | 'floor-ingest' | 'floor-ingest-group' | 'floor-irc';
 
 export interface Collected {
   hist: Histogram;
@@ -38,6 +38,15 @@ export interface Collected {
 }
 
 const SUBSCRIBER_WORKERS = 4;
+
+/** Where one set of connections goes: `workers` load processes of their own, on `server`. */
+export interface SubscriberGroup {
+  server: ServerProc;
+  conns: Array<{ path: string; token: string }>;
+  /** Load processes for this group (default: 1 per 250 connections, at most 4). */
+  workers?: number;
+}
+
 /**
  * IRC clients registering and joining at once, per load process. Fewer than the SSE streams'
  * 32: a join costs CanaDuck work for every member (the JOIN line to each, the names), so it
@@ -64,6 +73,8 @@ export class BenchContext {
   /** The workers holding the current connection set. */
   private activeWorkers: Array<Worker<SubscriberCommand, SubscriberReply>> = [];
   private poster: Worker<PosterCommand, PosterReply> | undefined;
+  /** Other load processes a scenario started through `worker()`, stopped at shutdown. */
+  private extraWorkers: Array<{ stop(): Promise<void> }> = [];
   private readonly tokens = new Map<string, string[]>();
   private id = 0;
   readonly logDir: string;
@@ -139,26 +150,40 @@ export class BenchContext {
     for (const name of [...this.servers.keys()]) await this.stopServer(name);
   }
 
-  private async start(name: ServerName): Promise<ServerProc> {
+  /**
+   * The environment of a CanaDuck server: distributed (the bench's PostgreSQL and Redis) or
+   * embedded (PGlite in `dataDir`, in-process bus and flood control: what `npm start` gives).
+   */
+  canaduckEnv(mode: 'distributed' | 'embedded', dataDir = path.join(this.options.runDir, 'embedded-data')): Record<string, string> {
     const { backing } = this.options;
-    const canaduckEnv = {
-      DATABASE_URL: backing.databaseUrl,
-      REDIS_URL: backing.redisUrl,
-      CANADUCK_REDIS_PREFIX: backing.prefix,
+    const common = {
       CANADUCK_LOG_LEVEL: 'warn',
       CANADUCK_MAX_STREAMS_PER_SESSION: '1000',
-      // Every load generator is on loopback: one client address for all 10,000 connections.
+      // Every load generator is on loopback: a few client addresses for up to 38,000 connections.
       CANADUCK_MAX_CONNECTIONS_PER_ADDRESS: '1000000',
-      // Flood control stays on (its Redis call per POST is part of the cost) but never limits the bench's sessions.
+      // Flood control stays on (its call per POST is part of the cost), its rate raised so that
+      // it never refuses the bench's sessions (one session posts thousands of messages a second).
       CANADUCK_FLOOD_RATE: '1000000',
       CANADUCK_FLOOD_BURST: '1000000',
     };
+    if (mode === 'embedded') return { ...common, DATABASE_URL: '', REDIS_URL: '', CANADUCK_DATA_DIR: dataDir };
+    return { ...common, DATABASE_URL: backing.databaseUrl, REDIS_URL: backing.redisUrl, CANADUCK_REDIS_PREFIX: backing.prefix };
+  }
+
+  /** `node --import tsx` arguments for CanaDuck servers (CPU profiles with `--profile`). */
+  get canaduckNodeArgs(): string[] {
+    return this.options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${this.options.profileDir}`] : [];
+  }
+
+  private async start(name: ServerName): Promise<ServerProc> {
+    const { backing } = this.options;
+    const canaduckEnv = this.canaduckEnv('distributed');
     const floorEnv = {
       FLOOR_DATABASE_URL: backing.databaseUrl,
       FLOOR_REDIS_URL: backing.redisUrl,
       FLOOR_REDIS_PREFIX: `${backing.prefix}floor:`,
     };
-    const nodeArgs = this.options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${this.options.profileDir}`] : [];
+    const nodeArgs = this.canaduckNodeArgs;
     let proc: ServerProc;
     switch (name) {
       case 'canaduck-a': {
@@ -169,6 +194,9 @@ export class BenchContext {
       }
       case 'canaduck-b':
         proc = await startServer({ name, script: 'src/main.ts', env: canaduckEnv, logDir: this.logDir, nodeArgs });
+        break;
+      case 'canaduck-embedded':
+        proc = await startServer({ name, script: 'src/main.ts', env: this.canaduckEnv('embedded'), logDir: this.logDir, nodeArgs, readyTimeoutMs: 120_000 });
         break;
       case 'floor-sse':
         proc = await startServer({ name, script: 'bench/floors/sse-broadcaster.ts', env: {}, logDir: this.logDir });
@@ -183,6 +211,14 @@ export class BenchContext {
         break;
       case 'floor-ingest':
         proc = await startServer({ name, script: 'bench/floors/ingest.ts', env: floorEnv, logDir: this.logDir });
+        break;
+      case 'floor-ingest-group':
+        proc = await startServer({
+          name,
+          script: 'bench/floors/ingest.ts',
+          env: { ...floorEnv, FLOOR_REDIS_PREFIX: `${backing.prefix}floor-group:`, FLOOR_TABLE: 'floor_events_group', FLOOR_GROUP_COMMIT: '1' },
+          logDir: this.logDir,
+        });
         break;
       case 'floor-irc': {
         const ircPort = await freePort();
@@ -208,20 +244,46 @@ export class BenchContext {
   }
 
   /** Opens one connection per entry, spread over the subscriber processes. Throws if any fails. */
-  async openSubscribers(server: ServerProc, conns: Array<{ path: string; token: string }>, mode: 'sse' | 'poll'): Promise<{ ms: number }> {
+  async openSubscribers(
+    server: ServerProc,
+    conns: Array<{ path: string; token: string }>,
+    mode: 'sse' | 'poll',
+    options: { workers?: number; localAddresses?: string[] } = {},
+  ): Promise<{ ms: number }> {
+    return this.openSubscriberGroups([{ server, conns, ...(options.workers ? { workers: options.workers } : {}) }], mode, options.localAddresses);
+  }
+
+  /**
+   * Opens several sets of connections at once, each on its own server and load processes
+   * (a load process talks to one server). `localAddresses`: loopback source addresses the
+   * sockets are spread over (each address has its own ephemeral ports). Throws if any fails.
+   */
+  async openSubscriberGroups(groups: SubscriberGroup[], mode: 'sse' | 'poll', localAddresses?: string[]): Promise<{ ms: number }> {
     await this.closeSubscribers();
-    const workers = Math.min(SUBSCRIBER_WORKERS, Math.max(1, Math.ceil(conns.length / 250)));
-    while (this.subscriberWorkers.length < workers) {
+    const counts = groups.map((g) => g.workers ?? Math.min(SUBSCRIBER_WORKERS, Math.max(1, Math.ceil(g.conns.length / 250))));
+    const total = counts.reduce((a, b) => a + b, 0);
+    while (this.subscriberWorkers.length < total) {
       this.subscriberWorkers.push(new Worker(`subscribers-${this.subscriberWorkers.length + 1}`, 'bench/load/subscribers.ts', this.logDir));
     }
-    this.activeWorkers = this.subscriberWorkers.slice(0, workers);
-    const slices = this.activeWorkers.map((_, w) => conns.filter((_, i) => i % workers === w));
-    const replies = await Promise.all(
-      this.activeWorkers.map((worker, w) =>
-        worker.request({ cmd: 'open', host: server.host, port: server.port, conns: slices[w]!, mode, concurrency: 32 }, 'opened', 180_000),
-      ),
-    );
-    return opened(replies, `${conns.length} connections to ${server.name}`);
+    this.activeWorkers = this.subscriberWorkers.slice(0, total);
+    const requests: Array<Promise<Extract<SubscriberReply, { type: 'opened' }>>> = [];
+    let first = 0;
+    groups.forEach((g, gi) => {
+      const workers = counts[gi]!;
+      for (let w = 0; w < workers; w++) {
+        const slice = g.conns.filter((_, i) => i % workers === w);
+        const worker = this.activeWorkers[first + w]!;
+        requests.push(
+          worker.request(
+            { cmd: 'open', host: g.server.host, port: g.server.port, conns: slice, mode, concurrency: 32, ...(localAddresses ? { localAddresses } : {}) },
+            'opened',
+            300_000,
+          ),
+        );
+      }
+      first += workers;
+    });
+    return opened(await Promise.all(requests), `${groups.reduce((n, g) => n + g.conns.length, 0)} connections to ${groups.map((g) => g.server.name).join(', ')}`);
   }
 
   /**
@@ -318,9 +380,17 @@ export class BenchContext {
     return parked;
   }
 
+  /** A load process of the scenario's own (e.g. load/pollers.ts), stopped at shutdown at the latest. */
+  worker<C, R extends { type: string }>(name: string, script: string): Worker<C, R> {
+    const w = new Worker<C, R>(name, script, this.logDir);
+    this.extraWorkers.push(w);
+    return w;
+  }
+
   async shutdown(): Promise<void> {
     await this.closeSubscribers().catch(() => {});
-    for (const w of [...this.subscriberWorkers, ...this.ircWorkers]) await w.stop();
+    for (const w of [...this.subscriberWorkers, ...this.ircWorkers, ...this.extraWorkers]) await w.stop();
+    this.extraWorkers = [];
     this.subscriberWorkers = [];
     this.ircWorkers = [];
     await this.poster?.stop();

@@ -86,6 +86,8 @@ export interface ServerProc {
   logFile: string;
   /** The IRC listener's port on `host`, for servers started with one. */
   ircPort?: number;
+  /** From spawning the process to the first OK answer of its ready path. */
+  readyMs: number;
   /** Resident set size of the server process, KiB (from /proc). */
   rssKb(): number;
   stop(): Promise<void>;
@@ -97,7 +99,7 @@ export function rssKbOf(pid: number): number {
   return match ? Number(match[1]) : NaN;
 }
 
-/** Starts `node [nodeArgs] --import tsx <script>` with `env` on a free port; resolves once /healthz answers. */
+/** Starts `node [nodeArgs] --import tsx <script>` with `env` on a free port; resolves once `readyPath` (/healthz) answers 2xx. */
 export async function startServer(options: {
   name: string;
   script: string;
@@ -108,11 +110,16 @@ export async function startServer(options: {
   /** The IRC port the server was told to listen on (in `env`): recorded, not set, here. */
   ircPort?: number;
   readyTimeoutMs?: number;
+  /** Polled until it answers 2xx (default /healthz; CanaDuck's /readyz also waits for its storage and bus). */
+  readyPath?: string;
+  /** How often it is polled (default 100 ms). */
+  pollMs?: number;
 }): Promise<ServerProc> {
   const port = options.port ?? (await freePort());
   const host = '127.0.0.1';
   const logFile = path.join(options.logDir, `${options.name}-${port}.log`);
   const log = createWriteStream(logFile);
+  const spawnedAt = performance.now();
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script], {
     cwd: ROOT,
     // No IRC listener unless a scenario asks for one: replicas would collide on the default port.
@@ -130,7 +137,8 @@ export async function startServer(options: {
       throw new Error(`${options.name} exited during start-up (code ${child.exitCode}); log ${logFile}:\n${tail(logFile)}`);
     }
     try {
-      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(`${url}${options.readyPath ?? '/healthz'}`, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
       if (res.ok) break;
     } catch {
       /* not yet */
@@ -139,8 +147,9 @@ export async function startServer(options: {
       await stopChild(child);
       throw new Error(`${options.name} did not become healthy in time; log ${logFile}:\n${tail(logFile)}`);
     }
-    await sleep(100);
+    await sleep(options.pollMs ?? 100);
   }
+  const readyMs = performance.now() - spawnedAt;
   return {
     name: options.name,
     host,
@@ -148,6 +157,7 @@ export async function startServer(options: {
     url,
     pid: child.pid!,
     logFile,
+    readyMs,
     ...(options.ircPort !== undefined ? { ircPort: options.ircPort } : {}),
     rssKb: () => rssKbOf(child.pid!),
     stop: () => stopChild(child, 8000),

@@ -18,6 +18,8 @@ export interface Figure {
   target?: { op: '<=' | '>='; ratio: number };
   /** No floor for this figure (shown without ratio). */
   noFloor?: boolean;
+  /** An absolute target on CanaDuck's figure (for one without a floor), in `unit`. */
+  limit?: { op: '<=' | '>='; value: number };
 }
 
 export interface Sample {
@@ -68,10 +70,12 @@ export function rows(result: ScenarioResult): Row[] {
     const canaduck = m.canaduck[f.key]!;
     const floor = f.noFloor ? null : (m.floor[f.key] ?? NaN);
     const ratio = floor === null || !Number.isFinite(floor) || floor === 0 || !Number.isFinite(canaduck) ? null : canaduck / floor;
-    const target = f.target ? `${f.target.op} ${f.target.ratio}×` : '';
+    const target = f.target ? `${f.target.op} ${f.target.ratio}×` : f.limit ? `${f.limit.op} ${f.limit.value} ${f.unit}` : '';
     let pass: boolean | null = null;
     if (f.target) {
       pass = ratio !== null && (f.target.op === '<=' ? ratio <= f.target.ratio : ratio >= f.target.ratio);
+    } else if (f.limit) {
+      pass = Number.isFinite(canaduck) && (f.limit.op === '<=' ? canaduck <= f.limit.value : canaduck >= f.limit.value);
     }
     return { scenario: result.scenario, figure: f.label, unit: f.unit, canaduck, floor, ratio, target, pass };
   });

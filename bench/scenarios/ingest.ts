@@ -1,37 +1,80 @@
 import type { IngestCommand, IngestFigures } from '../load/ingest.js';
 import { joinPairs } from '../lib/api.js';
-import { Worker } from '../lib/procs.js';
-import { label, round, targets, type Scenario } from './shared.js';
+import type { BenchContext, Kind } from '../lib/context.js';
+import { cpuPerUnit } from '../lib/cpu.js';
+import type { ServerProc } from '../lib/procs.js';
+import type { Figure } from '../lib/report.js';
+import { label, round, type Scenario } from './shared.js';
 
 type IngestReply = { type: 'ingested'; figures: IngestFigures } | { type: 'error'; message: string };
+
+/** Who is measured: CanaDuck, the per-request floor, the group-commit floor. */
+type Who = 'canaduck' | 'per-request' | 'group';
+
+interface Side {
+  who: Who;
+  kind: Kind;
+  server: ServerProc;
+  /** Where its committed rows are counted. */
+  table: string;
+}
+
+/**
+ * Figure keys: the rate and latency against the per-request floor (`…@v`), the CPU figures
+ * against the group-commit floor (`…G@v`) and, for reference, against the per-request one
+ * (`…R@v`). CanaDuck's sample carries its value under every key; each floor's sample only
+ * under its own.
+ */
+function figures(v: string, sessions: number): Figure[] {
+  return [
+    { key: `rate@${v}`, label: `${v}, ${sessions} sessions: committed msgs/s (vs per-request floor)`, unit: '/s', better: 'higher', target: { op: '>=', ratio: 2 } },
+    { key: `rateG@${v}`, label: `${v}: committed msgs/s (vs group-commit floor)`, unit: '/s', better: 'higher' },
+    { key: `p50@${v}`, label: `${v}: latency p50 (vs per-request floor)`, unit: 'ms', better: 'lower' },
+    { key: `p99@${v}`, label: `${v}: latency p99 (vs per-request floor)`, unit: 'ms', better: 'lower' },
+    { key: `srvG@${v}`, label: `${v}: server CPU per msg (vs group-commit floor)`, unit: 'µs', better: 'lower', target: { op: '<=', ratio: 1.5 } },
+    { key: `srvR@${v}`, label: `${v}: server CPU per msg (vs per-request floor)`, unit: 'µs', better: 'lower' },
+    { key: `pgG@${v}`, label: `${v}: PostgreSQL CPU per msg (vs group-commit floor)`, unit: 'µs', better: 'lower', target: { op: '<=', ratio: 1.5 } },
+    { key: `pgR@${v}`, label: `${v}: PostgreSQL CPU per msg (vs per-request floor)`, unit: 'µs', better: 'lower' },
+    { key: `redisG@${v}`, label: `${v}: Redis CPU per msg (vs group-commit floor)`, unit: 'µs', better: 'lower' },
+  ];
+}
 
 export const ingest: Scenario = {
   name: 'ingest',
   description:
-    'autocannon POSTs of channel messages with 50 connections for a fixed time, over 1 channel and over 100 channels; each 201 is a committed, sequenced, published event. Floor: bare node:http doing Redis INCR + PostgreSQL INSERT + PUBLISH per request.',
-  servers: ['canaduck-a', 'floor-ingest'],
+    'autocannon POSTs of channel messages with 50 connections for a fixed time, round-robin over S distinct posting sessions (flood control on, its rate raised so that it refuses none), over 1 channel and over 100 channels; each 201 is a committed, sequenced, published event (rows counted afterwards). Next to throughput: CPU per committed message of the server process, of PostgreSQL (the bench database\'s backends and the cluster\'s background processes) and of Redis, from /proc over the same window. Floors: bare node:http doing Redis INCR + PostgreSQL INSERT + PUBLISH per request (per-request), and the same per event-loop turn as pipelined INCRs, one multi-row INSERT and pipelined PUBLISHes (group-commit).',
+  servers: ['canaduck-a', 'floor-ingest', 'floor-ingest-group'],
   async run(ctx, result) {
     const connections = 50;
     const durationS = ctx.quick ? 1 : 10;
-    const warmupS = ctx.quick ? 0 : 5; // both servers reach steady JIT state first: throughput still rose run over run after 2 s
-    const sessionCount = ctx.quick ? 5 : 50;
+    const warmupS = ctx.quick ? 0 : 5; // every server reaches steady JIT state first: throughput still rose run over run after 2 s
+    const sessionCount = ctx.quick ? 100 : 1000;
     const variants = [
       { name: '1ch', channels: ['ingest'] },
       { name: '100ch', channels: Array.from({ length: 100 }, (_, i) => `ingest${i}`) },
     ];
-    result.params = { connections, durationS, warmupS, sessions: sessionCount, variants: variants.map((v) => ({ name: v.name, channels: v.channels.length })), runs: ctx.runs };
-    for (const v of variants) {
-      result.figures.push(
-        { key: `rate@${v.name}`, label: `${v.name}: committed msgs/s`, unit: '/s', better: 'higher', target: { op: '>=', ratio: 2 } },
-        { key: `p50@${v.name}`, label: `${v.name}: latency p50`, unit: 'ms', better: 'lower' },
-        { key: `p99@${v.name}`, label: `${v.name}: latency p99`, unit: 'ms', better: 'lower' },
-      );
-    }
-    const pair = await targets(ctx, 'canaduck-a', 'floor-ingest');
+    result.params = {
+      connections,
+      durationS,
+      warmupS,
+      sessions: sessionCount,
+      variants: variants.map((v) => ({ name: v.name, channels: v.channels.length })),
+      runs: ctx.runs,
+      flood: 'on, CANADUCK_FLOOD_RATE=CANADUCK_FLOOD_BURST=1000000 per session',
+      cpu: 'utime+stime from /proc/<pid>/stat over the autocannon run; per committed message = CPU seconds / 2xx answers',
+    };
+    for (const v of variants) result.figures.push(...figures(v.name, sessionCount));
+    const [a, floor, group] = await Promise.all([ctx.server('canaduck-a'), ctx.server('floor-ingest'), ctx.server('floor-ingest-group')]);
+    const sides: Side[] = [
+      { who: 'canaduck', kind: 'canaduck', server: a, table: 'events' },
+      { who: 'per-request', kind: 'floor', server: floor, table: 'floor_events' },
+      { who: 'group', kind: 'floor', server: group, table: 'floor_events_group' },
+    ];
     // Request k uses token k % S and channel k % C: each session joins only the channels it posts to.
-    const tokens = new Map<string, string[]>();
-    for (const t of pair) {
-      const list = await ctx.sessions(t.server, sessionCount, [], 'ing');
+    const tokens = new Map<Who, string[]>();
+    for (const side of sides) {
+      const started = Date.now();
+      const list = await ctx.sessions(side.server, sessionCount, [], 'ing');
       const pairs = new Map<string, { token: string; channel: string }>();
       for (const v of variants) {
         for (let k = 0; k < lcm(sessionCount, v.channels.length); k++) {
@@ -40,40 +83,65 @@ export const ingest: Scenario = {
           pairs.set(`${token} ${channel}`, { token, channel });
         }
       }
-      await joinPairs(t.server.url, [...pairs.values()]);
-      tokens.set(t.kind, list);
+      await joinPairs(side.server.url, [...pairs.values()]);
+      tokens.set(side.who, list);
+      result.notes.push(`${side.who}: ${sessionCount} sessions claimed and ${pairs.size} joins in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     }
-    const worker = new Worker<IngestCommand, IngestReply>('ingest', 'bench/load/ingest.ts', ctx.logDir);
-    const committed = { canaduck: await countRows(ctx, 'canaduck'), floor: await countRows(ctx, 'floor') };
-    const answered = { canaduck: 0, floor: 0 };
+    const worker = ctx.worker<IngestCommand, IngestReply>('ingest', 'bench/load/ingest.ts');
+    const committed = new Map<Who, number>();
+    for (const side of sides) committed.set(side.who, await countRows(ctx, side.table));
+    const answered = new Map<Who, number>(sides.map((s) => [s.who, 0]));
     /** Requests autocannon abandons in flight when its time is up may still commit, unanswered. */
-    const abandoned = { canaduck: 0, floor: 0 };
+    const abandoned = new Map<Who, number>(sides.map((s) => [s.who, 0]));
     try {
-      const cannon = async (url: string, channels: string[], kind: 'canaduck' | 'floor', seconds: number) => {
+      const cannon = async (side: Side, channels: string[], seconds: number) => {
         const reply = await worker.request(
-          { cmd: 'ingest', url, tokens: tokens.get(kind)!, channels, connections, durationS: seconds },
+          { cmd: 'ingest', url: side.server.url, tokens: tokens.get(side.who)!, channels, connections, durationS: seconds },
           'ingested',
           seconds * 1000 + 60_000,
         );
         if (reply.type !== 'ingested') throw new Error('ingest worker failed');
-        answered[kind] += reply.figures.ok2xx;
-        abandoned[kind] += connections;
+        answered.set(side.who, answered.get(side.who)! + reply.figures.ok2xx);
+        abandoned.set(side.who, abandoned.get(side.who)! + connections);
         return reply.figures;
       };
-      if (warmupS > 0) for (const t of pair) await cannon(t.server.url, variants[1]!.channels, t.kind, warmupS);
+      if (warmupS > 0) for (const side of sides) await cannon(side, variants[1]!.channels, warmupS);
       for (const v of variants) {
         for (let run = 0; run < ctx.runs; run++) {
-          for (const t of ctx.order(run, pair)) {
-            const f = await cannon(t.server.url, v.channels, t.kind, durationS);
-            const what = label(t.kind, run, `ingest ${v.name}`);
+          for (const side of rotate(sides, run)) {
+            const m = await cpuPerUnit(
+              [side.server.pid],
+              ctx.options.backing.database,
+              () => cannon(side, v.channels, durationS),
+              (f) => f.ok2xx,
+            );
+            const f = m.result;
+            const what = label(side.kind, run, `ingest ${v.name} ${side.who}`);
             if (f.non2xx > 0 || f.errors > 0) result.errors.push(`${what}: ${f.non2xx} non-2xx ${JSON.stringify(f.statusCodes)}, ${f.errors} errors, ${f.timeouts} timeouts`);
-            result.samples.push({
-              run,
-              kind: t.kind,
-              values: { [`rate@${v.name}`]: round(f.perSecond, 1), [`p50@${v.name}`]: f.p50Ms, [`p99@${v.name}`]: f.p99Ms },
-              detail: { variant: v.name, ...f },
-            });
-            ctx.log(`    ${what}: ${f.perSecond.toFixed(0)} msgs/s p50 ${f.p50Ms} ms p99 ${f.p99Ms} ms non-2xx ${f.non2xx}`);
+            const rate = round(f.perSecond, 1);
+            const srv = round(m.serverUs, 1);
+            const pg = round(m.postgresUs, 1);
+            const redis = round(m.redisUs, 1);
+            const values: Record<string, number> =
+              side.who === 'canaduck'
+                ? {
+                    [`rate@${v.name}`]: rate,
+                    [`rateG@${v.name}`]: rate,
+                    [`p50@${v.name}`]: f.p50Ms,
+                    [`p99@${v.name}`]: f.p99Ms,
+                    [`srvG@${v.name}`]: srv,
+                    [`srvR@${v.name}`]: srv,
+                    [`pgG@${v.name}`]: pg,
+                    [`pgR@${v.name}`]: pg,
+                    [`redisG@${v.name}`]: redis,
+                  }
+                : side.who === 'per-request'
+                  ? { [`rate@${v.name}`]: rate, [`p50@${v.name}`]: f.p50Ms, [`p99@${v.name}`]: f.p99Ms, [`srvR@${v.name}`]: srv, [`pgR@${v.name}`]: pg }
+                  : { [`rateG@${v.name}`]: rate, [`srvG@${v.name}`]: srv, [`pgG@${v.name}`]: pg, [`redisG@${v.name}`]: redis };
+            result.samples.push({ run, kind: side.kind, values, detail: { variant: v.name, server: side.who, ...f, cpu: m.window, cpuPerMsgUs: { server: srv, postgres: pg, redis } } });
+            ctx.log(
+              `    ${what}: ${f.perSecond.toFixed(0)} msgs/s p50 ${f.p50Ms} ms p99 ${f.p99Ms} ms non-2xx ${f.non2xx}; CPU per msg: server ${srv} µs (${m.window.serverPct}%), PostgreSQL ${pg} µs (${m.window.postgresPct}%), Redis ${redis} µs (${m.window.redisPct}%)`,
+            );
           }
         }
       }
@@ -81,19 +149,25 @@ export const ingest: Scenario = {
       await worker.stop();
     }
     // Every 201 meant committed: the rows are there.
-    for (const kind of ['canaduck', 'floor'] as const) {
-      const rowsNow = await countRows(ctx, kind);
-      const stored = rowsNow - committed[kind];
-      result.notes.push(`${kind}: ${answered[kind]} answers 201, ${stored} rows committed (at most ${abandoned[kind]} requests were cut off in flight)`);
-      if (stored < answered[kind]) result.errors.push(`${kind}: ${answered[kind]} posts answered 201 but only ${stored} rows were committed`);
-      if (stored > answered[kind] + abandoned[kind]) result.errors.push(`${kind}: ${stored} rows committed for ${answered[kind]} answers 201 and at most ${abandoned[kind]} cut off`);
+    for (const side of sides) {
+      const stored = (await countRows(ctx, side.table)) - committed.get(side.who)!;
+      const ok = answered.get(side.who)!;
+      const cut = abandoned.get(side.who)!;
+      result.notes.push(`${side.who}: ${ok} answers 201, ${stored} rows committed (at most ${cut} requests were cut off in flight)`);
+      if (stored < ok) result.errors.push(`${side.who}: ${ok} posts answered 201 but only ${stored} rows were committed`);
+      if (stored > ok + cut) result.errors.push(`${side.who}: ${stored} rows committed for ${ok} answers 201 and at most ${cut} cut off`);
     }
   },
 };
 
-async function countRows(ctx: Parameters<Scenario['run']>[0], kind: 'canaduck' | 'floor'): Promise<number> {
-  const table = kind === 'canaduck' ? 'events' : 'floor_events';
-  const filter = kind === 'canaduck' ? "type = 'message' and " : '';
+/** Run r starts with the r-th side: drift in the box's load hits every side alike. */
+function rotate<T>(items: T[], run: number): T[] {
+  const k = run % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+async function countRows(ctx: BenchContext, table: string): Promise<number> {
+  const filter = table === 'events' ? "type = 'message' and " : '';
   try {
     const [row] = await ctx.options.backing.query<{ n: string }>(`select count(*)::text as n from ${table} where ${filter}log like '#ingest%'`);
     return Number(row?.n ?? 0);
