@@ -100,13 +100,7 @@ export class DrizzleChannelStore extends DrizzleAdapter implements ChannelStore 
 
   userMemberships(userId: number): Promise<MembershipRecord[]> {
     return this.run(async () => {
-      const rows = await this.db
-        .select({ channel: channels, isOperator: memberships.isOperator })
-        .from(memberships)
-        .innerJoin(channels, eq(channels.id, memberships.channelId))
-        .where(eq(memberships.userId, userId))
-        .orderBy(asc(channels.nameKey));
-      return rows;
+      return this.hot.userMemberships.execute({ userId });
     });
   }
 
@@ -282,7 +276,7 @@ export class DrizzleChannelStore extends DrizzleAdapter implements ChannelStore 
 
   userConversations(userId: number): Promise<string[]> {
     return this.run(async () => {
-      const rows = await this.db.select({ log: conversations.log }).from(conversations).where(eq(conversations.userId, userId));
+      const rows = await this.hot.userConversations.execute({ userId });
       return rows.map((r) => r.log);
     });
   }

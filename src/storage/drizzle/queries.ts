@@ -1,5 +1,5 @@
-import { and, eq, gt, sql, type SQL } from 'drizzle-orm';
-import { bans, channels, memberships, sessions, users } from '../schema/index.js';
+import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
+import { bans, channels, conversations, memberships, sessions, users } from '../schema/index.js';
 import type { Database } from './database.js';
 
 export const userColumns = {
@@ -47,5 +47,18 @@ export function prepareHotQueries(db: Database) {
       .leftJoin(memberships, and(eq(memberships.channelId, channels.id), eq(memberships.userId, sql.placeholder('userId'))))
       .where(eq(channels.nameKey, sql.placeholder('nameKey')))
       .prepare('canaduck_channel_access'),
+    /** Every multiplexed stream open and long-poll reads what its user follows. */
+    userMemberships: db
+      .select({ channel: channels, isOperator: memberships.isOperator })
+      .from(memberships)
+      .innerJoin(channels, eq(channels.id, memberships.channelId))
+      .where(eq(memberships.userId, sql.placeholder('userId')))
+      .orderBy(asc(channels.nameKey))
+      .prepare('canaduck_user_memberships'),
+    userConversations: db
+      .select({ log: conversations.log })
+      .from(conversations)
+      .where(eq(conversations.userId, sql.placeholder('userId')))
+      .prepare('canaduck_user_conversations'),
   };
 }
