@@ -91,10 +91,12 @@ export class UserSubscription {
     this.personalDone = cursor?.personal ?? personalHead;
     this.personal = new LogFollower(personalFeed, this.personalDone, this.deps.reader, (d) => this.onPersonal(d), this.deps.onError);
     personalFeed.add(this.personal);
-    // Through storage, not just this replica's feed: a join committed elsewhere is already in
-    // `allowed`, and its control event (same transaction) must be seen before we decide that
-    // a log nobody accounted for starts at its head.
-    if (cursor) await this.personal.catchUpThroughStorage();
+    // Through storage, not just this replica's feed, when a log nobody accounted for would
+    // start at its head: a join committed elsewhere is already in `allowed`, and its control
+    // event (same transaction) must be seen first. When the cursor holds every allowed log
+    // (a client polling again), none starts at its head, and the feed brings the rest.
+    const unaccounted = cursor !== undefined && [...allowed].some((log) => !this.followed.has(log));
+    if (unaccounted) await this.personal.catchUpThroughStorage();
     else await this.personal.catchUp();
     await this.control;
     await this.followFromHead([...allowed].filter((log) => !this.followed.has(log)));
