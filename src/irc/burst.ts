@@ -1,6 +1,5 @@
 import type { ChannelMember } from '../channels/channels.js';
 import type { Principal } from '../identity/principal.js';
-import { casefold } from '../shared/names.js';
 import type { ChatEvent } from '../log/event.js';
 import type { ChannelRecord } from '../storage/channels.js';
 import { sendBatch } from './chathistory.js';
@@ -61,10 +60,8 @@ const REPLAY_SCAN = 400;
  * would otherwise read hundreds of join events for every joiner).
  */
 export async function recentLines(connection: IrcConnection, principal: Principal, channelName: string, count: number, before?: number): Promise<ChatEvent[]> {
-  const { messages, reader } = connection.services;
-  const upTo = before ?? (await reader.head(casefold(channelName))) + 1;
-  const query = { before: upTo, after: Math.max(0, upTo - 1 - REPLAY_SCAN), limit: count, from: 'newest' as const };
-  return (await messages.historyOfTypes(principal, channelName, REPLAY_TYPES, query)).map((entry) => entry.event);
+  const query = { before, limit: count, from: 'newest' as const, scanBack: REPLAY_SCAN };
+  return (await connection.services.messages.historyOfTypes(principal, channelName, REPLAY_TYPES, query)).map((entry) => entry.event);
 }
 
 const REPLAY_TYPES = ['message', 'action'] as const;

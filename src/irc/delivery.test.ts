@@ -74,7 +74,6 @@ function fixture(caps: string[] = [], { history = [] as ChatEvent[], replayLines
           .slice(-query.limit)
           .map((event) => ({ event })),
     },
-    reader: { head: async () => history.at(-1)?.seq ?? 0 },
   } as unknown as Services;
   // Registered authors, as storage would say: nicks starting with `reg`.
   const accounts = new Accounts({ findUserByNickKey: async (key: string) => (key.startsWith('reg') ? ({ nick: key, registered: true } as UserRecord) : undefined) });

@@ -110,13 +110,14 @@ export class Messages {
    * private conversation with a nick, strictly between `after` and `before`: the `limit`
    * nearest `after` (`from: 'oldest'`) or nearest `before` (`'newest'`), oldest first. The
    * access rules of history, and never past the log's settled head, so a seq still being
-   * committed is not passed over.
+   * committed is not passed over. With `scanBack`, only that many events back from the
+   * upper bound are looked at.
    */
   async historyOfTypes(
     principal: Principal,
     target: string,
     types: readonly EventType[],
-    query: { after?: number; before?: number; limit: number; from: 'oldest' | 'newest' },
+    query: { after?: number; before?: number; limit: number; from: 'oldest' | 'newest'; scanBack?: number },
   ): Promise<LogEntry[]> {
     let log: string;
     let end = Infinity;
@@ -128,7 +129,9 @@ export class Messages {
       log = privateLogName(principal.userId, (await this.people.findUser(target)).id);
     }
     const before = Math.min(query.before ?? Infinity, end, (await this.reader.head(log)) + 1);
-    const rows = await this.store.eventsOfTypes(log, types, { after: query.after, before }, query.limit, query.from);
+    // `scanBack`: look at most this many events back from the upper bound (a replay, not a search).
+    const after = query.scanBack === undefined ? query.after : Math.max(query.after ?? 0, before - 1 - query.scanBack);
+    const rows = await this.store.eventsOfTypes(log, types, { after, before }, query.limit, query.from);
     return rows.map(toLogEntry);
   }
 
