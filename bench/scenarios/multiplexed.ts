@@ -1,3 +1,4 @@
+import { cpuPerUnit } from '../lib/cpu.js';
 import { sleep } from '../lib/procs.js';
 import { deliveryRate, label, latency, postAndCollect, round, targets, type Scenario } from './shared.js';
 
@@ -17,6 +18,8 @@ export const multiplexed: Scenario = {
       { key: 'p50', label: 'latency p50', unit: 'ms', better: 'lower' },
       { key: 'p99', label: 'latency p99', unit: 'ms', better: 'lower' },
       { key: 'connectS', label: `connect ${users} streams`, unit: 's', better: 'lower' },
+      // Each delivery on a multiplexed stream carries its own cursor: the figure docs/scale.md sizes browsers by.
+      { key: 'cpuPerDelivery', label: 'server CPU per delivery', unit: 'µs', better: 'lower' },
     );
     const pair = await targets(ctx, 'canaduck-a', 'floor-sse');
     const tokens = new Map<string, string[]>();
@@ -34,17 +37,23 @@ export const multiplexed: Scenario = {
         await sleep(ctx.quick ? 200 : 500);
         const post = { channels, tokens: all.slice(users), timeoutMs: 30_000 };
         await postAndCollect(ctx, result, `${what} warm-up`, t, { ...post, count: ctx.quick ? 2 : 10, rate: 20 });
-        const m = await postAndCollect(ctx, result, what, t, { ...post, count: Math.round(rate * seconds), rate });
+        const measured = await cpuPerUnit(
+          [t.server.pid],
+          ctx.options.backing.database,
+          () => postAndCollect(ctx, result, what, t, { ...post, count: Math.round(rate * seconds), rate }),
+          (collected) => collected.collected.deliveries,
+        );
+        const m = measured.result;
         await ctx.closeSubscribers();
         const lat = latency(m);
         const perSecond = deliveryRate(m);
         result.samples.push({
           run,
           kind: t.kind,
-          values: { rate: round(perSecond, 0), p50: lat.p50Ms, p99: lat.p99Ms, connectS: round(opened.ms / 1000, 2) },
-          detail: { posted: m.posts.length, deliveries: m.collected.deliveries, latency: lat },
+          values: { rate: round(perSecond, 0), p50: lat.p50Ms, p99: lat.p99Ms, connectS: round(opened.ms / 1000, 2), cpuPerDelivery: round(measured.serverUs, 2) },
+          detail: { posted: m.posts.length, deliveries: m.collected.deliveries, latency: lat, cpu: measured.window },
         });
-        ctx.log(`    ${what}: ${perSecond.toFixed(0)} deliveries/s, p50 ${lat.p50Ms} ms p99 ${lat.p99Ms} ms (connect ${(opened.ms / 1000).toFixed(1)} s)`);
+        ctx.log(`    ${what}: ${perSecond.toFixed(0)} deliveries/s, p50 ${lat.p50Ms} ms p99 ${lat.p99Ms} ms (connect ${(opened.ms / 1000).toFixed(1)} s), ${measured.serverUs.toFixed(2)} µs server CPU per delivery`);
       }
     }
   },

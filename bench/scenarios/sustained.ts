@@ -1,3 +1,4 @@
+import { cpuPerUnit } from '../lib/cpu.js';
 import { sleep } from '../lib/procs.js';
 import { deliveryRate, label, latency, postAndCollect, round, STREAMS_PER_SESSION, targets, type Scenario } from './shared.js';
 
@@ -16,6 +17,8 @@ export const sustained: Scenario = {
       { key: 'rate', label: `deliveries/s (${subscribers} subs, ${rate} posts/s)`, unit: '/s', better: 'higher', target: { op: '>=', ratio: 0.8 } },
       { key: 'p50', label: 'latency p50', unit: 'ms', better: 'lower' },
       { key: 'p99', label: 'latency p99', unit: 'ms', better: 'lower' },
+      // What docs/scale.md starts from: the server's CPU for one event written to one stream.
+      { key: 'cpuPerDelivery', label: 'server CPU per delivery', unit: 'µs', better: 'lower' },
     );
     const pair = await targets(ctx, 'canaduck-a', 'floor-sse');
     const sessionsNeeded = Math.ceil(subscribers / STREAMS_PER_SESSION);
@@ -30,23 +33,23 @@ export const sustained: Scenario = {
         await sleep(300);
         const posterTokens = all.slice(sessionsNeeded);
         await postAndCollect(ctx, result, `${what} warm-up`, t, { channels: [channel], tokens: posterTokens, count: ctx.quick ? 2 : 10, rate: 20, timeoutMs: 30_000 });
-        const m = await postAndCollect(ctx, result, what, t, {
-          channels: [channel],
-          tokens: posterTokens,
-          count: Math.round(rate * seconds),
-          rate,
-          timeoutMs: 30_000,
-        });
+        const measured = await cpuPerUnit(
+          [t.server.pid],
+          ctx.options.backing.database,
+          () => postAndCollect(ctx, result, what, t, { channels: [channel], tokens: posterTokens, count: Math.round(rate * seconds), rate, timeoutMs: 30_000 }),
+          (collected) => collected.collected.deliveries,
+        );
+        const m = measured.result;
         await ctx.closeSubscribers();
         const lat = latency(m);
         const perSecond = deliveryRate(m);
         result.samples.push({
           run,
           kind: t.kind,
-          values: { rate: round(perSecond, 0), p50: lat.p50Ms, p99: lat.p99Ms },
-          detail: { posted: m.posts.length, committed: m.ok.length, deliveries: m.collected.deliveries, latency: lat },
+          values: { rate: round(perSecond, 0), p50: lat.p50Ms, p99: lat.p99Ms, cpuPerDelivery: round(measured.serverUs, 2) },
+          detail: { posted: m.posts.length, committed: m.ok.length, deliveries: m.collected.deliveries, latency: lat, cpu: measured.window },
         });
-        ctx.log(`    ${what}: ${perSecond.toFixed(0)} deliveries/s, p50 ${lat.p50Ms} ms p99 ${lat.p99Ms} ms max ${lat.maxMs} ms`);
+        ctx.log(`    ${what}: ${perSecond.toFixed(0)} deliveries/s, p50 ${lat.p50Ms} ms p99 ${lat.p99Ms} ms max ${lat.maxMs} ms, ${measured.serverUs.toFixed(2)} µs server CPU per delivery`);
       }
     }
   },
