@@ -113,9 +113,10 @@ export class RawIrc {
     socket.on('data', (chunk: Buffer) => this.received(chunk));
   }
 
-  static connect(port: number, { host = '127.0.0.1', autoPong = true, timeoutMs = WAIT_MS } = {}): Promise<RawIrc> {
+  /** `localAddress`: connect from another loopback address (127.0.0.2, ...), as another client host. */
+  static connect(port: number, { host = '127.0.0.1', autoPong = true, timeoutMs = WAIT_MS, localAddress = undefined as string | undefined } = {}): Promise<RawIrc> {
     return new Promise((resolve, reject) => {
-      const socket = connectTcp({ host, port });
+      const socket = connectTcp({ host, port, ...(localAddress ? { localAddress } : {}) });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`IRC connect to ${host}:${port}: no answer within ${timeoutMs} ms`));
