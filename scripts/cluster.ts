@@ -158,8 +158,18 @@ async function main(): Promise<void> {
       const port = basePort + i;
       const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
         cwd: root,
-        // IRC on 6667 + i (replica 0 on 6667), or off when CANADUCK_IRC_PORT=0 is set.
-        env: { ...process.env, PORT: String(port), HOST: host, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, CANADUCK_IRC_PORT: process.env.CANADUCK_IRC_PORT === '0' ? '0' : String(6667 + i) },
+        env: {
+          ...process.env,
+          PORT: String(port),
+          HOST: host,
+          DATABASE_URL: databaseUrl,
+          REDIS_URL: redisUrl,
+          // IRC on 6667 + i (replica 0 on 6667), or off when CANADUCK_IRC_PORT=0 is set.
+          CANADUCK_IRC_PORT: process.env.CANADUCK_IRC_PORT === '0' ? '0' : String(6667 + i),
+          // No load balancer in front of a local cluster waits for a failing /readyz: drain at once unless asked.
+          CANADUCK_DRAIN_DELAY_MS: process.env.CANADUCK_DRAIN_DELAY_MS ?? '0',
+          CANADUCK_DRAIN_SPREAD_MS: process.env.CANADUCK_DRAIN_SPREAD_MS ?? '1000',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       });

@@ -290,7 +290,18 @@ export class IrcConnection implements UserStreamSink {
   ended(reason: 'session_ended' | 'shutdown'): void {
     // A QUIT ends the session itself, and says goodbye with its own reason.
     if (this.scratch.get('quit') === true) return;
-    this.fail(reason === 'shutdown' ? 'Server shutting down, reconnect' : 'Session ended');
+    if (reason === 'shutdown') return this.shutDown();
+    this.fail('Session ended');
+  }
+
+  /**
+   * The replica drains: ERROR, then the socket closes once that is flushed. A registered user's
+   * session is not quit (see `closedBySocket`): logging in again on another replica, the client
+   * finds its channels as they were and fetches what it missed with chathistory.
+   */
+  shutDown(): void {
+    this.scratch.set('drained', true);
+    this.fail('Server shutting down, reconnect');
   }
 
   /** Called by `flushAll` at the end of the tick. */
@@ -450,6 +461,12 @@ export class IrcConnection implements UserStreamSink {
     if (this.scratch.get('quit') === true || !this.token) return;
     // The socket went away without QUIT: the session ends as by a quit, and the nick is free.
     const principal = await this.currentPrincipal().catch(() => undefined);
-    if (principal) await this.services.identity.quit(principal, quitMessage).catch((err: unknown) => this.services.log.warn('IRC quit failed', errorFields(err)));
+    if (!principal) return;
+    // Closed by a drain (a rolling restart), a registered user's session is left to lapse by its
+    // idle timeout, as when a replica dies: quitting would part them from every channel until
+    // they rejoin, and what was said in between would be theirs no more. A guest's session quits,
+    // so that its nick is free to take again at once.
+    if (this.scratch.get('drained') === true && (await this.services.store.findUserById(principal.userId).catch(() => undefined))?.registered) return;
+    await this.services.identity.quit(principal, quitMessage).catch((err: unknown) => this.services.log.warn('IRC quit failed', errorFields(err)));
   }
 }

@@ -16,6 +16,9 @@ export class ParkedLogPoll {
   private finished = false;
   private waiting = false;
   private ended = false;
+  /** Answered or being answered: a second wake (timer, feed, drain) does nothing. */
+  private woken = false;
+  private early = false;
   private cancel = () => {};
   private timer: NodeJS.Timeout | undefined;
   private resolve = () => {};
@@ -48,7 +51,16 @@ export class ParkedLogPoll {
         clearTimeout(this.timer);
         this.wake();
       });
+      if (this.early) this.answerNow();
     });
+  }
+
+  /** The replica drains: answered now (or once it parks) with what the feed has and its position. */
+  answerNow(): void {
+    this.early = true;
+    if (this.finished || !this.waiting) return;
+    clearTimeout(this.timer);
+    this.wake();
   }
 
   /** The session ended: once parked (or when it parks), an empty page that says so. */
@@ -60,6 +72,8 @@ export class ParkedLogPoll {
   }
 
   private readonly wake = (): void => {
+    if (this.woken || this.finished) return;
+    this.woken = true;
     const ready = this.feed.answerAfter(this.after, this.limit, this.userId);
     if (ready) {
       this.reply.answer(ready);

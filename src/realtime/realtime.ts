@@ -102,7 +102,7 @@ export class Realtime {
   readonly feeds: Feeds;
   /** Ends each open stream for a shutdown. */
   private readonly streams = new Set<(reason: EndReason) => void>();
-  /** Ends the wait of each multiplexed long-poll being held. */
+  /** Ends the wait of each long-poll being held (multiplexed and per-log). */
   private readonly heldPolls = new Set<() => void>();
   private shuttingDown = false;
 
@@ -239,10 +239,18 @@ export class Realtime {
       await settledAll([authorized(feed, reader, after, authorize), watch.start()]);
       if (await this.isAhead(feed, after)) return reply.answer(textAnswer({ events: [], next: feed.head, reset: true }));
       const first = feed.answerAfter(after, limit, reader.userId) ?? (await readStored());
-      if (first.events > 0 || waitMs <= 0) return reply.answer(first);
+      // Once draining, a poll answers at once: its client polls again elsewhere with the cursor.
+      if (first.events > 0 || waitMs <= 0 || this.shuttingDown) return reply.answer(first);
       release = await this.reserve(reader);
       if (gone.aborted) return;
-      await parked.wait(waitMs, gone);
+      const answerNow = () => parked.answerNow();
+      this.heldPolls.add(answerNow);
+      try {
+        if (this.shuttingDown) parked.answerNow();
+        await parked.wait(waitMs, gone);
+      } finally {
+        this.heldPolls.delete(answerNow);
+      }
     } finally {
       release?.();
       watch.close();
@@ -280,13 +288,32 @@ export class Realtime {
     }
   }
 
+  /**
+   * For a drain: every long-poll held now answers with what it has and its cursor, and every
+   * later one answers at once, so the server can close without cutting them; their clients
+   * continue elsewhere. Returns how many were held.
+   */
+  answerPolls(): number {
+    this.shuttingDown = true;
+    const held = [...this.heldPolls];
+    for (const answer of held) answer();
+    return held.length;
+  }
+
+  /**
+   * For a drain: ends the `count` oldest streams with the `shutdown` reason (SSE clients are told
+   * to reconnect, IRC clients get ERROR); they resume elsewhere. Returns how many it ended.
+   */
+  endStreams(count: number): number {
+    const batch = [...this.streams].slice(0, Math.max(0, count));
+    for (const end of batch) end('shutdown');
+    return batch.length;
+  }
+
   /** Ends every stream for a shutdown (clients reconnect elsewhere and resume) and answers held polls. */
   shutdown(): void {
-    this.shuttingDown = true;
-    // Held multiplexed long-polls answer now (per-log ones wake as their feeds close), so the
-    // server can close without cutting them; their clients continue elsewhere with the cursor.
-    for (const done of [...this.heldPolls]) done();
-    for (const end of [...this.streams]) end('shutdown');
+    this.answerPolls();
+    this.endStreams(this.streams.size);
     this.feeds.close();
   }
 

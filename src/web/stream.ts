@@ -107,12 +107,13 @@ export class Connection {
       this.trialDelay = FIRST_STREAM_RETRY_MS;
       this.sink.status('live', 'stream');
     });
-    // The server is shutting down: it will be back (or another replica answers); resume soon.
+    // The server is shutting down: it will be back (or another replica answers); resume soon,
+    // at a random point of a second so that the clients of one drain batch do not come back at once.
     source.addEventListener('reconnect', () => {
       if (!current()) return;
       source.close();
       this.sink.status('connecting', 'stream');
-      this.reopenTimer = window.setTimeout(() => this.openStream(), 500);
+      this.reopenTimer = window.setTimeout(() => this.openStream(), 500 + Math.random() * 1000);
     });
     source.addEventListener('end', () => {
       if (!current()) return;

@@ -143,7 +143,8 @@ describeWithServices('graceful shutdown on SIGTERM (replica processes)', () => {
   });
 
   it('stream clients get a final reconnect event, resume on another replica with their cursor, lose nothing; the process exits within 10 s', async () => {
-    const backing = await freshBacking('distributed', { CANADUCK_GAP_TIMEOUT_MS: '1000' });
+    // Without the drain's waits (test/deploy/drain.test.ts covers them): this checks the shutdown itself.
+    const backing = await freshBacking('distributed', { CANADUCK_GAP_TIMEOUT_MS: '1000', CANADUCK_DRAIN_DELAY_MS: '0', CANADUCK_DRAIN_SPREAD_MS: '0' });
     const subs: Subscriber[] = [];
     const writers: Writer[] = [];
     try {

@@ -58,9 +58,12 @@ export class Replica {
     if (this.alive) this.child.kill(signal);
   }
 
-  /** Starts a replica and resolves once `/healthz` answers 200. */
-  static async start(env: Record<string, string>, options: { startTimeoutMs?: number } = {}): Promise<Replica> {
-    const port = await freePort();
+  /**
+   * Starts a replica and resolves once `/healthz` answers 200. `port`: a given one (a replica
+   * restarted where a load balancer expects it), else a free one.
+   */
+  static async start(env: Record<string, string>, options: { startTimeoutMs?: number; port?: number } = {}): Promise<Replica> {
+    const port = options.port ?? (await freePort());
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: ROOT,
       env: {

@@ -22,12 +22,14 @@ export const HEARTBEAT = ': ping\n\n';
 
 /**
  * The last frame of a stream the server ends. A shutdown says `reconnect` (EventSource
- * reconnects by itself and resumes); the others say `end`: reconnecting is refused (403/401),
- * which stops EventSource.
+ * reconnects by itself and resumes), with the `retry:` to wait first when given (jittered by
+ * the caller, so that the clients of one drain batch do not come back in lockstep); the
+ * others say `end`: reconnecting is refused (403/401), which stops EventSource.
  */
-export function closeFrame(reason: CloseReason, extra: Record<string, unknown> = {}): string {
+export function closeFrame(reason: CloseReason, extra: Record<string, unknown> = {}, retryMs?: number): string {
   const event = reason === 'shutdown' ? 'reconnect' : 'end';
-  return `event: ${event}\ndata: ${JSON.stringify({ reason, detail: CLOSE_REASONS[reason].detail, ...extra })}\n\n`;
+  const retry = retryMs === undefined ? '' : `retry: ${retryMs}\n`;
+  return `${retry}event: ${event}\ndata: ${JSON.stringify({ reason, detail: CLOSE_REASONS[reason].detail, ...extra })}\n\n`;
 }
 
 /** A log's position was ahead of it: it restarts at `head` (`log: "*"`: the whole multiplexed cursor). */

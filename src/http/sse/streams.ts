@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import type { Authorize, Reader, Realtime, StreamHandle } from '../../realtime/realtime.js';
+import { jitteredRetryMs } from '../../drain/drain-plan.js';
+import type { Authorize, EndReason, Reader, Realtime, StreamHandle } from '../../realtime/realtime.js';
 import { encodeUserCursor, type UserCursor } from '../../realtime/user-cursor.js';
 import { closeFrame, frameWithId, logFrame, resetFrame } from './frames.js';
 import { SseConnection, type SseOptions } from './sse-connection.js';
@@ -25,7 +26,7 @@ export class SseStreams {
         conn.send(reset ? resetFrame(log, position, String(position)) : `id: ${position}\n\n`);
       },
       deliver: (delivery) => conn.send(logFrame(delivery)),
-      ended: (reason, at) => conn.close(reason, closeFrame(reason, at)),
+      ended: (reason, at) => conn.close(reason, closeFrame(reason, at, this.retryAfter(reason))),
       pace: () => conn.whenWritable(),
     });
   }
@@ -40,9 +41,14 @@ export class SseStreams {
       },
       deliver: (delivery, after) => conn.send(frameWithId(delivery, encodeUserCursor(after))),
       reset: (log, next, at) => void conn.send(resetFrame(log, next, encodeUserCursor(at))),
-      ended: (reason) => conn.close(reason, closeFrame(reason)),
+      ended: (reason) => conn.close(reason, closeFrame(reason, {}, this.retryAfter(reason))),
       pace: () => conn.whenWritable(),
     });
+  }
+
+  /** A shutdown's reconnect frame says when to come back, jittered; the other ends refuse reconnects anyway. */
+  private retryAfter(reason: EndReason): number | undefined {
+    return reason === 'shutdown' ? jitteredRetryMs(this.options.retryMs) : undefined;
   }
 
   /** The headers go out; the transport's own closes (client gone, too slow, stalled) end the core's stream. */
