@@ -19,6 +19,8 @@ export const problemCatalog = {
   forbidden: { status: 403, title: 'Forbidden' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
+  /** A request for the other tier (`CANADUCK_ROLE`): the load balancer's routing is wrong. */
+  wrong_tier: { status: 421, title: 'Served by another tier' },
   nick_in_use: { status: 409, title: 'Nick already in use' },
   already_registered: { status: 409, title: 'Nick already registered' },
   not_registered: { status: 409, title: 'Nick not registered' },

@@ -26,10 +26,11 @@ const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
  * refuses a bearer token that does not check out (401) and needs storage (503) on every
  * request; on one that changes something also a body that is not JSON or too large (400,
  * 413, 415), a session cookie sent from another origin (403) and flood control (429). An
- * operation with parameters or a body validates them (400).
+ * operation with parameters or a body validates them (400). A replica of the other tier
+ * (`CANADUCK_ROLE`) refuses any of them as misrouted (421 `wrong_tier`, see tiers.ts).
  */
 export function middlewareProblems(method: string, operation: Operation): number[] {
-  const statuses = [401, 503];
+  const statuses = [401, 421, 503];
   if (!SAFE_METHODS.has(method.toUpperCase())) statuses.push(400, 403, 413, 415, 429);
   if ((operation.parameters?.length ?? 0) > 0 || operation.requestBody) statuses.push(400);
   return statuses;

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Delivery } from '../log/delivery.js';
+import type { ReplicaRole } from '../config.js';
 import type { RealtimeStats } from '../realtime/realtime.js';
 
 /**
@@ -15,9 +16,11 @@ export class Metrics {
   private readonly framesDropped: Counter<'reason'>;
   private readonly connectionsRefused: Counter<'limit'>;
 
-  constructor() {
+  /** `role`: the tier this replica serves (`CANADUCK_ROLE`), shown as `canaduck_replica_info{role}`. */
+  constructor(role: ReplicaRole = 'both') {
     const registers = [this.registry];
     const { counts } = this;
+    new Gauge({ name: 'canaduck_replica_info', help: 'This replica: the tier it serves (role: both, command, stream); always 1', labelNames: ['role'], registers }).set({ role }, 1);
     new Gauge({
       name: 'canaduck_open_streams',
       help: 'Open SSE streams on this replica',

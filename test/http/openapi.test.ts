@@ -45,6 +45,11 @@ const RULES: Array<{ rule: string; covers: (op: Documented) => boolean; statuses
     statuses: [401, 503],
   },
   {
+    rule: 'every /api operation: a replica of the other tier refuses it as misrouted (421 wrong_tier)',
+    covers: ({ path }) => path.startsWith('/api/'),
+    statuses: [421],
+  },
+  {
     rule: 'a request that changes something: a bad body (400, 413, 415), a cookie from another origin (403), flood control (429)',
     covers: ({ method, path }) => path.startsWith('/api/') && method !== 'get',
     statuses: [400, 403, 413, 415, 429],
