@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-client.js';
 
 /** The prefix is taken by another deployment (another database): this replica must not start on it. */
 export class PrefixClaimed extends Error {
@@ -18,7 +18,7 @@ export class PrefixClaimed extends Error {
  * with the same prefix would deliver each other's events and hand out each other's seqs.
  * The key is set once and kept; a Redis restarted empty is claimed again by the next call.
  */
-export async function claimRedisPrefix(redis: Redis, prefix: string, deploymentId: string): Promise<void> {
+export async function claimRedisPrefix(redis: RedisConnection, prefix: string, deploymentId: string): Promise<void> {
   const key = `${prefix}deployment`;
   await redis.set(key, deploymentId, 'NX');
   const holder = await redis.get(key);

@@ -2,7 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Bus } from '../bus/bus.js';
 import { CanaDuckError } from '../errors.js';
-import type { SeqFloor, Sequencer } from '../sequencer/sequencer.js';
+import { SeqsPartlyTaken, type SeqFloor, type Sequencer } from '../sequencer/sequencer.js';
 import { MemorySequencer } from '../sequencer/sequencer.memory.js';
 import { casefold } from '../shared/names.js';
 import { openPgliteStore } from '../storage/store.pglite.js';
@@ -522,5 +522,65 @@ describe('LogWriter publishes only what is committed', () => {
     // The append resolves once committed; the failed publish is reported on its own.
     await vi.waitFor(() => expect(errors).toHaveLength(1), { timeout: 2000, interval: 5 });
     expect(await rowsOf(log)).toEqual(['1:message:kept']);
+  });
+});
+
+/**
+ * A sequencer whose counters for `down` logs cannot be reached (a Redis Cluster with a master
+ * down): the others' seqs are taken and handed back in `SeqsPartlyTaken`.
+ */
+class PartlyDownSequencer implements Sequencer {
+  constructor(
+    private readonly inner: Sequencer,
+    private readonly down: Set<string>,
+  ) {}
+  async next(logs: readonly string[], floor?: SeqFloor): Promise<number[]> {
+    const reachable = logs.filter((log) => !this.down.has(log));
+    if (reachable.length === logs.length) return this.inner.next(logs, floor);
+    const cause = new CanaDuckError('unavailable', 'Redis is unavailable, retry shortly');
+    if (reachable.length === 0) throw cause;
+    const taken = await this.inner.next(reachable, floor);
+    let i = 0;
+    throw new SeqsPartlyTaken(
+      logs.map((log) => (this.down.has(log) ? undefined : taken[i++])),
+      cause,
+    );
+  }
+  raise(log: string, floor: number): Promise<void> {
+    return this.inner.raise(log, floor);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+describe('LogWriter: seqs taken for some logs only (a cluster master down)', () => {
+  it('commits the batched appends whose seqs were taken and refuses the others with 503', async () => {
+    const [up, down] = [freshLog(), freshLog()];
+    const bus = new RecordingBus();
+    const writer = new LogWriter(store, new PartlyDownSequencer(new MemorySequencer((log) => store.maxSeq(log)), new Set([down])), bus, { maxInFlight: 1 });
+    const outcomes = await Promise.allSettled([up, down, up, down, up].map((log, i) => writer.append(draft(log, `p${i}`))));
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+    for (const o of outcomes) if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 'unavailable', status: 503 });
+    expect(outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value.seq] : []))).toEqual([1, 2, 3]);
+    expect(await rowsOf(up)).toEqual(['1:message:p0', '2:message:p2', '3:message:p4']);
+    expect(await rowsOf(down)).toEqual([]);
+    expect(bus.published.map((d) => [d.log, d.event.seq])).toEqual([
+      [up, 1],
+      [up, 2],
+      [up, 3],
+    ]);
+  });
+
+  it('a transact fails with 503 and claims the seqs it did take as skipped, not left as gaps', async () => {
+    const [up, down] = [freshLog(), freshLog('user')];
+    const bus = new RecordingBus();
+    const writer = new LogWriter(store, new PartlyDownSequencer(new MemorySequencer((log) => store.maxSeq(log)), new Set([down])), bus);
+    const error = await rejection(writer.transact({ prepare: async () => ({ drafts: [draft(up, 'a-tx'), draft(down, 'b-tx', { cites: 0 })], result: 'done' }) }));
+    expect(error).toBeInstanceOf(SeqsPartlyTaken);
+    expect(error).toMatchObject({ code: 'unavailable', status: 503 });
+    await vi.waitFor(async () => expect(await rowsOf(up)).toEqual(['1:skip:']), { timeout: 2000, interval: 10 });
+    expect(await rowsOf(down)).toEqual([]);
+    expect(bus.published).toEqual([]);
   });
 });

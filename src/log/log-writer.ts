@@ -1,7 +1,7 @@
 import type { Bus } from '../bus/bus.js';
 import { toDelivery, type Delivery } from './delivery.js';
 import { CanaDuckError, isTransient, unavailable } from '../errors.js';
-import type { SeqFloor, Sequencer } from '../sequencer/sequencer.js';
+import { SeqsPartlyTaken, type SeqFloor, type Sequencer } from '../sequencer/sequencer.js';
 import type { EventRef, LogStore, StoredEvent } from '../storage/logs.js';
 import type { Store } from '../storage/store.js';
 import type { ChatEvent, EventDraft } from './event.js';
@@ -98,9 +98,11 @@ export class LogWriter {
   async transact<T>(work: UnitOfWork<T>): Promise<{ events: ChatEvent[]; result: T }> {
     for (let attempt = 1; ; attempt++) {
       let taken: StoredEvent[] = [];
+      let asked: string[] = [];
       try {
         const outcome = await this.store.transaction(async (tx) => {
           const { drafts, result } = await work.prepare(tx);
+          asked = drafts.map((d) => d.log);
           taken = await this.sequence(drafts, (log) => tx.maxSeq(log));
           const inserted = await tx.insertEvents(taken);
           if (inserted.length !== taken.length) throw new SeqConflict(taken, inserted);
@@ -126,7 +128,9 @@ export class LogWriter {
           await this.skipQuietly(taken);
           continue;
         }
-        await this.skipAfterFailure(taken, err);
+        // The seqs some logs' counters gave before others failed (a cluster master down) are skipped too.
+        const partly = err instanceof SeqsPartlyTaken ? asked.flatMap((log, i) => (err.seqs[i] === undefined ? [] : [{ log, seq: err.seqs[i]! }])) : [];
+        await this.skipAfterFailure([...taken, ...partly], err);
         throw err;
       }
     }
@@ -147,8 +151,20 @@ export class LogWriter {
     try {
       rows = await this.sequence(batch.map((p) => p.draft));
     } catch (err) {
-      for (const p of batch) p.reject(err);
-      return;
+      const taken = err instanceof SeqsPartlyTaken ? batch.filter((_, i) => err.seqs[i] !== undefined) : [];
+      for (const p of batch) if (!taken.includes(p)) p.reject(err);
+      if (taken.length === 0) return;
+      // Some logs' counters answered (a Redis Cluster with a master down): their appends go on.
+      batch = taken;
+      try {
+        rows = await this.rowsFor(
+          taken.map((p) => p.draft),
+          (err as SeqsPartlyTaken).seqs.filter((seq) => seq !== undefined),
+        );
+      } catch (hookErr) {
+        for (const p of taken) p.reject(hookErr);
+        return;
+      }
     }
     let inserted: Set<string>;
     let refused: Set<string>;
@@ -198,6 +214,11 @@ export class LogWriter {
       drafts.map((d) => d.log),
       floor,
     );
+    return this.rowsFor(drafts, seqs);
+  }
+
+  /** The rows of drafts given their seqs (in order). */
+  private async rowsFor(drafts: EventDraft[], seqs: readonly number[]): Promise<StoredEvent[]> {
     // The timestamp is taken after the seq: readers judge a missing seq by the age of the next one.
     const ts = new Date();
     const rows = drafts.map(({ cites, guard, subject, ...draft }, i) => {
@@ -232,13 +253,13 @@ export class LogWriter {
    * Claims the seqs of a failed append. When the database is out, the claim would only wait
    * out the same failure before the writer can answer 503: it goes on in the background.
    */
-  private async skipAfterFailure(rows: StoredEvent[], err: unknown): Promise<void> {
+  private async skipAfterFailure(rows: readonly EventRef[], err: unknown): Promise<void> {
     const claiming = this.skipQuietly(rows);
     if (!(err instanceof CanaDuckError && err.code === 'unavailable')) await claiming;
   }
 
   /** Best effort: if it fails, readers claim the seqs themselves after the gap timeout. */
-  private async skipQuietly(rows: StoredEvent[]): Promise<void> {
+  private async skipQuietly(rows: readonly EventRef[]): Promise<void> {
     const byLog = new Map<string, number[]>();
     for (const row of rows) {
       const seqs = byLog.get(row.log);

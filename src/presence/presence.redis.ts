@@ -1,4 +1,5 @@
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
+import type { RedisConnection } from '../bus/redis-client.js';
 import { unavailable } from '../errors.js';
 import { defineScripts, redisScript } from '../shared/redis-scripts.js';
 import type { Admission, ConnectionCaps, ConnectionHolder, Lease, Presence } from './presence.js';
@@ -29,7 +30,7 @@ const RESTORE_CHUNK = 2000;
 const ONLINE_CHUNK = 5000;
 
 export interface RedisPresenceOptions {
-  redis: Redis;
+  redis: RedisConnection;
   /** The deployment's key prefix (`CANADUCK_REDIS_PREFIX`). */
   prefix: string;
   replicaId: string;

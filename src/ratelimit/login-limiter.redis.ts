@@ -1,4 +1,5 @@
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
+import type { RedisConnection } from '../bus/redis-client.js';
 import { unavailable } from '../errors.js';
 import { defineScripts, redisScript } from '../shared/redis-scripts.js';
 import type { LoginBucketShape, LoginLimiter, LoginVerdict } from './login-limiter.js';
@@ -19,7 +20,7 @@ const LOGIN_ATTEMPT = redisScript('canaduckLoginAttempt', new URL('./login-attem
  */
 export class RedisLoginLimiter implements LoginLimiter {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly shape: LoginBucketShape,
   ) {

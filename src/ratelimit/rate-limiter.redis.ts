@@ -1,5 +1,7 @@
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
+import type { RedisConnection } from '../bus/redis-client.js';
 import { unavailable } from '../errors.js';
+import { groupBySlot } from '../shared/redis-slots.js';
 import { defineScripts, redisScript } from '../shared/redis-scripts.js';
 import type { BucketShape, RateLimiter, Verdict } from './rate-limiter.js';
 
@@ -21,13 +23,14 @@ interface Waiting {
 /**
  * Buckets in Redis (`${prefix}flood:${key}`), shared by every replica. Takes asked for in
  * the same turn of the event loop (the requests that one socket poll brought in) go to
- * Redis as one script call: a busy replica spends one command per burst, not per request.
+ * Redis as one script call: a busy replica spends one command per burst, not per request (on a
+ * Redis Cluster, one per hash slot among the burst's buckets: a script's keys share a slot).
  */
 export class RedisRateLimiter implements RateLimiter {
   private waiting: Waiting[] = [];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly shape: BucketShape,
   ) {
@@ -45,8 +48,12 @@ export class RedisRateLimiter implements RateLimiter {
   async close(): Promise<void> {}
 
   private async flush(): Promise<void> {
-    const batch = this.waiting;
+    const waiting = this.waiting;
     this.waiting = [];
+    await Promise.all(groupBySlot(this.redis, waiting, (w) => w.bucket).map((batch) => this.decide(batch)));
+  }
+
+  private async decide(batch: Waiting[]): Promise<void> {
     try {
       const replies = await this.redis.canaduckTakeTokens(batch.length, ...batch.map((w) => w.bucket), this.shape.ratePerSecond, this.shape.burst);
       batch.forEach((w, i) => {

@@ -1,3 +1,5 @@
+import { CanaDuckError } from '../errors.js';
+
 /**
  * Hands out the seqs that order each log.
  *
@@ -9,7 +11,10 @@
  * - A counter that was lost (Redis restarted empty) is seeded again from `floor(log)`,
  *   the largest seq stored. A seq may then be handed out twice; the store's unique
  *   `(log, seq)` refuses the second insert, and the writer calls `raise` and retries.
- * - Failure to reach the backing service is `CanaDuckError('unavailable')`.
+ * - Failure to reach the backing service is `CanaDuckError('unavailable')`. When it reached
+ *   the counters of some logs but not of others (a Redis Cluster with a master down), the
+ *   error is `SeqsPartlyTaken`, holding the seqs it did take: they are the caller's to commit
+ *   or skip, like any seq it holds.
  */
 export interface Sequencer {
   /**
@@ -26,3 +31,16 @@ export interface Sequencer {
 
 /** The largest seq stored for a log (0 for none): where a lost counter starts again. */
 export type SeqFloor = (log: string) => Promise<number>;
+
+/**
+ * `next` took the seqs of some entries and not of the others: a 503 like any unavailability.
+ * `seqs[i]` is the seq taken for the i-th log asked, undefined where none was.
+ */
+export class SeqsPartlyTaken extends CanaDuckError {
+  constructor(
+    readonly seqs: ReadonlyArray<number | undefined>,
+    cause: unknown,
+  ) {
+    super('unavailable', 'Redis is unavailable, retry shortly', { retryAfter: 2, cause });
+  }
+}

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { Redis, RedisCommander } from 'ioredis';
+import { Cluster, type RedisCommander } from 'ioredis';
+import type { RedisConnection } from '../bus/redis-client.js';
 
 /**
  * A command name a script user has declared on ioredis's `RedisCommander` (its typed
@@ -29,6 +30,17 @@ export function redisScript(command: ScriptCommand, file: URL, numberOfKeys?: nu
  * `SCRIPT FLUSH` or a restarted Redis costs one resend; pipelines included). Defining the same
  * script again, by another user of a shared client, replaces it with itself.
  */
-export function defineScripts(redis: Redis, ...scripts: RedisScript[]): void {
-  for (const { command, lua, numberOfKeys } of scripts) redis.defineCommand(command, { lua, numberOfKeys });
+export function defineScripts(redis: RedisConnection, ...scripts: RedisScript[]): void {
+  for (const { command, lua, numberOfKeys } of scripts) {
+    redis.defineCommand(command, { lua, numberOfKeys });
+    // ioredis's cluster auto-pipelining groups a command by the slot of its first argument,
+    // which for a script given its key count per call is that count, not a key: the batch then
+    // fails ("All keys in the pipeline should belong to the same slots allocation group").
+    // Such scripts are sent on their own; the cluster routes them by their keys.
+    if (numberOfKeys === undefined && redis instanceof Cluster) {
+      // A new array: the options' default one is shared by every cluster client.
+      const ignored = redis.options.autoPipeliningIgnoredCommands ?? [];
+      if (!ignored.includes(command)) redis.options.autoPipeliningIgnoredCommands = [...ignored, command];
+    }
+  }
 }

@@ -177,19 +177,20 @@ export function runBusContract(name: string, target: BusTarget): void {
 
         await b.unsubscribe(log); // one consumer left
         await a.publish([chatEvent(log, 1), chatEvent(other, 1), chatEvent(marker, 1)]);
+        expect(await atB.waitFor(log, 1)).toEqual([1]);
         await atB.waitFor(marker, 1);
-        expect(atB.of(log)).toEqual([1]);
 
         await b.unsubscribe(log); // none left
         await a.publish([chatEvent(log, 2), chatEvent(marker, 2)]);
-        // Same publisher, same Redis order: once the marker arrived, log 2 would have too.
         await atB.waitFor(marker, 2);
         expect(atB.of(log)).toEqual([1]);
-        expect(atB.of(other)).toEqual([]);
 
+        // One publisher, one log, one order: had log 2 been delivered, it would come before 3.
+        // (Not the marker's: on a Redis Cluster another log may be on another master.)
         await b.subscribe(log);
         await a.publish([chatEvent(log, 3)]);
         expect(await atB.waitFor(log, 2)).toEqual([1, 3]);
+        expect(atB.of(other)).toEqual([]);
       });
 
       it('subscribing many logs at once from many consumers settles to the right set', async () => {

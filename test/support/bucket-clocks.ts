@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisConnection } from '../../src/bus/redis-client.js';
 import type { BucketClock } from '../contracts/rate-limiter.contract.js';
 
 /** The in-process buckets' clock: the test's own, so nothing runs on by itself. */
@@ -21,17 +22,21 @@ export class ManualClock implements BucketClock {
 export class AgingClock implements BucketClock {
   private readonly started = performance.now();
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly pattern: string,
   ) {}
 
   async advance(ms: number): Promise<void> {
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', this.pattern, 'COUNT', 500);
-      await Promise.all(keys.map((key) => this.redis.hincrby(key, 'at', -ms)));
-      cursor = next;
-    } while (cursor !== '0');
+    // SCAN walks one server: on a cluster, each master's keys.
+    const servers = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
+    for (const server of servers) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await server.scan(cursor, 'MATCH', this.pattern, 'COUNT', 500);
+        await Promise.all(keys.map((key) => this.redis.hincrby(key, 'at', -ms)));
+        cursor = next;
+      } while (cursor !== '0');
+    }
   }
 
   slackMs(): number {
