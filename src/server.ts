@@ -1,7 +1,8 @@
 import { getRequestListener, type ServerType } from '@hono/node-server';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config.js';
+import type { Config, DrainConfig } from './config.js';
+import { Drain, type Drainable } from './drain/drain.js';
 import { createHttpApp } from './http/app.js';
 import { adapterErrorResponse } from './http/problem.js';
 import { startIrcGateway } from './irc/irc-server.js';
@@ -15,7 +16,13 @@ export interface RunningServer {
   server: ServerType;
   /** The IRC gateway's port, when it listens. */
   ircPort?: number;
-  /** Graceful: stop accepting, let in-flight requests finish, close adapters. */
+  /**
+   * The drain for a rolling update (SIGTERM), with the configured delay and spread unless
+   * told otherwise: readiness fails, streams end in batches, polls answer, requests in flight
+   * finish, adapters close (see `Drain`). Called again, it returns the drain under way.
+   */
+  drain(settings?: Partial<DrainConfig>): Drain;
+  /** Graceful and quick (no delay, no spread; hurries a drain under way): resolves once closed. */
   close(): Promise<void>;
 }
 
@@ -30,6 +37,12 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
   // instead of to this one, which would hold it until the grace period cuts it.
   let draining = false;
   const unanswered = new Set<ServerResponse>();
+  // Also a response whose headers say keep-alive (a stream's say so explicitly, or went out
+  // before the drain): else the client's reconnect would reuse the connection and come back here.
+  const closeAfter = (res: ServerResponse) => {
+    res.shouldKeepAlive = false;
+    res.once('finish', () => res.req.socket.end());
+  };
   const server = createServer(
     {
       headersTimeout: config.headersTimeoutMs, // slow-header clients
@@ -38,53 +51,80 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
       connectionsCheckingInterval: Math.min(1000, Math.floor(config.headersTimeoutMs / 2)),
     },
     (req, res) => {
-      if (draining) {
-        res.shouldKeepAlive = false;
-      } else {
-        unanswered.add(res);
-        res.once('close', () => unanswered.delete(res));
-      }
+      if (draining) closeAfter(res);
+      unanswered.add(res);
+      res.once('close', () => unanswered.delete(res));
       return listener(req, res);
     },
   );
   server.keepAliveTimeout = 65_000; // outlives long-polls between requests
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const { port } = server.address() as AddressInfo;
-  const irc = config.irc.port === 0 ? undefined : await startIrcGateway(services).catch(async (err: unknown) => {
+  // IRC connections are the stream tier's (CANADUCK_ROLE): a command replica does not listen for them.
+  const irc = config.irc.port === 0 || config.role === 'command' ? undefined : await startIrcGateway(services).catch(async (err: unknown) => {
     server.close();
     await services.close();
     throw err;
   });
-  const sweep = setInterval(() => void services.sweep(), config.sweepIntervalMs);
-  sweep.unref();
+  // The sweeps commit (session ends, ban expiries): the command tier's work, safe on every replica at once.
+  const sweep = config.role === 'stream' ? undefined : setInterval(() => void services.sweep(), config.sweepIntervalMs);
+  sweep?.unref();
 
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      clearInterval(sweep);
+  let listening: Promise<void> | undefined;
+  const stopAccepting = () => (listening ??= new Promise<void>((resolve) => server.close(() => resolve())));
+  const parts: Drainable = {
+    markDraining() {
+      services.startDraining();
       draining = true;
-      for (const res of unanswered) if (!res.headersSent) res.shouldKeepAlive = false;
+      for (const res of unanswered) closeAfter(res);
+    },
+    stopAccepting() {
+      clearInterval(sweep);
+      void stopAccepting();
+      irc?.stopAccepting();
+    },
+    answerPolls: () => services.realtime.answerPolls(),
+    get openStreams() {
+      return services.realtime.openStreams;
+    },
+    endStreams: (count) => services.realtime.endStreams(count),
+    async finish(graceMs, hurry) {
       // Streams first: they would hold server.close() open; clients reconnect elsewhere and resume.
       services.realtime.shutdown();
       await irc?.close();
+      let requestsCut = 0;
       await new Promise<void>((resolve) => {
         // Connections left idle by the streams just ended (and by answered requests) are closed
         // as they become idle, not only those idle right now.
         const idle = setInterval(() => server.closeIdleConnections(), 250);
-        server.close(() => {
+        const cut = () => {
+          clearTimeout(grace);
+          requestsCut = unanswered.size;
+          server.closeAllConnections();
+        };
+        // Requests still running after the grace period (or once hurried) are cut.
+        const grace = setTimeout(cut, hurry.aborted ? 0 : graceMs);
+        grace.unref();
+        hurry.addEventListener('abort', cut, { once: true });
+        void stopAccepting().then(() => {
           clearInterval(idle);
+          clearTimeout(grace);
+          hurry.removeEventListener('abort', cut);
           resolve();
         });
         server.closeIdleConnections();
-        // Requests still running after the grace period are cut.
-        setTimeout(() => {
-          clearInterval(idle);
-          server.closeAllConnections();
-        }, 5_000).unref();
       });
       await services.close();
-    })());
+      return { requestsCut };
+    },
+  };
+  let drain: Drain | undefined;
+  const startDrain = (settings: Partial<DrainConfig> = {}) => (drain ??= new Drain(parts, { ...config.drain, ...settings }, services.log));
+  const close = async () => {
+    if (drain) drain.hurry();
+    await startDrain({ delayMs: 0, spreadMs: 0 }).done;
+  };
 
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  return { services, url: `http://${host}:${port}`, port, server, close, ...(irc ? { ircPort: irc.port } : {}) };
+  return { services, url: `http://${host}:${port}`, port, server, drain: startDrain, close, ...(irc ? { ircPort: irc.port } : {}) };
 }

@@ -1,10 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { Cluster } from 'ioredis';
 import type { Bus } from './bus/bus.js';
 import { MemoryBus } from './bus/bus.memory.js';
 import { RedisBus } from './bus/bus.redis.js';
+import { ShardedRedisBus } from './bus/bus.redis-cluster.js';
 import type { DropReason } from './bus/frame.js';
 import { claimRedisPrefix } from './bus/prefix-claim.js';
-import { createRedisClient } from './bus/redis-client.js';
+import { createRedisClient, createRedisCluster, type RedisConnection } from './bus/redis-client.js';
 import { Channels } from './channels/channels.js';
 import { Moderation } from './channels/moderation.js';
 import type { Config } from './config.js';
@@ -73,6 +75,9 @@ export interface Services {
   sweep(): Promise<void>;
   /** Whether PostgreSQL and Redis (distributed) or PGlite (embedded) answer. */
   ready(): Promise<{ ok: boolean; checks: Record<string, boolean> }>;
+  /** Set once the replica drains (SIGTERM): readiness fails from then on, whatever the checks say. */
+  readonly draining: boolean;
+  startDraining(): void;
   close(): Promise<void>;
 }
 
@@ -99,14 +104,16 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const bucket = { ratePerSecond: config.floodRate, burst: config.floodBurst };
   let loginLimiter: LoginLimiter;
   const loginShape = { burst: config.loginAttempts.burst, refillMs: config.loginAttempts.refillSeconds * 1000 };
-  const metrics = new Metrics();
+  const metrics = new Metrics(config.role);
 
   if (config.mode === 'distributed') {
     store = await openPostgresStore(config.databaseUrl!, { poolSize: config.pgPoolSize });
     closers.push(() => store.close());
     // Auto-pipelining: the flood-control takes of concurrent requests (one per POST) leave
     // in one write instead of one syscall each.
-    const redis = createRedisClient(config.redisUrl!, { enableAutoPipelining: true });
+    const redis: RedisConnection = config.redisClusterNodes
+      ? createRedisCluster(config.redisClusterNodes, { enableAutoPipelining: true })
+      : createRedisClient(config.redisUrl!, { enableAutoPipelining: true });
     // Without an 'error' listener ioredis prints "[ioredis] Unhandled error event" to stderr on
     // every failed reconnect during an outage; log the outage once and its end once instead.
     let redisDown = false;
@@ -132,22 +139,39 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     }
     closers.push(async () => redis.disconnect());
     // A Redis restarted empty lost the claim: take it again, and say so if someone else did.
-    redis.on('ready', () => {
-      claimRedisPrefix(redis, config.redisPrefix, deployment.id).catch((err: unknown) => log.error('Redis prefix claim failed', errorFields(err)));
-    });
+    let claimFailing = false;
+    const reclaim = (quietWhileFailing: boolean) =>
+      claimRedisPrefix(redis, config.redisPrefix, deployment.id).then(
+        () => (claimFailing = false),
+        (err: unknown) => {
+          if (!(quietWhileFailing && claimFailing)) log.error('Redis prefix claim failed', errorFields(err));
+          claimFailing = true;
+        },
+      );
+    redis.on('ready', () => reclaim(false));
+    // On a cluster the master holding the claim may restart empty while the client stays
+    // ready: claim again on every slot map refresh (every 5 s; two commands), saying so once.
+    if (redis instanceof Cluster) redis.on('refresh', () => reclaim(true));
     sequencer = new RedisSequencer({ redis, prefix: config.redisPrefix, floor: (logName) => store.maxSeq(logName) });
-    bus = await RedisBus.create<Delivery>({
-      publisher: redis,
+    const busOptions = {
       prefix: config.redisPrefix,
       replicaId,
       deployment,
       accept: parseDelivery,
       onDropped: reportDroppedFrame(log, metrics),
-      onHandlerError: (err) => log.error('bus handler failed', errorFields(err)),
+      onHandlerError: (err: unknown) => log.error('bus handler failed', errorFields(err)),
       probeIntervalMs: options.busProbe?.intervalMs,
       probeTimeoutMs: options.busProbe?.timeoutMs,
-    });
-    pingRedis = () => redis.ping().then(() => true, () => false);
+      // A command replica follows no log: it publishes what it commits and subscribes to nothing.
+      subscribes: config.role !== 'command',
+    };
+    bus = redis instanceof Cluster ? await ShardedRedisBus.create<Delivery>({ ...busOptions, cluster: redis }) : await RedisBus.create<Delivery>({ ...busOptions, publisher: redis });
+    // On a cluster every master must answer: each serves logs of its own.
+    pingRedis = () =>
+      Promise.all(redis instanceof Cluster ? redis.nodes('master').map((node) => node.ping()) : [redis.ping()]).then(
+        () => true,
+        () => false,
+      );
     if (config.floodRate > 0) rateLimiter = new RedisRateLimiter(redis, config.redisPrefix, bucket);
     presence = new RedisPresence({
       redis,
@@ -187,7 +211,8 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   closers.unshift(() => activity.close());
   const identity = new Identity(store, writer, channels, { sessionTtlMs: config.sessionTtlMs, serverName: config.serverName, credentials, activity, presence });
   const accounts = new Accounts(store, writer, identity, credentials, { serverName: config.serverName });
-  if (config.admin) {
+  // The command tier's (the admin acts through REST): a stream replica needs no admin password at all.
+  if (config.admin && config.role !== 'stream') {
     try {
       reportAdminBootstrap(log, config.admin.nick, await accounts.bootstrapAdmin(config.admin));
     } catch (err) {
@@ -220,6 +245,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   // Streams end first (closing their leases), then the replica withdraws from presence.
   closers.unshift(async () => realtime.shutdown(), () => presence.stop());
   let lastKeyCleanup = 0;
+  let draining = false;
 
   return {
     config,
@@ -254,6 +280,12 @@ export async function openServices(config: Config, options: ServiceOptions = {})
         rounds.push(['idempotency cleanup', () => store.deleteIdempotencyKeysBefore(new Date(now - IDEMPOTENCY_KEY_TTL_MS))]);
       }
       for (const [what, round] of rounds) await round().catch((err: unknown) => log.warn(`${what} failed`, errorFields(err)));
+    },
+    get draining() {
+      return draining;
+    },
+    startDraining() {
+      draining = true;
     },
     async ready() {
       const database = await store.ping().then(() => true, () => false);

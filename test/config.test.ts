@@ -8,8 +8,39 @@ describe('configuration', () => {
     expect(config).toMatchObject({ mode: 'embedded', port: 3000, dataDir: './data', redisPrefix: 'canaduck:', sessionTtlMs: 86_400_000 });
   });
 
+  it('serves both tiers unless CANADUCK_ROLE names one (distributed only)', () => {
+    const distributed = { DATABASE_URL: 'postgres://x/y', REDIS_URL: 'redis://z' };
+    expect(loadConfig({}).role).toBe('both');
+    expect(loadConfig({ ...distributed, CANADUCK_ROLE: '' }).role).toBe('both');
+    for (const role of ['both', 'command', 'stream']) expect(loadConfig({ ...distributed, CANADUCK_ROLE: role }).role).toBe(role);
+  });
+
   it('is distributed with both DATABASE_URL and REDIS_URL', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://x/y', REDIS_URL: 'redis://z' }).mode).toBe('distributed');
+  });
+
+  it('runs on a Redis Cluster with REDIS_CLUSTER_NODES (host:port start-up nodes) in place of REDIS_URL', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgres://x/y', REDIS_CLUSTER_NODES: 'redis-0:6379, 10.0.0.2:7000,[::1]:7001' });
+    expect(config.mode).toBe('distributed');
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.redisClusterNodes).toEqual([
+      { host: 'redis-0', port: 6379 },
+      { host: '10.0.0.2', port: 7000 },
+      { host: '::1', port: 7001 },
+    ]);
+    expect(loadConfig({ DATABASE_URL: 'postgres://x/y', REDIS_URL: 'redis://z' }).redisClusterNodes).toBeUndefined();
+  });
+
+  it.each([
+    [{ REDIS_CLUSTER_NODES: 'redis-0:6379' }, /REDIS_CLUSTER_NODES is set but DATABASE_URL is not/],
+    [{ DATABASE_URL: 'postgres://x/y', REDIS_URL: 'redis://z', REDIS_CLUSTER_NODES: 'redis-0:6379' }, /REDIS_URL and REDIS_CLUSTER_NODES are both set/],
+    [{ DATABASE_URL: 'postgres://x/y', REDIS_CLUSTER_NODES: 'redis-0' }, /REDIS_CLUSTER_NODES must be comma-separated host:port pairs/],
+    [{ DATABASE_URL: 'postgres://x/y', REDIS_CLUSTER_NODES: 'redis-0:6379,redis://redis-1:6379' }, /got "redis:\/\/redis-1:6379"/],
+    [{ DATABASE_URL: 'postgres://x/y', REDIS_CLUSTER_NODES: 'redis-0:0' }, /REDIS_CLUSTER_NODES must be comma-separated host:port pairs/],
+    [{ DATABASE_URL: 'postgres://x/y', REDIS_CLUSTER_NODES: 'redis-0:6379', CANADUCK_REDIS_PREFIX: 'app{1}:' }, /must not contain \{ or \} on a Redis Cluster/],
+  ])('refuses the Redis Cluster setting %o', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
   });
 
   it.each([
@@ -18,6 +49,9 @@ describe('configuration', () => {
     [{ PORT: 'eighty' }, /PORT must be an integer/],
     [{ CANADUCK_GAP_TIMEOUT_MS: '-5' }, /CANADUCK_GAP_TIMEOUT_MS must be an integer/],
     [{ CANADUCK_LOG_LEVEL: 'loud' }, /CANADUCK_LOG_LEVEL must be one of/],
+    [{ DATABASE_URL: 'postgres://x/y', REDIS_URL: 'redis://z', CANADUCK_ROLE: 'api' }, /CANADUCK_ROLE must be one of both, command, stream/],
+    [{ CANADUCK_ROLE: 'stream' }, /CANADUCK_ROLE=stream needs the distributed mode/],
+    [{ CANADUCK_ROLE: 'command' }, /CANADUCK_ROLE=command needs the distributed mode/],
   ])('refuses %o', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
@@ -49,6 +83,23 @@ describe('configuration', () => {
     expect(loadConfig({ CANADUCK_IRC_TLS_CERT: '/c.pem', CANADUCK_IRC_TLS_KEY: '/k.pem' }).irc.tls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem' });
     expect(() => loadConfig({ CANADUCK_IRC_TLS_CERT: '/c.pem' })).toThrow(/CANADUCK_IRC_TLS_CERT and CANADUCK_IRC_TLS_KEY go together/);
     expect(() => loadConfig({ CANADUCK_IRC_PORT: '70000' })).toThrow(/CANADUCK_IRC_PORT must be an integer/);
+  });
+
+  it('expects PROXY protocol headers on IRC only with CANADUCK_IRC_PROXY_PROTOCOL=1, and not with TLS on the port', () => {
+    expect(loadConfig({}).irc.proxyProtocol).toBeUndefined();
+    expect(loadConfig({ CANADUCK_IRC_PROXY_PROTOCOL: '0' }).irc.proxyProtocol).toBeUndefined();
+    expect(loadConfig({ CANADUCK_IRC_PROXY_PROTOCOL: '1' }).irc.proxyProtocol).toEqual({ headerTimeoutMs: 5000 });
+    expect(loadConfig({ CANADUCK_IRC_PROXY_PROTOCOL: '1', CANADUCK_IRC_PROXY_HEADER_TIMEOUT_SECONDS: '2' }).irc.proxyProtocol).toEqual({ headerTimeoutMs: 2000 });
+    expect(() => loadConfig({ CANADUCK_IRC_PROXY_PROTOCOL: 'yes' })).toThrow(/CANADUCK_IRC_PROXY_PROTOCOL must be 0 or 1/);
+    expect(() => loadConfig({ CANADUCK_IRC_PROXY_PROTOCOL: '1', CANADUCK_IRC_TLS_CERT: '/c.pem', CANADUCK_IRC_TLS_KEY: '/k.pem' })).toThrow(/terminate TLS at the load balancer/);
+  });
+
+  it('drains on SIGTERM for 5 s + 5 s by default (CANADUCK_DRAIN_*), each wait from 0 to 300 s', () => {
+    expect(loadConfig({}).drain).toEqual({ delayMs: 5000, spreadMs: 5000, graceMs: 5000 });
+    expect(loadConfig({ CANADUCK_DRAIN_DELAY_MS: '0', CANADUCK_DRAIN_SPREAD_MS: '30000', CANADUCK_DRAIN_GRACE_MS: '1000' }).drain).toEqual({ delayMs: 0, spreadMs: 30_000, graceMs: 1000 });
+    expect(() => loadConfig({ CANADUCK_DRAIN_DELAY_MS: '-1' })).toThrow(/CANADUCK_DRAIN_DELAY_MS must be an integer from 0 to 300000/);
+    expect(() => loadConfig({ CANADUCK_DRAIN_SPREAD_MS: '5s' })).toThrow(/CANADUCK_DRAIN_SPREAD_MS must be an integer/);
+    expect(() => loadConfig({ CANADUCK_DRAIN_GRACE_MS: '300001' })).toThrow(/CANADUCK_DRAIN_GRACE_MS must be an integer/);
   });
 
   it('refuses a server name that could be a nick, and a first admin without a password', () => {

@@ -38,15 +38,22 @@ export interface RedisBusOptions<P extends Publication = Publication> {
   subscribeTimeoutMs?: number;
   /** Where an exception thrown by an `onEvent` / `onResubscribed` handler goes (the replica's structured log). */
   onHandlerError: (err: unknown) => void;
+  /**
+   * False: publish only (a command-tier replica, which follows no log). The subscriber
+   * connection is never opened, `subscribe` refuses, and the bus is healthy while the
+   * publisher is connected. Default true.
+   */
+  subscribes?: boolean;
 }
 
-interface Gate {
+/** Opens once (a subscriber connection subscribed to everything wanted); a new one per interruption. */
+export interface Gate {
   promise: Promise<void>;
   open: () => void;
   isOpen: boolean;
 }
 
-function closedGate(): Gate {
+export function closedGate(): Gate {
   let open!: () => void;
   const gate: Gate = { promise: new Promise<void>((resolve) => (open = resolve)), open: () => {}, isOpen: false };
   gate.open = () => {
@@ -91,6 +98,7 @@ export class RedisBus<P extends Publication = Publication> implements Bus<P> {
   private readonly probeTimeoutMs: number;
   private readonly subscribeTimeoutMs: number;
   private readonly onHandlerError: (err: unknown) => void;
+  private readonly subscribes: boolean;
 
   private readonly eventHandlers: Array<(publication: P) => void> = [];
   private readonly accept: Accept<P>;
@@ -126,6 +134,7 @@ export class RedisBus<P extends Publication = Publication> implements Bus<P> {
     this.probeTimeoutMs = options.probeTimeoutMs ?? 3_000;
     this.subscribeTimeoutMs = options.subscribeTimeoutMs ?? 3_000;
     this.onHandlerError = options.onHandlerError;
+    this.subscribes = options.subscribes ?? true;
 
     this.subscriber = this.publisher.duplicate({
       lazyConnect: true,
@@ -152,6 +161,7 @@ export class RedisBus<P extends Publication = Publication> implements Bus<P> {
 
   /** Connects the subscriber; resolves once it listens (to its probe channel). */
   async start(): Promise<void> {
+    if (!this.subscribes) return;
     try {
       await this.subscriber.connect();
       await this.whenLive();
@@ -178,6 +188,7 @@ export class RedisBus<P extends Publication = Publication> implements Bus<P> {
 
   async subscribe(log: string): Promise<void> {
     if (this.closed) throw unavailable('Redis', new Error('bus is closed'));
+    if (!this.subscribes) throw new Error('this bus only publishes (CANADUCK_ROLE=command): no log is followed here');
     const consumers = this.refs.get(log) ?? 0;
     this.refs.set(log, consumers + 1);
     try {
@@ -212,7 +223,7 @@ export class RedisBus<P extends Publication = Publication> implements Bus<P> {
   }
 
   healthy(): boolean {
-    return this.isHealthy;
+    return this.subscribes ? this.isHealthy : !this.closed && this.publisher.status === 'ready';
   }
 
   /** Stops probing and quits the subscriber connection; the publisher is left to its owner. */

@@ -19,6 +19,7 @@ import { registerOperationRoutes } from './routes/operations.js';
 import { registerServerRoutes } from './routes/server.js';
 import { registerStreamRoutes } from './routes/streams.js';
 import { acceptRememberedSessions, identify } from './session.js';
+import { tierGate } from './tiers.js';
 import { SseStreams } from './sse/streams.js';
 import { ASSETS_PREFIX, webClient } from './web-client.js';
 
@@ -62,6 +63,9 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
     services.metrics.httpDuration.observe({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) }, seconds);
     if (logRequests) services.log.debug('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(seconds * 1000).toFixed(2) });
   });
+  // Before anything that costs (sessions, flood tokens, bodies): a misrouted request is refused as it is.
+  const { role } = services.config;
+  if (role !== 'both') app.use('/api/*', tierGate(role));
   acceptRememberedSessions(app, messageRoutesOnRememberedSessions);
   app.use('/api/*', jsonBody, identify, floodControl);
   app.use('/api/*', recordActivity);
@@ -82,7 +86,9 @@ export function createHttpApp(services: Services): OpenAPIHono<AppEnv> {
       version: '0.1.0',
       description:
         'IRC over plain HTTP. Claim a nick (POST /api/sessions), then send `Authorization: Bearer <token>` (or rely on the session cookie). ' +
-        'Errors are application/problem+json with a stable `code`.',
+        'Errors are application/problem+json with a stable `code`. ' +
+        'Replicas may be split into tiers (`CANADUCK_ROLE`): the stream tier serves `GET /api/stream`, `GET /api/events`, `GET /api/channels/{name}/stream`, `GET /api/channels/{name}/events` and `GET /api/users/{nick}/events`, the command tier everything else under /api (and history without `wait`); ' +
+        'a request sent to the wrong tier is refused with 421 `wrong_tier`, which only a misconfigured load balancer can cause.',
     },
   });
   document.components = {

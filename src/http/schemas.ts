@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import { REPLICA_ROLES } from '../config.js';
 import { problemCatalog, type ProblemCode } from '../errors.js';
 import { EVENT_TYPES } from '../log/event.js';
 import { MAX_TOPIC_CHARS } from '../channels/channels.js';
@@ -261,8 +262,12 @@ export const IdempotencyHeader = z.object({
 
 export const ReadinessSchema = z
   .object({
-    status: z.enum(['ready', 'unavailable']),
-    checks: z.record(z.string(), z.boolean()).openapi({ description: '`database`; in distributed mode also `redis` and `bus`.', example: { database: true } }),
+    status: z.enum(['ready', 'unavailable', 'draining']),
+    role: z.enum(REPLICA_ROLES).openapi({ description: 'The tier this replica serves (`CANADUCK_ROLE`): `command` (REST), `stream` (SSE, long-poll, IRC) or `both`.' }),
+    checks: z
+      .record(z.string(), z.boolean())
+      .openapi({ description: '`database`; in distributed mode also `redis` and `bus`. Empty while draining (not checked).', example: { database: true } }),
+    detail: z.string().optional().openapi({ description: 'Why it is not ready, when draining.' }),
   })
   .openapi('Readiness');
 
