@@ -133,11 +133,7 @@ export class UserSubscription {
 
   /** The logs the user may read now: their channels and conversations, and the server log (everyone's). */
   private async allowedLogs(): Promise<Set<string>> {
-    const [memberships, conversations] = await Promise.all([
-      this.deps.store.userMemberships(this.userId),
-      this.deps.store.userConversations(this.userId),
-    ]);
-    return new Set([SERVER_LOG, ...memberships.map((m) => m.channel.nameKey), ...conversations]);
+    return new Set([SERVER_LOG, ...(await this.deps.store.userLogs(this.userId))]);
   }
 
   /**

@@ -15,8 +15,12 @@ export function textProblem(text: string): string | undefined {
   return undefined;
 }
 
+const HIGH_SURROGATE = /[\ud800-\udbff]/;
+
 /** Characters as a person counts them (code points), without building an array per message. */
 export function codePoints(text: string): number {
+  // Most messages have no character outside the BMP: one native scan answers them.
+  if (!HIGH_SURROGATE.test(text)) return text.length;
   let pairs = 0;
   for (let i = 0; i < text.length; i++) {
     const unit = text.charCodeAt(i);

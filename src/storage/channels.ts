@@ -125,4 +125,9 @@ export interface ChannelStore {
   /** Records that these users converse in `log`; returns those for whom it is new. */
   addConversation(log: string, userIds: number[]): Promise<number[]>;
   userConversations(userId: number): Promise<string[]>;
+  /**
+   * Every log the user follows besides the server's: the channels they are a member of (by
+   * name key) and their private conversations, read in one statement (one snapshot).
+   */
+  userLogs(userId: number): Promise<string[]>;
 }

@@ -409,6 +409,21 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect((await store.userConversations(c.user.id)).sort()).toEqual([self]);
         expect(await store.userConversations((await user()).user.id)).toEqual([]);
       });
+
+      it("lists every log a user follows: their channels' and their conversations'", async () => {
+        const [a, b] = [await user(), await user()];
+        const [c1, c2] = [await channel(), await channel()];
+        await store.addMember(c1.id, a.user.id, false);
+        await store.addMember(c2.id, a.user.id, true);
+        await store.addMember(c2.id, b.user.id, false);
+        const log = `dm:${a.user.id}-${b.user.id}`;
+        await store.addConversation(log, [a.user.id, b.user.id]);
+        expect((await store.userLogs(a.user.id)).sort()).toEqual([c1.nameKey, c2.nameKey, log].sort());
+        expect((await store.userLogs(b.user.id)).sort()).toEqual([c2.nameKey, log].sort());
+        await store.removeMember(c2.id, a.user.id);
+        expect((await store.userLogs(a.user.id)).sort()).toEqual([c1.nameKey, log].sort());
+        expect(await store.userLogs((await user()).user.id)).toEqual([]);
+      });
     });
 
     describe('LogStore: events', () => {

@@ -280,4 +280,11 @@ export class DrizzleChannelStore extends DrizzleAdapter implements ChannelStore 
       return rows.map((r) => r.log);
     });
   }
+
+  userLogs(userId: number): Promise<string[]> {
+    return this.run(async () => {
+      const rows = await this.hot.userLogs.execute({ userId });
+      return rows.map((r) => r.log);
+    });
+  }
 }

@@ -1,4 +1,5 @@
-import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, lt, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import type { EventRef, InsertedRef, LogStore, StoredEvent } from '../logs.js';
 import { bans, channels, deployment, events, idempotencyKeys, memberships, sessions, users } from '../schema/index.js';
 import { DrizzleAdapter } from './database.js';
@@ -7,6 +8,42 @@ const eventColumns = getTableColumns(events);
 
 const toEvent = ({ subject, ...row }: { text: string | null; subject: number | null } & Omit<StoredEvent, 'text' | 'subject'>): StoredEvent =>
   subject === null ? { ...row, text: row.text ?? '' } : { ...row, text: row.text ?? '', subject };
+
+/**
+ * The guarded batch insert's text around its one parameter, rendered once: drizzle would
+ * otherwise walk the table and column references of the whole statement on every batch.
+ */
+const render = (query: SQL) => sql.raw(new PgDialect().sqlToQuery(query).sql);
+const GUARDED_INSERT_HEAD = render(sql`
+  with judged as (
+    select r.*, r.session_id is null or exists (
+        select 1 from ${sessions} s
+          join ${users} u on u.id = s.user_id
+          join ${memberships} m on m.user_id = s.user_id and m.channel_id = r.channel_id
+          join ${channels} c on c.id = m.channel_id
+        where s.id = r.session_id and s.expires_at > r.ts and u.nick = r.nick
+          and (not c.moderated or m.is_operator or u.role <> 'user')
+          and not exists (
+            select 1 from ${bans} b
+            where b.channel_id = m.channel_id and b.nick_key = u.nick_key and (b.expires_at is null or b.expires_at > r.ts)
+          )
+        for share of m
+      ) as allowed
+    from jsonb_to_recordset(`);
+const GUARDED_INSERT_TAIL = render(sql`::jsonb)
+      as r(log text, seq bigint, type text, nick text, text text, data jsonb, ts timestamptz, subject bigint, session_id bigint, channel_id bigint)
+  )
+  insert into ${events} (log, seq, type, nick, text, data, ts, subject)
+  select log, seq,
+    case when allowed then type else 'skip' end,
+    case when allowed then nick else '' end,
+    case when allowed then text else '' end,
+    case when allowed then data else '{}'::jsonb end,
+    ts,
+    case when allowed then subject end
+  from judged
+  on conflict do nothing
+  returning log, seq, type = 'skip' as refused`);
 
 /** Logs, idempotency keys and the deployment's identity over Drizzle. */
 export class DrizzleLogStore extends DrizzleAdapter implements LogStore {
@@ -36,35 +73,7 @@ export class DrizzleLogStore extends DrizzleAdapter implements LogStore {
           channel_id: r.guard?.channelId,
         })),
       );
-      const result = await this.db.execute(sql`
-        with judged as (
-          select r.*, r.session_id is null or exists (
-              select 1 from ${sessions} s
-                join ${users} u on u.id = s.user_id
-                join ${memberships} m on m.user_id = s.user_id and m.channel_id = r.channel_id
-                join ${channels} c on c.id = m.channel_id
-              where s.id = r.session_id and s.expires_at > r.ts and u.nick = r.nick
-                and (not c.moderated or m.is_operator or u.role <> 'user')
-                and not exists (
-                  select 1 from ${bans} b
-                  where b.channel_id = m.channel_id and b.nick_key = u.nick_key and (b.expires_at is null or b.expires_at > r.ts)
-                )
-              for share of m
-            ) as allowed
-          from jsonb_to_recordset(${batch}::jsonb)
-            as r(log text, seq bigint, type text, nick text, text text, data jsonb, ts timestamptz, subject bigint, session_id bigint, channel_id bigint)
-        )
-        insert into ${events} (log, seq, type, nick, text, data, ts, subject)
-        select log, seq,
-          case when allowed then type else 'skip' end,
-          case when allowed then nick else '' end,
-          case when allowed then text else '' end,
-          case when allowed then data else '{}'::jsonb end,
-          ts,
-          case when allowed then subject end
-        from judged
-        on conflict do nothing
-        returning log, seq, type = 'skip' as refused`);
+      const result = await this.db.execute(sql`${GUARDED_INSERT_HEAD}${batch}${GUARDED_INSERT_TAIL}`);
       // postgres-js gives rows as the result and int8 as text; PGlite gives { rows } and numbers.
       const inserted = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as Array<{
         log: string;
@@ -88,25 +97,12 @@ export class DrizzleLogStore extends DrizzleAdapter implements LogStore {
   }
 
   eventsAfter(log: string, after: number, limit: number): Promise<StoredEvent[]> {
-    return this.run(async () => {
-      const rows = await this.db
-        .select(eventColumns)
-        .from(events)
-        .where(and(eq(events.log, log), gt(events.seq, after)))
-        .orderBy(asc(events.seq))
-        .limit(limit);
-      return rows.map(toEvent);
-    });
+    return this.run(async () => (await this.hot.eventsAfter.execute({ log, after, limit })).map(toEvent));
   }
 
   eventsBefore(log: string, before: number | undefined, limit: number): Promise<StoredEvent[]> {
     return this.run(async () => {
-      const rows = await this.db
-        .select(eventColumns)
-        .from(events)
-        .where(before === undefined ? eq(events.log, log) : and(eq(events.log, log), lt(events.seq, before)))
-        .orderBy(desc(events.seq))
-        .limit(limit);
+      const rows = await (before === undefined ? this.hot.eventsNewest.execute({ log, limit }) : this.hot.eventsBefore.execute({ log, before, limit }));
       return rows.reverse().map(toEvent);
     });
   }
@@ -161,30 +157,16 @@ export class DrizzleLogStore extends DrizzleAdapter implements LogStore {
 
   maxSeq(log: string): Promise<number> {
     return this.run(async () => {
-      const [row] = await this.db
-        .select({ max: sql<number | null>`max(${events.seq})`.mapWith(Number) })
-        .from(events)
-        .where(eq(events.log, log));
+      const [row] = await this.hot.maxSeq.execute({ log });
       return row?.max ?? 0;
     });
   }
 
   accessEndAfter(log: string, userId: number, after: number): Promise<number | undefined> {
     return this.run(async () => {
-      const ofUser = and(eq(events.subject, userId), eq(events.log, log));
-      const [before] = await this.db
-        .select({ type: events.type })
-        .from(events)
-        .where(and(ofUser, lte(events.seq, after)))
-        .orderBy(desc(events.seq))
-        .limit(1);
+      const [before] = await this.hot.accessEventAtOrBefore.execute({ log, userId, after });
       if (before?.type !== 'join') return undefined;
-      const [next] = await this.db
-        .select({ seq: events.seq, type: events.type })
-        .from(events)
-        .where(and(ofUser, gt(events.seq, after)))
-        .orderBy(asc(events.seq))
-        .limit(1);
+      const [next] = await this.hot.accessEventAfter.execute({ log, userId, after });
       return next && next.type !== 'join' ? next.seq : undefined;
     });
   }

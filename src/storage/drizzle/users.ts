@@ -50,7 +50,7 @@ export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
 
   touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void> {
     return this.run(async () => {
-      await this.db.update(sessions).set({ lastSeenAt: now, expiresAt }).where(eq(sessions.id, sessionId));
+      await this.hot.touchSession.execute({ sessionId, now: now.toISOString(), expiresAt: expiresAt.toISOString() });
     });
   }
 
