@@ -18,35 +18,46 @@ import { freshLog, runSequencerContract } from './contracts/sequencer.contract.j
 import { AgingClock } from './support/bucket-clocks.js';
 import { describeWithRedisCluster, PrivateRedisCluster } from './support/redis-cluster.js';
 
+interface ClusterForDescribe {
+  /** The private cluster, once the describe's beforeAll has run. */
+  nodes: () => PrivateRedisCluster;
+  /** A connected client to it, as a replica's: auto-pipelined. */
+  cluster: () => Cluster;
+  /** The buses the tests open: closed after the describe, before the cluster stops. */
+  buses: Array<ShardedRedisBus<Delivery>>;
+}
+
+/** A private cluster for the enclosing describe, started before its tests and stopped after them. */
+function clusterForDescribe(masters: number, replicasPerMaster = 0): ClusterForDescribe {
+  let nodes: PrivateRedisCluster | undefined;
+  let client: Cluster | undefined;
+  const buses: Array<ShardedRedisBus<Delivery>> = [];
+  beforeAll(async () => {
+    nodes = await PrivateRedisCluster.start(masters, replicasPerMaster);
+    client = createRedisCluster(nodes.addresses, { enableAutoPipelining: true });
+    await client.connect();
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(buses.map((bus) => bus.close()));
+    client?.disconnect();
+    await nodes?.stop();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the cluster is there once the beforeAll of its describe has run');
+    return value;
+  };
+  return { nodes: () => started(nodes), cluster: () => started(client), buses };
+}
+
 /**
  * Every Redis adapter on a real 3-master Redis Cluster (private, on loopback): the same
  * contracts as on one server, then what only a cluster has: slots, sharded pub/sub, and a
  * master killed and restarted under the bus.
  */
 describeWithRedisCluster('on a Redis Cluster', () => {
-  let nodes: PrivateRedisCluster;
-  let client: Cluster | undefined;
+  const { nodes, cluster, buses } = clusterForDescribe(3);
   const prefix = `canaduck-test:${randomUUID().slice(0, 8)}:`;
   const deployment = { id: 'cluster-test', secret: 'cluster-test-secret' };
-  const buses: Array<ShardedRedisBus<Delivery>> = [];
-
-  beforeAll(async () => {
-    nodes = await PrivateRedisCluster.start(3);
-    // As a replica's: auto-pipelined.
-    client = createRedisCluster(nodes.addresses, { enableAutoPipelining: true });
-    await client.connect();
-  }, 60_000);
-
-  afterAll(async () => {
-    await Promise.all(buses.map((bus) => bus.close()));
-    client?.disconnect();
-    await nodes?.stop();
-  });
-
-  const cluster = (): Cluster => {
-    if (!client) throw new Error('the cluster client is there once its beforeAll has run');
-    return client;
-  };
 
   const openBus = async (options: { probeIntervalMs?: number; probeTimeoutMs?: number } = {}) => {
     const bus = await ShardedRedisBus.create<Delivery>({
@@ -94,8 +105,8 @@ describeWithRedisCluster('on a Redis Cluster', () => {
     const sequencer = new RedisSequencer({ redis: cluster(), prefix, floor: async () => 0 });
     const logs = Array.from({ length: 30 }, () => freshLog());
     await sequencer.next(logs);
-    const victim = await nodes.ownerOf(keySlot(`${prefix}seq:{${logs[0]}}`));
-    const down = await Promise.all(logs.map(async (log) => (await nodes.ownerOf(keySlot(`${prefix}seq:{${log}}`))).port === victim.port));
+    const victim = await nodes().ownerOf(keySlot(`${prefix}seq:{${logs[0]}}`));
+    const down = await Promise.all(logs.map(async (log) => (await nodes().ownerOf(keySlot(`${prefix}seq:{${log}}`))).port === victim.port));
     await victim.kill('SIGKILL');
     try {
       const error = await sequencer.next(logs).then(
@@ -107,7 +118,7 @@ describeWithRedisCluster('on a Redis Cluster', () => {
       expect((error as SeqsPartlyTaken).seqs).toEqual(down.map((isDown) => (isDown ? undefined : 2)));
     } finally {
       await victim.boot();
-      await nodes.waitUntilOk();
+      await nodes().waitUntilOk();
     }
     // Back empty: its counters are seeded again from the floor (0 here, as a test's storage holds nothing).
     await expect.poll(() => sequencer.next([logs[0]!]).catch(() => []), { timeout: 10_000 }).toEqual([1]);
@@ -143,7 +154,7 @@ describeWithRedisCluster('on a Redis Cluster', () => {
     const log = freshBusLog();
     await bus.subscribe(log);
     const channel = `${prefix}log:{${log}}`;
-    const owner = await nodes.ownerOf(keySlot(channel));
+    const owner = await nodes().ownerOf(keySlot(channel));
     const counts = await Promise.all(cluster().nodes('master').map(async (node) => [node.options.port, await node.pubsub('SHARDNUMSUB', channel)] as const));
     for (const [port, reply] of counts) expect(Number((reply as unknown[])[1]), `node ${port}`).toBe(port === owner.port ? 1 : 0);
   });
@@ -177,8 +188,8 @@ describeWithRedisCluster('on a Redis Cluster', () => {
 
     // Move the slot by hand, as `redis-cli --cluster reshard` does (it holds no key: nothing to MIGRATE).
     const slot = keySlot(`${prefix}log:{${log}}`);
-    const source = await nodes.ownerOf(slot);
-    const target = nodes.nodes.find((node) => node !== source)!;
+    const source = await nodes().ownerOf(slot);
+    const target = nodes().nodes.find((node) => node !== source)!;
     const admin = (port: number) => cluster().nodes('master').find((node) => node.options.port === port)!;
     const sourceId = String(await admin(source.port).cluster('MYID'));
     const targetId = String(await admin(target.port).cluster('MYID'));
@@ -186,7 +197,7 @@ describeWithRedisCluster('on a Redis Cluster', () => {
     await admin(source.port).cluster('SETSLOT', slot, 'MIGRATING', targetId);
     await admin(target.port).cluster('SETSLOT', slot, 'NODE', targetId);
     await admin(source.port).cluster('SETSLOT', slot, 'NODE', targetId);
-    expect((await nodes.ownerOf(slot)).port).toBe(target.port);
+    expect((await nodes().ownerOf(slot)).port).toBe(target.port);
 
     // The old owner drops the shard channel (an unsolicited SUNSUBSCRIBE): the bus reads the
     // slot map again and subscribes at the new owner.
@@ -207,8 +218,8 @@ describeWithRedisCluster('on a Redis Cluster', () => {
       // Logs on every master, so one of them is on the victim and others are not.
       const logs = Array.from({ length: 30 }, () => freshBusLog());
       await Promise.all(logs.map((log) => b.subscribe(log)));
-      const victim = await nodes.ownerOf(keySlot(`${prefix}log:{${logs[0]}}`));
-      const owners = await Promise.all(logs.map(async (log) => (await nodes.ownerOf(keySlot(`${prefix}log:{${log}}`))).port));
+      const victim = await nodes().ownerOf(keySlot(`${prefix}log:{${logs[0]}}`));
+      const owners = await Promise.all(logs.map(async (log) => (await nodes().ownerOf(keySlot(`${prefix}log:{${log}}`))).port));
       const onVictim = logs.filter((_, i) => owners[i] === victim.port);
       const elsewhere = logs.filter((_, i) => owners[i] !== victim.port);
       expect(elsewhere.length).toBeGreaterThan(0);
@@ -225,7 +236,7 @@ describeWithRedisCluster('on a Redis Cluster', () => {
       await expect(a.publish([chatEvent(onVictim[0]!, 2)])).rejects.toMatchObject({ code: 'unavailable' });
 
       await victim.boot();
-      await nodes.waitUntilOk();
+      await nodes().waitUntilOk();
       await expect.poll(() => resubscribed, { timeout: 10_000 }).toBeGreaterThan(0);
       await expect.poll(() => b.healthy(), { timeout: 5_000 }).toBe(true);
       await expect.poll(() => a.healthy(), { timeout: 5_000 }).toBe(true);
@@ -237,27 +248,13 @@ describeWithRedisCluster('on a Redis Cluster', () => {
 });
 
 describeWithRedisCluster('on a Redis Cluster with replicas, a master failing over', () => {
-  let nodes: PrivateRedisCluster;
-  let client: Cluster | undefined;
+  const { nodes, cluster, buses } = clusterForDescribe(3, 1);
   const prefix = `canaduck-test:${randomUUID().slice(0, 8)}:`;
-  const buses: Array<ShardedRedisBus<Delivery>> = [];
-
-  beforeAll(async () => {
-    nodes = await PrivateRedisCluster.start(3, 1);
-    client = createRedisCluster(nodes.addresses, { enableAutoPipelining: true });
-    await client.connect();
-  }, 60_000);
-
-  afterAll(async () => {
-    await Promise.all(buses.map((bus) => bus.close()));
-    client?.disconnect();
-    await nodes?.stop();
-  });
 
   it('the promoted replica takes over the subscriptions of its logs, and consumers are told to catch up', async () => {
     const open = async () => {
       const bus = await ShardedRedisBus.create<Delivery>({
-        cluster: client!,
+        cluster: cluster(),
         prefix,
         replicaId: randomUUID(),
         deployment: { id: 'failover-test', secret: 'failover-test-secret' },
@@ -281,10 +278,10 @@ describeWithRedisCluster('on a Redis Cluster with replicas, a master failing ove
     for (const log of logs) await atB.waitFor(log, 1);
 
     const slot = keySlot(`${prefix}log:{${logs[0]}}`);
-    const victim = await nodes.ownerOf(slot);
+    const victim = await nodes().ownerOf(slot);
     await victim.kill('SIGKILL');
     // The replica is promoted once the others agree the master failed (node timeout 2 s).
-    await expect.poll(async () => (await nodes.ownerOf(slot)).port, { timeout: 20_000, interval: 200 }).not.toBe(victim.port);
+    await expect.poll(async () => (await nodes().ownerOf(slot)).port, { timeout: 20_000, interval: 200 }).not.toBe(victim.port);
     // The bus follows the slot map (refreshed every 5 s) to the new master, and says so.
     await expect.poll(() => resubscribed, { timeout: 15_000 }).toBeGreaterThan(0);
     await expect.poll(() => b.healthy(), { timeout: 5_000 }).toBe(true);

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
 import { Redis } from 'ioredis';
 import { afterAll, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server.js';
@@ -10,6 +9,7 @@ import {
   anyOf,
   claimNick,
   describeTally,
+  expectDeliveredExactlyOnce,
   httpJson,
   join,
   post,
@@ -18,6 +18,7 @@ import {
   statusSummary,
   stopAll,
   memberOfAll,
+  storedRows,
   storedSeqs,
   subscribeMix,
   until,
@@ -76,25 +77,7 @@ async function cluster(env: Record<string, string>, options: ServiceOptions[]) {
 function expectClean(t: Tally, label: string) {
   const summary = describeTally(t);
   console.log(`[faults] ${label}: ${summary.split('\n')[0]}`);
-  expect({ lost: t.lost, duplicated: t.duplicated, outOfOrder: t.outOfOrder, extra: t.extra, resets: t.resets, unexpected: t.unexpected }, summary).toEqual({
-    lost: 0,
-    duplicated: 0,
-    outOfOrder: 0,
-    extra: 0,
-    resets: 0,
-    unexpected: 0,
-  });
-}
-
-/** The stored rows of a log, skips included, straight from PostgreSQL. */
-async function rawRows(databaseUrl: string, log: string): Promise<Array<{ seq: number; type: string; text: string | null }>> {
-  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
-  try {
-    const rows = await sql<Array<{ seq: string; type: string; text: string | null }>>`select seq, type, text from events where log = ${log} order by seq`;
-    return rows.map((r) => ({ seq: Number(r.seq), type: r.type, text: r.text }));
-  } finally {
-    await sql.end();
-  }
+  expectDeliveredExactlyOnce(t, summary);
 }
 
 describeWithServices('the delivery promise under faults (distributed)', () => {
@@ -210,7 +193,7 @@ describeWithServices('the delivery promise under faults (distributed)', () => {
       const keys = all.map((e) => `${e.log} ${e.seq}`);
       expect(new Set(keys).size).toBe(keys.length);
       for (const ch of channels) {
-        const rows = new Map((await rawRows(c.backing.env.DATABASE_URL!, `#${ch}`)).map((r) => [r.seq, r]));
+        const rows = new Map((await storedRows(c.backing.env.DATABASE_URL!, `#${ch}`)).map((r) => [r.seq, r]));
         for (const e of all.filter((x) => x.log === `#${ch}`)) expect(rows.get(e.seq)?.text, `seq ${e.seq}`).toBe(e.text);
         // The restarted counter was re-seeded above the stored maximum: every post sent after
         // the restart got a seq above everything stored before it.
@@ -229,7 +212,7 @@ describeWithServices('the delivery promise under faults (distributed)', () => {
     }
     async function maxStored(url: string, chans: string[]) {
       const max = new Map<string, number>();
-      for (const ch of chans) max.set(`#${ch}`, Math.max(0, ...(await rawRows(url, `#${ch}`)).map((r) => r.seq)));
+      for (const ch of chans) max.set(`#${ch}`, Math.max(0, ...(await storedRows(url, `#${ch}`)).map((r) => r.seq)));
       return max;
     }
   }, 120_000);
@@ -388,7 +371,7 @@ describeWithServices('the delivery promise under faults (distributed)', () => {
       expect(waited).toBeLessThan(gapMs + 5_000);
       for (let i = 0; i < 4; i++) expect((await post(i % 2 ? a : b, poster.token, channel, `after-${i} @${Date.now()}`)).status).toBe(201);
 
-      const rows = await rawRows(c.backing.env.DATABASE_URL!, log);
+      const rows = await storedRows(c.backing.env.DATABASE_URL!, log);
       expect(rows.find((r) => r.seq === died)?.type).toBe('skip');
       const t = await settleAndTally(subs, () => storedSeqs(b, poster.token, [channel]));
       expectClean(t, 'writer died holding a seq');
@@ -413,7 +396,7 @@ describeWithServices('the delivery promise under faults (distributed)', () => {
       // Come back only once readers have claimed the seq as skipped and delivered past it.
       await until(
         async () =>
-          subs.some((s) => s.highest(log()) > row.seq) && (await rawRows(databaseUrl, log())).some((r) => r.seq === row.seq && r.type === 'skip'),
+          subs.some((s) => s.highest(log()) > row.seq) && (await storedRows(databaseUrl, log())).some((r) => r.seq === row.seq && r.type === 'skip'),
         'readers to skip the late seq',
         20_000,
       );
@@ -440,7 +423,7 @@ describeWithServices('the delivery promise under faults (distributed)', () => {
       // Committed, but with a new seq above the one readers skipped.
       expect(reply.status).toBe(201);
       expect(reply.body.seq).toBeGreaterThan(late!);
-      const rows = await rawRows(databaseUrl, log());
+      const rows = await storedRows(databaseUrl, log());
       expect(rows.find((r) => r.seq === late)?.type).toBe('skip');
       expect(rows.filter((r) => r.text === lateText).map((r) => r.seq)).toEqual([reply.body.seq]);
 

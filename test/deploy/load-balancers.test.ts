@@ -5,13 +5,11 @@ import { Client } from '../support/client.js';
 import { RawIrc } from '../support/irc.js';
 import {
   HAPROXY_CFG,
-  haproxyAvailable,
   haproxyConfig,
+  loadBalancers,
   NGINX_CONF,
-  nginxAvailable,
   nginxConfig,
-  startHaproxy,
-  startNginx,
+  reportMissingLoadBalancers,
   type LoadBalancer,
   type LoadBalancerBackends,
 } from '../support/load-balancer.js';
@@ -36,16 +34,7 @@ import { uniqueChannel, uniqueNick } from '../http/support.js';
  * The address a replica sees is read back from the audit log (`GET /api/logs`, field `address`).
  */
 
-const required = process.env.CANADUCK_REQUIRE_SERVICES === '1';
-const balancers = [
-  { name: 'nginx', available: nginxAvailable, start: startNginx, install: 'nginx libnginx-mod-stream' },
-  { name: 'haproxy', available: haproxyAvailable, start: startHaproxy, install: 'haproxy' },
-] as const;
-for (const lb of balancers) {
-  if (lb.available) continue;
-  if (required) throw new Error(`CANADUCK_REQUIRE_SERVICES=1 but ${lb.name} is missing (apt-get install ${lb.install})`);
-  console.warn(`[canaduck] SKIPPING the ${lb.name} load-balancer tests: ${lb.name} is missing (apt-get install ${lb.install}; set CANADUCK_REQUIRE_SERVICES=1 to fail instead)`);
-}
+reportMissingLoadBalancers((name) => `the ${name} load-balancer tests`);
 
 const HEARTBEAT_MS = 1000;
 const ADMIN = { nick: 'lbadmin', password: 'lb-admin-password' };
@@ -166,7 +155,7 @@ describeWithServices('real load balancers in front of three replicas (distribute
   }
 
   beforeAll(async () => {
-    if (!balancers.some((lb) => lb.available)) return;
+    if (!loadBalancers.some((lb) => lb.available)) return;
     backing = await freshBacking('distributed', {
       CANADUCK_PASSWORD_COST: '10',
       CANADUCK_HEARTBEAT_SECONDS: String(HEARTBEAT_MS / 1000),
@@ -191,7 +180,7 @@ describeWithServices('real load balancers in front of three replicas (distribute
     await backing?.cleanup();
   });
 
-  for (const balancer of balancers) {
+  for (const balancer of loadBalancers) {
     const run = balancer.available && servicesUp ? describe : describe.skip;
     run(balancer.available ? balancer.name : `${balancer.name} — SKIPPED: not installed (apt-get install ${balancer.install})`, () => {
       let lb: LoadBalancer;

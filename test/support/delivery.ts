@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
+import postgres from 'postgres';
+import { expect } from 'vitest';
 import { SseClient, type SseEvent } from './sse-client.js';
 
 /**
@@ -628,3 +630,26 @@ export const stopAll = (subscribers: Subscriber[]) => Promise.all(subscribers.ma
 export const describeTally = (t: Tally) =>
   `delivered=${t.delivered} lost=${t.lost} duplicated=${t.duplicated} outOfOrder=${t.outOfOrder} extra=${t.extra} resets=${t.resets} unexpected=${t.unexpected}` +
   (t.details.length ? `\n  ${t.details.join('\n  ')}` : '');
+
+/** The delivery promise kept: nothing lost, duplicated, out of order, extra, reset or unexpected. `message` heads a failure. */
+export function expectDeliveredExactlyOnce(t: Tally, message = describeTally(t)): void {
+  expect({ lost: t.lost, duplicated: t.duplicated, outOfOrder: t.outOfOrder, extra: t.extra, resets: t.resets, unexpected: t.unexpected }, message).toEqual({
+    lost: 0,
+    duplicated: 0,
+    outOfOrder: 0,
+    extra: 0,
+    resets: 0,
+    unexpected: 0,
+  });
+}
+
+/** The stored rows of a log, skips included, straight from PostgreSQL. */
+export async function storedRows(databaseUrl: string, log: string): Promise<Array<{ seq: number; type: string; text: string | null }>> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql<Array<{ seq: string; type: string; text: string | null }>>`select seq, type, text from events where log = ${log} order by seq`;
+    return rows.map((r) => ({ seq: Number(r.seq), type: r.type, text: r.text }));
+  } finally {
+    await sql.end();
+  }
+}

@@ -300,3 +300,21 @@ export function startHaproxy(backends: LoadBalancerBackends, options: LoadBalanc
     return launch({ name: 'haproxy', dir, command: HAPROXY, args: ['-db', '-f', cfg], httpPort, ircPort });
   });
 }
+
+/** The load balancers the tests run the deployable configs of, and whether each is installed here. */
+export const loadBalancers = [
+  { name: 'nginx', available: nginxAvailable, start: startNginx, install: 'nginx libnginx-mod-stream' },
+  { name: 'haproxy', available: haproxyAvailable, start: startHaproxy, install: 'haproxy' },
+] as const;
+
+/**
+ * For each load balancer that is not installed: throws when CANADUCK_REQUIRE_SERVICES=1, else
+ * warns that `skipped(name)` (what the calling file will not run) is skipped. Call it at module level.
+ */
+export function reportMissingLoadBalancers(skipped: (name: string) => string): void {
+  for (const lb of loadBalancers) {
+    if (lb.available) continue;
+    if (process.env.CANADUCK_REQUIRE_SERVICES === '1') throw new Error(`CANADUCK_REQUIRE_SERVICES=1 but ${lb.name} is missing (apt-get install ${lb.install})`);
+    console.warn(`[canaduck] SKIPPING ${skipped(lb.name)}: ${lb.name} is missing (apt-get install ${lb.install}; set CANADUCK_REQUIRE_SERVICES=1 to fail instead)`);
+  }
+}

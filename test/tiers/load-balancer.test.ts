@@ -18,7 +18,7 @@ import {
   type ReceivedEvent,
   type Subscriber,
 } from '../support/delivery.js';
-import { haproxyAvailable, nginxAvailable, startHaproxy, startNginx, type LoadBalancer, type LoadBalancerBackends } from '../support/load-balancer.js';
+import { loadBalancers, reportMissingLoadBalancers, type LoadBalancer, type LoadBalancerBackends } from '../support/load-balancer.js';
 import { RawIrc } from '../support/irc.js';
 import { freePort, killAllReplicas, Replica } from '../support/replica.js';
 import { describeWithServices, freshDatabase, freshRedisPrefix, TEST_REDIS_URL } from '../support/services.js';
@@ -35,16 +35,7 @@ import { describeWithServices, freshDatabase, freshRedisPrefix, TEST_REDIS_URL }
  * its tier's routes, and both stream replicas served.
  */
 
-const required = process.env.CANADUCK_REQUIRE_SERVICES === '1';
-const balancers = [
-  { name: 'nginx', available: nginxAvailable, start: startNginx, install: 'nginx libnginx-mod-stream' },
-  { name: 'haproxy', available: haproxyAvailable, start: startHaproxy, install: 'haproxy' },
-] as const;
-for (const lb of balancers) {
-  if (lb.available) continue;
-  if (required) throw new Error(`CANADUCK_REQUIRE_SERVICES=1 but ${lb.name} is missing (apt-get install ${lb.install})`);
-  console.warn(`[canaduck] SKIPPING the tiers-behind-${lb.name} test: ${lb.name} is missing (apt-get install ${lb.install}; set CANADUCK_REQUIRE_SERVICES=1 to fail instead)`);
-}
+reportMissingLoadBalancers((name) => `the tiers-behind-${name} test`);
 
 const CHANNELS = 3;
 const WRITERS = 3;
@@ -114,7 +105,7 @@ describeWithServices('tiers behind a load balancer: 1 command + 2 stream replica
     await drop?.();
   });
 
-  for (const lb of balancers) {
+  for (const lb of loadBalancers) {
     (lb.available ? describe : describe.skip)(`through ${lb.name}`, () => {
       let balancer: LoadBalancer | undefined;
 
