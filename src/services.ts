@@ -97,7 +97,8 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   let store: Store;
   let sequencer: Sequencer;
   let bus: Bus<Delivery>;
-  let pingRedis: (() => Promise<boolean>) | undefined;
+  /** Readiness of the Redis side (distributed mode): its server, or most cluster masters, and the bus. */
+  let redisReadiness: (() => Promise<{ redis: boolean; bus: boolean }>) | undefined;
   let rateLimiter: RateLimiter | undefined;
   let presence: Presence;
   const caps = { perSession: config.maxConnectionsPerSession, perAddress: config.maxConnectionsPerAddress };
@@ -165,13 +166,14 @@ export async function openServices(config: Config, options: ServiceOptions = {})
       // A command replica follows no log: it publishes what it commits and subscribes to nothing.
       subscribes: config.role !== 'command',
     };
-    bus = redis instanceof Cluster ? await ShardedRedisBus.create<Delivery>({ ...busOptions, cluster: redis }) : await RedisBus.create<Delivery>({ ...busOptions, publisher: redis });
-    // On a cluster every master must answer: each serves logs of its own.
-    pingRedis = () =>
-      Promise.all(redis instanceof Cluster ? redis.nodes('master').map((node) => node.ping()) : [redis.ping()]).then(
-        () => true,
-        () => false,
-      );
+    const redisBus = redis instanceof Cluster ? await ShardedRedisBus.create<Delivery>({ ...busOptions, cluster: redis }) : await RedisBus.create<Delivery>({ ...busOptions, publisher: redis });
+    bus = redisBus;
+    // On a cluster, most masters must answer (see RedisBusBase.mostlyHealthy for why not all).
+    redisReadiness = async () => {
+      const masters = redis instanceof Cluster ? redis.nodes('master') : [redis];
+      const answered = await Promise.all(masters.map((node) => node.ping().then(() => true, () => false)));
+      return { redis: answered.filter(Boolean).length * 2 > masters.length, bus: redisBus.mostlyHealthy() };
+    };
     if (config.floodRate > 0) rateLimiter = new RedisRateLimiter(redis, config.redisPrefix, bucket);
     presence = new RedisPresence({
       redis,
@@ -290,10 +292,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     async ready() {
       const database = await store.ping().then(() => true, () => false);
       const checks: Record<string, boolean> = { database };
-      if (pingRedis) {
-        checks.redis = await pingRedis();
-        checks.bus = bus.healthy();
-      }
+      if (redisReadiness) Object.assign(checks, await redisReadiness());
       return { ok: Object.values(checks).every(Boolean), checks };
     },
     async close() {

@@ -147,6 +147,19 @@ export abstract class RedisBusBase<P extends Publication = Publication> implemen
     return !this.closed && subscribers.length > 0 && subscribers.every((subscriber) => subscriber.healthy);
   }
 
+  /**
+   * Whether more than half of the subscriber connections are live (on a single server: the
+   * one). Readiness asks this rather than `healthy()`: a cluster master down is every
+   * replica's problem alike, and pulling them all would also stop the logs the other masters
+   * still serve; its own logs' posts answer 503 meanwhile and their readers catch up after.
+   */
+  mostlyHealthy(): boolean {
+    if (!this.subscribes) return this.healthy();
+    const subscribers = [...this.subscribers()];
+    const live = subscribers.filter((subscriber) => subscriber.healthy).length;
+    return !this.closed && live * 2 > subscribers.length;
+  }
+
   /** Stops probing and quits the subscriber connections; the publisher is left to its owner. */
   async close(): Promise<void> {
     if (this.closed) return;
