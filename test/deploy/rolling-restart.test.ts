@@ -16,7 +16,7 @@ import {
   type Subscriber,
 } from '../support/delivery.js';
 import { isCommand, RawIrc, registerNick, type Line } from '../support/irc.js';
-import { haproxyAvailable, nginxAvailable, startHaproxy, startNginx, type LoadBalancer, type LoadBalancerBackends } from '../support/load-balancer.js';
+import { loadBalancers, reportMissingLoadBalancers, type LoadBalancer, type LoadBalancerBackends } from '../support/load-balancer.js';
 import { freePort, killAllReplicas, Replica } from '../support/replica.js';
 import { freshBacking, type Backing } from '../support/server.js';
 import { describeWithServices } from '../support/services.js';
@@ -42,7 +42,6 @@ const DELAY_MS = 1500;
 const SPREAD_MS = 1500;
 const PASSWORD = 'rolling horse battery';
 const CAPS = 'sasl draft/chathistory batch server-time message-tags';
-const required = process.env.CANADUCK_REQUIRE_SERVICES === '1';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -172,22 +171,17 @@ class ResumingIrc {
   }
 }
 
-/** A suite behind one kind of load balancer, skipped with the reason when it is not installed (failing with CANADUCK_REQUIRE_SERVICES=1). */
-function describeBehind(name: string, available: boolean, missing: string, fn: () => void): void {
-  if (available) return describeWithServices(name, fn);
-  if (required) throw new Error(`CANADUCK_REQUIRE_SERVICES=1 but ${missing} is missing`);
-  console.warn(`[canaduck] SKIPPING ${name}: ${missing} not installed (set CANADUCK_REQUIRE_SERVICES=1 to fail instead)`);
-  describe.skip(`${name} — SKIPPED: ${missing} not installed`, fn);
-}
-
 interface Slot {
   port: number;
   ircPort: number;
   replica: Replica;
 }
 
-function rollingRestart(name: string, available: boolean, missing: string, start: (backends: LoadBalancerBackends) => Promise<LoadBalancer>): void {
-  describeBehind(`rolling restart behind ${name}: nothing lost, nothing twice (distributed)`, available, missing, () => {
+const suiteName = (name: string) => `rolling restart behind ${name}: nothing lost, nothing twice (distributed)`;
+reportMissingLoadBalancers(suiteName);
+
+function rollingRestart(name: string, available: boolean, start: (backends: LoadBalancerBackends) => Promise<LoadBalancer>): void {
+  (available ? describeWithServices : describe.skip)(suiteName(name), () => {
     let backing: Backing;
     let env: Record<string, string>;
     let lb: LoadBalancer | undefined;
@@ -299,5 +293,4 @@ function rollingRestart(name: string, available: boolean, missing: string, start
   });
 }
 
-rollingRestart('nginx', nginxAvailable, 'nginx with libnginx-mod-stream', startNginx);
-rollingRestart('HAProxy', haproxyAvailable, 'haproxy', startHaproxy);
+for (const lb of loadBalancers) rollingRestart(lb.name, lb.available, lb.start);
