@@ -17,6 +17,8 @@ const CRC16_TABLE = (() => {
 /**
  * The hash slot of a key or shard channel, as Redis Cluster computes it (CRC16-XMODEM of the
  * UTF-8 bytes, modulo 16384), hashing only the `{tag}` when the key has a non-empty one.
+ * Not `cluster-key-slot` (ioredis's own): it disagrees with `CLUSTER KEYSLOT` on a key such as
+ * `{}{tag}` (an empty first tag means the whole key is hashed), which the tests check.
  */
 export function keySlot(key: string): number {
   let bytes = Buffer.from(key, 'utf8');
