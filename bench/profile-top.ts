@@ -52,9 +52,21 @@ for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n
 
 const label = (n: Node) => {
   const { functionName, url, lineNumber } = n.callFrame;
-  const where = url ? `${url.replace(/^file:\/\//, '').replace(`${process.cwd()}/`, '').replace(/.*node_modules\//, 'nm:')}:${lineNumber + 1}` : '';
+  const where = url ? `${sourceOf(url.replace(/^file:\/\//, '').replace(`${process.cwd()}/`, '').replace(/.*node_modules\//, 'nm:'))}:${lineNumber + 1}` : '';
   return `${functionName || '(anonymous)'} ${where}`.trim();
 };
+
+/**
+ * The source a compiled file of the bench's build came from (bench/lib/build.ts), so that
+ * labels and stages name `src/…` as they do for a server run from sources; the line is the
+ * compiled file's.
+ */
+function sourceOf(file: string): string {
+  const compiled = /^(?:.*\/)?\.bench-build-[^/]+\/(.+)\.js$/.exec(file);
+  if (!compiled) return file;
+  const floor = /^bench-floors\/(.+)$/.exec(compiled[1]!);
+  return floor ? `bench/floors/${floor[1]}.ts` : `src/${compiled[1]}.ts`;
+}
 
 /** Labels of a sample's stack, leaf first. */
 function* stackOf(id: number): Generator<string> {

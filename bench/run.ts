@@ -10,9 +10,10 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { buildForBench, type BenchBuild } from './lib/build.js';
 import { BenchContext } from './lib/context.js';
 import { ADMIN_PG_URL, REDIS_URL, cpuShare, cpuSnapshot, createBacking, git, machine, noise, reachable, type Backing } from './lib/env.js';
-import { ROOT, killAllChildren } from './lib/procs.js';
+import { ROOT, killAllChildren, runServersCompiled } from './lib/procs.js';
 import { rows, table, writeResult, type Row, type ScenarioResult } from './lib/report.js';
 import { crossReplica } from './scenarios/cross-replica.js';
 import { embedded } from './scenarios/embedded.js';
@@ -82,12 +83,14 @@ async function main(): Promise<number> {
   console.log(`load average at start: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (the box is shared: compare ratios, not absolute figures)`);
 
   let backing: Backing | undefined;
+  let compiled: BenchBuild | undefined;
   let ctx: BenchContext | undefined;
   const allRows: Row[] = [];
   const summary: Array<{ scenario: string; errors: string[]; file?: string; rows: Row[] }> = [];
   const stop = () => {
     // Interrupted: servers and load generators go first (by PID), then the database and keys.
     killAllChildren();
+    compiled?.remove();
     const exit = () => process.exit(130);
     setTimeout(exit, 10_000).unref();
     void (backing?.cleanup() ?? Promise.resolve()).finally(exit);
@@ -95,6 +98,10 @@ async function main(): Promise<number> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
+    const buildStarted = performance.now();
+    compiled = await buildForBench();
+    runServersCompiled(compiled.compiled);
+    console.log(`servers compiled into ${path.relative(ROOT, compiled.dir)}/ in ${Math.round(performance.now() - buildStarted)} ms (they run as \`npm start\` runs them)`);
     backing = await createBacking();
     console.log(`database ${backing.database}, Redis prefix ${backing.prefix}, logs in ${runDir}`);
     ctx = new BenchContext({ quick: args.quick, runs, backing, runDir, profileDir, log: (line) => console.log(line) });
@@ -142,6 +149,7 @@ async function main(): Promise<number> {
   } finally {
     await ctx?.shutdown().catch((err: unknown) => console.error('shutdown:', err));
     killAllChildren();
+    compiled?.remove();
     await backing?.cleanup();
     if (!args.keepLogs && summary.every((s) => s.errors.length === 0)) rmSync(runDir, { recursive: true, force: true });
   }

@@ -1,7 +1,8 @@
 /**
  * Child processes of the bench: servers (CanaDuck replicas, floors) and load generators.
- * Every child is started directly as `node --import tsx <file>` so its PID is the process
- * itself, is recorded here, and is stopped by that PID only (SIGTERM, then SIGKILL).
+ * Every child is started directly as `node <file>` (servers: their compiled file, see
+ * build.ts; load generators: `--import tsx`) so its PID is the process itself, is recorded
+ * here, and is stopped by that PID only (SIGTERM, then SIGKILL).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
@@ -9,6 +10,14 @@ import net from 'node:net';
 import path from 'node:path';
 
 const children = new Set<ChildProcess>();
+
+/** Maps a server's source file to its compiled one; unset, servers run from sources through tsx. */
+let compiledFile: ((script: string) => string) | undefined;
+
+/** From now on servers run compiled, as `npm start` runs them: `node --enable-source-maps <file>.js`. */
+export function runServersCompiled(compiled: (script: string) => string): void {
+  compiledFile = compiled;
+}
 
 export const ROOT = path.resolve(new URL('../..', import.meta.url).pathname);
 
@@ -99,7 +108,7 @@ export function rssKbOf(pid: number): number {
   return match ? Number(match[1]) : NaN;
 }
 
-/** Starts `node [nodeArgs] --import tsx <script>` with `env` on a free port; resolves once `readyPath` (/healthz) answers 2xx. */
+/** Starts `node [nodeArgs] <script, compiled>` with `env` on a free port; resolves once `readyPath` (/healthz) answers 2xx. */
 export async function startServer(options: {
   name: string;
   script: string;
@@ -120,7 +129,8 @@ export async function startServer(options: {
   const logFile = path.join(options.logDir, `${options.name}-${port}.log`);
   const log = createWriteStream(logFile);
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script], {
+  const entry = compiledFile ? ['--enable-source-maps', compiledFile(options.script)] : ['--import', 'tsx', options.script];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry], {
     cwd: ROOT,
     // No IRC listener unless a scenario asks for one: replicas would collide on the default port.
     env: { ...process.env, CANADUCK_IRC_PORT: '0', ...options.env, PORT: String(port), HOST: host },
