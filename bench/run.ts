@@ -36,20 +36,24 @@ interface Args {
   out?: string;
   profile: boolean;
   keepLogs: boolean;
+  /** Node flags for every server, CanaDuck's and the floors' (to compare a V8 setting on both sides). */
+  nodeFlags: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, profile: false, keepLogs: false };
+  const args: Args = { quick: false, profile: false, keepLogs: false, nodeFlags: [] };
   for (const arg of argv) {
-    const [flag, value] = arg.split('=', 2) as [string, string | undefined];
+    const eq = arg.indexOf('=');
+    const [flag, value] = eq < 0 ? [arg, undefined] : [arg.slice(0, eq), arg.slice(eq + 1)];
     if (flag === '--quick') args.quick = true;
     else if (flag === '--profile') args.profile = true;
     else if (flag === '--keep-logs') args.keepLogs = true;
     else if (flag === '--only' && value) args.only = value.split(',');
     else if (flag === '--runs' && value) args.runs = Number(value);
     else if (flag === '--out' && value) args.out = path.resolve(value);
+    else if (flag === '--node-flags' && value) args.nodeFlags = value.split(' ').filter(Boolean);
     else if (flag === '--help' || flag === '-h') {
-      console.log('npm run bench -- [--quick] [--only=ingest,fan-out,...] [--runs=N] [--out=DIR] [--profile] [--keep-logs]');
+      console.log('npm run bench -- [--quick] [--only=ingest,fan-out,...] [--runs=N] [--out=DIR] [--profile] [--keep-logs] [--node-flags="--flag ..."]');
       console.log(`scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`);
       process.exit(0);
     } else {
@@ -100,8 +104,8 @@ async function main(): Promise<number> {
   try {
     const buildStarted = performance.now();
     compiled = await buildForBench();
-    runServersCompiled(compiled.compiled);
-    console.log(`servers compiled into ${path.relative(ROOT, compiled.dir)}/ in ${Math.round(performance.now() - buildStarted)} ms (they run as \`npm start\` runs them)`);
+    runServersCompiled(compiled.compiled, args.nodeFlags);
+    console.log(`servers compiled into ${path.relative(ROOT, compiled.dir)}/ in ${Math.round(performance.now() - buildStarted)} ms (they run as \`npm start\` runs them${args.nodeFlags.length ? `, with ${args.nodeFlags.join(' ')}` : ''})`);
     backing = await createBacking();
     console.log(`database ${backing.database}, Redis prefix ${backing.prefix}, logs in ${runDir}`);
     ctx = new BenchContext({ quick: args.quick, runs, backing, runDir, profileDir, log: (line) => console.log(line) });

@@ -13,10 +13,13 @@ const children = new Set<ChildProcess>();
 
 /** Maps a server's source file to its compiled one; unset, servers run from sources through tsx. */
 let compiledFile: ((script: string) => string) | undefined;
+/** Node flags for every server, CanaDuck's and the floors' alike (`--node-flags`). */
+let serverFlags: string[] = [];
 
-/** From now on servers run compiled, as `npm start` runs them: `node --enable-source-maps <file>.js`. */
-export function runServersCompiled(compiled: (script: string) => string): void {
+/** From now on servers run compiled, as `npm start` runs them: `node --enable-source-maps [flags] <file>.js`. */
+export function runServersCompiled(compiled: (script: string) => string, flags: string[] = []): void {
   compiledFile = compiled;
+  serverFlags = flags;
 }
 
 export const ROOT = path.resolve(new URL('../..', import.meta.url).pathname);
@@ -129,7 +132,7 @@ export async function startServer(options: {
   const logFile = path.join(options.logDir, `${options.name}-${port}.log`);
   const log = createWriteStream(logFile);
   const spawnedAt = performance.now();
-  const entry = compiledFile ? ['--enable-source-maps', compiledFile(options.script)] : ['--import', 'tsx', options.script];
+  const entry = compiledFile ? ['--enable-source-maps', ...serverFlags, compiledFile(options.script)] : ['--import', 'tsx', options.script];
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry], {
     cwd: ROOT,
     // No IRC listener unless a scenario asks for one: replicas would collide on the default port.
