@@ -18,13 +18,22 @@
  * FLOOR_GROUP_IN_FLIGHT batches (default 2, as CanaDuck) are in flight; requests arriving
  * meanwhile wait for a slot and join the next batch.
  *
+ * With FLOOR_STACK=1 (and group commit) it is the stack floor: the same group commit, with
+ * the HTTP side on CanaDuck's stack instead of bare `node:http`: an `OpenAPIHono` app
+ * served by @hono/node-server, the POST an OpenAPI route whose path and JSON body zod
+ * validates, the session a Map lookup in a middleware, the answer built by Hono. It is
+ * what the issue keeps (Hono, zod, the same database and Redis clients) with none of
+ * CanaDuck's own work (flood control, access, guards, frames, metrics).
+ *
  * Env: PORT, HOST, FLOOR_DATABASE_URL, FLOOR_REDIS_URL, FLOOR_REDIS_PREFIX,
  * FLOOR_PG_POOL_SIZE (default 16, CanaDuck's default), FLOOR_TABLE (default `floor_events`),
- * FLOOR_GROUP_COMMIT, FLOOR_GROUP_IN_FLIGHT.
+ * FLOOR_GROUP_COMMIT, FLOOR_GROUP_IN_FLIGHT, FLOOR_STACK.
  * The table has the columns and primary key of CanaDuck's `events`.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { json, readBody, serve } from './http.js';
@@ -34,7 +43,8 @@ const sql = postgres(process.env.FLOOR_DATABASE_URL!, { max: Number(process.env.
 const redis = new Redis(process.env.FLOOR_REDIS_URL!, { lazyConnect: true });
 await redis.connect();
 const table = process.env.FLOOR_TABLE ?? 'floor_events';
-const groupCommit = process.env.FLOOR_GROUP_COMMIT === '1';
+const stack = process.env.FLOOR_STACK === '1';
+const groupCommit = stack || process.env.FLOOR_GROUP_COMMIT === '1';
 const maxInFlight = Number(process.env.FLOOR_GROUP_IN_FLIGHT ?? 2);
 await sql`create table if not exists ${sql(table)} (
   log text not null, seq bigint not null, type text not null, nick text not null, text text,
@@ -46,7 +56,18 @@ interface Pending {
   log: string;
   nick: string;
   text: string;
-  res: ServerResponse;
+  /** Called once: 201 with the event (as JSON, and as the object it was made from) once committed, or 503. */
+  answer(status: number, body: string, event?: FloorEvent): void;
+}
+
+interface FloorEvent {
+  log: string;
+  seq: number;
+  type: 'message';
+  nick: string;
+  text: string;
+  data: Record<string, never>;
+  ts: string;
 }
 
 let batch: Pending[] = [];
@@ -73,7 +94,7 @@ function flush(): void {
   inFlight++;
   commit(rows)
     .catch(() => {
-      for (const r of rows) if (!r.res.headersSent) json(r.res, 503, '{"code":"unavailable"}');
+      for (const r of rows) r.answer(503, '{"code":"unavailable"}'); // a row answered already ignores it
     })
     .finally(() => {
       inFlight--;
@@ -95,9 +116,10 @@ async function commit(rows: Pending[]): Promise<void> {
   const iso = ts.toISOString();
   const publishes = redis.pipeline();
   rows.forEach((r, i) => {
-    const eventJson = JSON.stringify({ log: r.log, seq: seqs[i], type: 'message', nick: r.nick, text: r.text, data: {}, ts: iso });
+    const event: FloorEvent = { log: r.log, seq: seqs[i]!, type: 'message', nick: r.nick, text: r.text, data: {}, ts: iso };
+    const eventJson = JSON.stringify(event);
     publishes.publish(`${prefix}log:${r.log}`, eventJson);
-    json(r.res, 201, eventJson); // committed: answered now, the publishes follow in one write
+    r.answer(201, eventJson, event); // committed: answered now, the publishes follow in one write
   });
   await publishes.exec();
 }
@@ -120,7 +142,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     if (req.method === 'PUT' && parts[4] === 'membership') return json(res, 200, '{}');
     if (req.method === 'POST' && parts[4] === 'messages') {
       const { text } = JSON.parse(await readBody(req)) as { text: string };
-      if (groupCommit) return enqueue({ log, nick, text, res });
+      if (groupCommit) return enqueue({ log, nick, text, answer: once((status, body) => json(res, status, body)) });
       const seq = await redis.incr(`${prefix}seq:${log}`);
       const ts = new Date();
       await sql`insert into ${sql(table)} (log, seq, type, nick, text, data, ts) values (${log}, ${seq}, 'message', ${nick}, ${text}, '{}'::jsonb, ${ts})`;
@@ -132,7 +154,72 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   json(res, 404, '{"code":"not_found"}');
 }
 
-const server = serve(handle, [503, '{"code":"unavailable"}']);
+/** `answer` that acts on its first call only. */
+function once(answer: Pending['answer']): Pending['answer'] {
+  let answered = false;
+  return (status, body, event) => {
+    if (answered) return;
+    answered = true;
+    answer(status, body, event);
+  };
+}
+
+/** The stack floor's app: the same endpoints on Hono, zod and @hono/node-server. */
+function stackApp(): OpenAPIHono<{ Variables: { nick: string } }> {
+  const app = new OpenAPIHono<{ Variables: { nick: string } }>();
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.post('/api/sessions', async (c) => {
+    const { nick } = await c.req.json<{ nick: string }>();
+    const token = randomBytes(32).toString('base64url');
+    sessions.set(token, nick);
+    return c.json({ token, nick }, 201);
+  });
+  app.use('/api/channels/*', async (c, next) => {
+    const header = c.req.header('authorization');
+    const nick = header?.startsWith('Bearer ') ? sessions.get(header.slice(7)) : undefined;
+    if (nick === undefined) return c.json({ code: 'unauthenticated' }, 401);
+    c.set('nick', nick);
+    await next();
+  });
+  app.put('/api/channels/:name/membership', (c) => c.json({}));
+  const post = createRoute({
+    method: 'post',
+    path: '/api/channels/{name}/messages',
+    request: {
+      params: z.object({ name: z.string().min(1).max(50) }),
+      body: { content: { 'application/json': { schema: z.object({ text: z.string().min(1).max(4000), action: z.boolean().optional() }) } }, required: true },
+    },
+    responses: {
+      201: {
+        description: 'The stored event',
+        content: {
+          'application/json': {
+            schema: z.object({ log: z.string(), seq: z.number(), type: z.literal('message'), nick: z.string(), text: z.string(), data: z.object({}).strict(), ts: z.string() }),
+          },
+        },
+      },
+      503: { description: 'The batch failed', content: { 'application/json': { schema: z.object({ code: z.literal('unavailable') }) } } },
+    },
+  });
+  app.openapi(post, async (c) => {
+    const log = `#${c.req.valid('param').name.toLowerCase()}`;
+    const { text } = c.req.valid('json');
+    const event = await new Promise<FloorEvent | undefined>((resolve) => enqueue({ log, nick: c.get('nick'), text, answer: once((_status, _body, event) => resolve(event)) }));
+    if (!event) return c.json({ code: 'unavailable' }, 503);
+    // As CanaDuck answers: Hono serialises the event object (the published JSON is made apart).
+    return c.json(event, 201);
+  });
+  return app;
+}
+
+const server = stack
+  ? serveStack()
+  : serve(handle, [503, '{"code":"unavailable"}']);
+
+function serveStack() {
+  const listener = getRequestListener(stackApp().fetch);
+  return serve(async (req, res) => void (await listener(req, res)), [503, '{"code":"unavailable"}']);
+}
 process.on('SIGTERM', () => {
   server.close();
   void Promise.allSettled([sql.end({ timeout: 1 }), redis.quit()]).then(() => process.exit(0));

@@ -26,7 +26,7 @@ export interface Target {
   server: ServerProc;
 }
 
-export type ServerName = 'canaduck-a' | 'canaduck-b' | 'canaduck-embedded' | 'floor-sse' | 'floor-sse-redis' | 'floor-ingest' | 'floor-ingest-group' | 'floor-irc';
+export type ServerName = 'canaduck-a' | 'canaduck-b' | 'canaduck-embedded' | 'floor-sse' | 'floor-sse-redis' | 'floor-ingest' | 'floor-ingest-group' | 'floor-ingest-stack' | 'floor-irc';
 
 export interface Collected {
   hist: Histogram;
@@ -217,6 +217,14 @@ export class BenchContext {
           name,
           script: 'bench/floors/ingest.ts',
           env: { ...floorEnv, FLOOR_REDIS_PREFIX: `${backing.prefix}floor-group:`, FLOOR_TABLE: 'floor_events_group', FLOOR_GROUP_COMMIT: '1' },
+          logDir: this.logDir,
+        });
+        break;
+      case 'floor-ingest-stack':
+        proc = await startServer({
+          name,
+          script: 'bench/floors/ingest.ts',
+          env: { ...floorEnv, FLOOR_REDIS_PREFIX: `${backing.prefix}floor-stack:`, FLOOR_TABLE: 'floor_events_stack', FLOOR_STACK: '1' },
           logDir: this.logDir,
         });
         break;

@@ -8,8 +8,8 @@ import { label, round, type Scenario } from './shared.js';
 
 type IngestReply = { type: 'ingested'; figures: IngestFigures } | { type: 'error'; message: string };
 
-/** Who is measured: CanaDuck, the per-request floor, the group-commit floor. */
-type Who = 'canaduck' | 'per-request' | 'group';
+/** Who is measured: CanaDuck, the per-request floor, the group-commit floor, the stack floor (group commit on Hono and zod). */
+type Who = 'canaduck' | 'per-request' | 'group' | 'stack';
 
 interface Side {
   who: Who;
@@ -22,8 +22,9 @@ interface Side {
 /**
  * Figure keys: the rate and latency against the per-request floor (`…@v`), the CPU figures
  * against the group-commit floor (`…G@v`) and, for reference, against the per-request one
- * (`…R@v`). CanaDuck's sample carries its value under every key; each floor's sample only
- * under its own.
+ * (`…R@v`) and the stack floor (`…S@v`: what Hono, zod and the clients cost with none of
+ * CanaDuck's own work). CanaDuck's sample carries its value under every key; each floor's
+ * sample only under its own.
  */
 function figures(v: string, sessions: number): Figure[] {
   return [
@@ -36,14 +37,16 @@ function figures(v: string, sessions: number): Figure[] {
     { key: `pgG@${v}`, label: `${v}: PostgreSQL CPU per msg (vs group-commit floor)`, unit: 'µs', better: 'lower', target: { op: '<=', ratio: 1.5 } },
     { key: `pgR@${v}`, label: `${v}: PostgreSQL CPU per msg (vs per-request floor)`, unit: 'µs', better: 'lower' },
     { key: `redisG@${v}`, label: `${v}: Redis CPU per msg (vs group-commit floor)`, unit: 'µs', better: 'lower' },
+    { key: `rateS@${v}`, label: `${v}: committed msgs/s (vs stack floor: group commit on Hono + zod)`, unit: '/s', better: 'higher' },
+    { key: `srvS@${v}`, label: `${v}: server CPU per msg (vs stack floor)`, unit: 'µs', better: 'lower' },
   ];
 }
 
 export const ingest: Scenario = {
   name: 'ingest',
   description:
-    'autocannon POSTs of channel messages with 50 connections for a fixed time, round-robin over S distinct posting sessions (flood control on, its rate raised so that it refuses none), over 1 channel and over 100 channels; each 201 is a committed, sequenced, published event (rows counted afterwards). Next to throughput: CPU per committed message of the server process, of PostgreSQL (the bench database\'s backends and the cluster\'s background processes) and of Redis, from /proc over the same window. Floors: bare node:http doing Redis INCR + PostgreSQL INSERT + PUBLISH per request (per-request), and the same per event-loop turn as pipelined INCRs, one multi-row INSERT and pipelined PUBLISHes (group-commit).',
-  servers: ['canaduck-a', 'floor-ingest', 'floor-ingest-group'],
+    'autocannon POSTs of channel messages with 50 connections for a fixed time, round-robin over S distinct posting sessions (flood control on, its rate raised so that it refuses none), over 1 channel and over 100 channels; each 201 is a committed, sequenced, published event (rows counted afterwards). Next to throughput: CPU per committed message of the server process, of PostgreSQL (the bench database\'s backends and the cluster\'s background processes) and of Redis, from /proc over the same window. Floors: bare node:http doing Redis INCR + PostgreSQL INSERT + PUBLISH per request (per-request), the same per event-loop turn as pipelined INCRs, one multi-row INSERT and pipelined PUBLISHes (group-commit), and that group commit behind an OpenAPIHono route with zod-validated path and body on @hono/node-server (stack: what the stack CanaDuck keeps costs, with none of its own work).',
+  servers: ['canaduck-a', 'floor-ingest', 'floor-ingest-group', 'floor-ingest-stack'],
   async run(ctx, result) {
     const connections = 50;
     const durationS = ctx.quick ? 1 : 10;
@@ -64,11 +67,12 @@ export const ingest: Scenario = {
       cpu: 'utime+stime from /proc/<pid>/stat over the autocannon run; per committed message = CPU seconds / 2xx answers',
     };
     for (const v of variants) result.figures.push(...figures(v.name, sessionCount));
-    const [a, floor, group] = await Promise.all([ctx.server('canaduck-a'), ctx.server('floor-ingest'), ctx.server('floor-ingest-group')]);
+    const [a, floor, group, stack] = await Promise.all([ctx.server('canaduck-a'), ctx.server('floor-ingest'), ctx.server('floor-ingest-group'), ctx.server('floor-ingest-stack')]);
     const sides: Side[] = [
       { who: 'canaduck', kind: 'canaduck', server: a, table: 'events' },
       { who: 'per-request', kind: 'floor', server: floor, table: 'floor_events' },
       { who: 'group', kind: 'floor', server: group, table: 'floor_events_group' },
+      { who: 'stack', kind: 'floor', server: stack, table: 'floor_events_stack' },
     ];
     // Request k uses token k % S and channel k % C: each session joins only the channels it posts to.
     const tokens = new Map<Who, string[]>();
@@ -134,10 +138,14 @@ export const ingest: Scenario = {
                     [`pgG@${v.name}`]: pg,
                     [`pgR@${v.name}`]: pg,
                     [`redisG@${v.name}`]: redis,
+                    [`rateS@${v.name}`]: rate,
+                    [`srvS@${v.name}`]: srv,
                   }
                 : side.who === 'per-request'
                   ? { [`rate@${v.name}`]: rate, [`p50@${v.name}`]: f.p50Ms, [`p99@${v.name}`]: f.p99Ms, [`srvR@${v.name}`]: srv, [`pgR@${v.name}`]: pg }
-                  : { [`rateG@${v.name}`]: rate, [`srvG@${v.name}`]: srv, [`pgG@${v.name}`]: pg, [`redisG@${v.name}`]: redis };
+                  : side.who === 'group'
+                    ? { [`rateG@${v.name}`]: rate, [`srvG@${v.name}`]: srv, [`pgG@${v.name}`]: pg, [`redisG@${v.name}`]: redis }
+                    : { [`rateS@${v.name}`]: rate, [`srvS@${v.name}`]: srv };
             result.samples.push({ run, kind: side.kind, values, detail: { variant: v.name, server: side.who, ...f, cpu: m.window, cpuPerMsgUs: { server: srv, postgres: pg, redis } } });
             ctx.log(
               `    ${what}: ${f.perSecond.toFixed(0)} msgs/s p50 ${f.p50Ms} ms p99 ${f.p99Ms} ms non-2xx ${f.non2xx}; CPU per msg: server ${srv} µs (${m.window.serverPct}%), PostgreSQL ${pg} µs (${m.window.postgresPct}%), Redis ${redis} µs (${m.window.redisPct}%)`,
