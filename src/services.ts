@@ -199,6 +199,8 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   closers.unshift(() => bus.close(), () => sequencer.close());
 
   const writer = new LogWriter(store, sequencer, bus, {
+    // PGlite runs in this process: its statements hold the event loop while they run.
+    batchAfterIo: config.mode !== 'distributed',
     ...options.writer,
     onCommitted: (count) => metrics.eventsAppended(count),
     onRefused: () => metrics.guardRefused(),

@@ -188,6 +188,35 @@ describe('LogWriter group commit', () => {
     expect(defaults.sequencer.nextCalls.map((c) => c.length)).toEqual([1, 1, 8]);
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
+
+  it('batchAfterIo: a batch starts once the loop has run what was ready, so appends made meanwhile join one batch', async () => {
+    /** A store whose first insert, like PGlite's, holds the loop while requests wait: five appends arrive during it. */
+    const blockingInsert = (options: LogWriterOptions) => {
+      const log = freshLog();
+      const during: Array<Promise<ChatEvent>> = [];
+      const { writer, sequencer } = setup(options, {
+        insertEvents: (rows: StoredEvent[]) => {
+          if (during.length === 0) for (let i = 0; i < 5; i++) during.push(writer.append(draft(log, `during${i}`)));
+          return store.insertEvents(rows);
+        },
+      });
+      return { log, during, writer, sequencer };
+    };
+
+    const deferred = blockingInsert({ batchAfterIo: true });
+    const sameTurn = await Promise.all(Array.from({ length: 3 }, (_, i) => deferred.writer.append(draft(deferred.log, `first${i}`))));
+    const later = await Promise.all(deferred.during);
+    // Appends of one turn go together, and so do the five that arrived while that batch ran.
+    expect(deferred.sequencer.nextCalls.map((c) => c.length)).toEqual([3, 5]);
+    expect([...sameTurn, ...later].map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(await rowsOf(deferred.log)).toHaveLength(8);
+
+    // Without it the first two appends start a batch each (two in flight), the rest wait for them.
+    const eager = blockingInsert({});
+    await Promise.all(Array.from({ length: 3 }, (_, i) => eager.writer.append(draft(eager.log, `first${i}`))));
+    await Promise.all(eager.during);
+    expect(eager.sequencer.nextCalls.map((c) => c.length)).toEqual([1, 1, 6]);
+  });
 });
 
 describe('LogWriter seq conflicts', () => {

@@ -22,6 +22,13 @@ export interface LogWriterOptions {
   maxInFlight?: number;
   /** Seq conflicts tolerated before giving up (each one re-seeds the counter). */
   maxAttempts?: number;
+  /**
+   * Start a batch only after the event loop has read what arrived (`setImmediate`). For a
+   * store in this process (PGlite), whose statements run on the loop and block it: started at
+   * once, each batch held the one append that asked for it, since nothing else could arrive
+   * while the one before it ran; deferred, it takes every request read meanwhile.
+   */
+  batchAfterIo?: boolean;
   /** Test hook: runs after seqs are taken and before the insert (simulates slow or dying writers). */
   beforeInsert?: (rows: readonly StoredEvent[]) => Promise<void>;
   onPublishError?: (err: unknown) => void;
@@ -70,6 +77,7 @@ const refKey = (ref: EventRef) => `${ref.seq}\u0000${ref.log}`;
 export class LogWriter {
   private readonly queue: Pending[] = [];
   private inFlight = 0;
+  private flushScheduled = false;
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
   private readonly maxAttempts: number;
@@ -90,7 +98,7 @@ export class LogWriter {
   append(draft: EventDraft): Promise<ChatEvent> {
     return new Promise((resolve, reject) => {
       this.queue.push({ draft, attempts: 0, resolve, reject });
-      this.flush();
+      this.scheduleFlush();
     });
   }
 
@@ -136,12 +144,22 @@ export class LogWriter {
     }
   }
 
+  private scheduleFlush(): void {
+    if (!this.options.batchAfterIo) return this.flush();
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
   private flush(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
       this.inFlight++;
       void this.commitBatch(this.queue.splice(0, this.maxBatch)).finally(() => {
         this.inFlight--;
-        this.flush();
+        this.scheduleFlush();
       });
     }
   }

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { ChannelStore } from './channels.js';
-import { DrizzleAdapter, type Database } from './drizzle/database.js';
+import { DrizzleAdapter, type Database, type DirectStatements } from './drizzle/database.js';
 import { DrizzleChannelStore } from './drizzle/channels.js';
 import { DrizzleLogStore } from './drizzle/logs.js';
 import { DrizzleServerStore } from './drizzle/server.js';
@@ -22,8 +22,9 @@ export class DrizzleStore extends DrizzleAdapter implements Store {
   constructor(
     db: Database,
     private readonly closeDriver: () => Promise<void> = async () => {},
+    direct: DirectStatements = {},
   ) {
-    super(db);
+    super(db, direct);
   }
 
   transaction<T>(work: (tx: Store) => Promise<T>): Promise<T> {

@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { drizzle } from 'drizzle-orm/pglite';
 import { migrate } from 'drizzle-orm/pglite/migrator';
+import { GUARDED_INSERT_TEXT } from './drizzle/logs.js';
 import { migrationsFolder } from './migrations.js';
+import { PgliteStatement } from './pglite-statement.js';
 import * as schema from './schema/index.js';
 import { DrizzleStore, type Database } from './store.drizzle.js';
 import type { Store } from './store.js';
@@ -20,10 +22,16 @@ export async function openPgliteStore(dataDir: string): Promise<Store> {
     const client = await PGlite.create(dataDir);
     const db = drizzle(client, { schema });
     await migrate(db, { migrationsFolder });
-    return new DrizzleStore(db as unknown as Database, async () => {
-      await client.close();
-      releaseLock();
-    });
+    // The batch insert of every post, parsed and planned once instead of on each batch.
+    const guardedInsert = new PgliteStatement(client, 'canaduck_guarded_insert', GUARDED_INSERT_TEXT);
+    return new DrizzleStore(
+      db as unknown as Database,
+      async () => {
+        await client.close();
+        releaseLock();
+      },
+      { guardedInsert: (batch) => guardedInsert.run([batch]) },
+    );
   } catch (err) {
     releaseLock();
     throw err;

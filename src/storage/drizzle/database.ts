@@ -33,12 +33,24 @@ function isOutage(err: unknown): boolean {
 const isConflictAbort = (err: unknown): boolean => errorCodes(err).some((code) => code === '40P01' || code === '40001');
 
 /**
+ * Statements a driver runs more cheaply than Drizzle does, outside transactions only (the
+ * store of a transaction has none). PGlite: parsed and planned once (`PgliteStatement`).
+ */
+export interface DirectStatements {
+  /** `GUARDED_INSERT_TEXT` with the batch as its one parameter: each inserted row's log, seq and refused, as text. */
+  guardedInsert?(batch: string): Promise<Array<Array<string | null>>>;
+}
+
+/**
  * What every part of the Drizzle adapter works over: the database (or a transaction on it),
  * the outage mapping and the prepared hot queries. `DrizzleStore` extends it and takes on
  * the methods of each part, so the parts share one instance of all three.
  */
 export abstract class DrizzleAdapter {
-  constructor(protected readonly db: Database) {}
+  constructor(
+    protected readonly db: Database,
+    protected readonly direct: DirectStatements = {},
+  ) {}
 
   /**
    * The queries every request makes, built once: Drizzle otherwise rebuilds the SQL text on

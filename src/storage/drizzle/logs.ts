@@ -13,7 +13,7 @@ const toEvent = ({ subject, ...row }: { text: string | null; subject: number | n
  * The guarded batch insert's text around its one parameter, rendered once: drizzle would
  * otherwise walk the table and column references of the whole statement on every batch.
  */
-const render = (query: SQL) => sql.raw(new PgDialect().sqlToQuery(query).sql);
+const render = (query: SQL) => new PgDialect().sqlToQuery(query).sql;
 const GUARDED_INSERT_HEAD = render(sql`
   with judged as (
     select r.*, r.session_id is null or exists (
@@ -44,6 +44,9 @@ const GUARDED_INSERT_TAIL = render(sql`::jsonb)
   from judged
   on conflict do nothing
   returning log, seq, type = 'skip' as refused`);
+/** The guarded batch insert, its one parameter (the rows as JSON) `$1`: for drivers that prepare it themselves. */
+export const GUARDED_INSERT_TEXT = `${GUARDED_INSERT_HEAD}$1${GUARDED_INSERT_TAIL}`;
+const GUARDED_INSERT_AROUND = { head: sql.raw(GUARDED_INSERT_HEAD), tail: sql.raw(GUARDED_INSERT_TAIL) };
 
 /** Logs, idempotency keys and the deployment's identity over Drizzle. */
 export class DrizzleLogStore extends DrizzleAdapter implements LogStore {
@@ -73,15 +76,17 @@ export class DrizzleLogStore extends DrizzleAdapter implements LogStore {
           channel_id: r.guard?.channelId,
         })),
       );
-      const result = await this.db.execute(sql`${GUARDED_INSERT_HEAD}${batch}${GUARDED_INSERT_TAIL}`);
-      // postgres-js gives rows as the result and int8 as text; PGlite gives { rows } and numbers.
-      const inserted = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as Array<{
-        log: string;
-        seq: string | number;
-        refused: boolean;
-      }>;
+      const inserted = this.direct.guardedInsert
+        ? (await this.direct.guardedInsert(batch)).map(([log, seq, refused]) => ({ log: log!, seq: seq!, refused: refused === 't' }))
+        : await this.drizzleGuardedInsert(batch);
       return inserted.map((r) => (r.refused ? { log: r.log, seq: Number(r.seq), refused: true as const } : { log: r.log, seq: Number(r.seq) }));
     });
+  }
+
+  private async drizzleGuardedInsert(batch: string): Promise<Array<{ log: string; seq: string | number; refused: boolean }>> {
+    const result = await this.db.execute(sql`${GUARDED_INSERT_AROUND.head}${batch}${GUARDED_INSERT_AROUND.tail}`);
+    // postgres-js gives rows as the result and int8 as text; PGlite gives { rows } and numbers.
+    return (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as Array<{ log: string; seq: string | number; refused: boolean }>;
   }
 
   /** Like `insertEvents`: one statement text for any number of seqs, given as one JSON parameter. */
