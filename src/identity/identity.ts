@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { CanaDuckError } from '../errors.js';
+import { BatchedReads } from '../shared/batched-reads.js';
 import { sessionEndDraft, type EventDraft } from '../log/event.js';
 import type { LogWriter } from '../log/log-writer.js';
 import { casefold, isValidNick } from '../shared/names.js';
@@ -9,7 +10,7 @@ import type { Presence } from '../presence/presence.js';
 import { codePoints } from '../shared/text.js';
 import type { ChannelStore, MembershipRecord } from '../storage/channels.js';
 import type { AuditEntry, Store } from '../storage/store.js';
-import type { NewSession, SessionRecord, UserRecord, UserStore } from '../storage/users.js';
+import type { NewSession, SessionRecord, SessionUser, UserRecord, UserStore } from '../storage/users.js';
 import type { ActivityRecorder } from './activity.js';
 import type { Credentials } from './credentials.js';
 import type { Principal } from './principal.js';
@@ -32,7 +33,8 @@ export interface IdentityOptions {
   now?: () => number;
 }
 
-type LiveSession = { session: SessionRecord; user: UserRecord };
+/** A session read from storage, with what requests need of its user. */
+type LiveSession = { session: SessionRecord; user: SessionUser };
 
 /** What identity needs of channels: a user who quits leaves every channel (`Channels.leaveAll`). */
 export interface Departures {
@@ -91,6 +93,12 @@ export class Identity {
   private readonly touchIntervalMs: number;
   /** Sessions by token hash, as last read here: saves the hot path a query per message. */
   private readonly recent: LRUCache<string, LiveSession>;
+  /**
+   * Sessions read from storage for requests that arrived together, in one query: read at the
+   * batch's time, after each of them arrived, so a session ended anywhere before a request is
+   * refused as surely as by a read of its own.
+   */
+  private readonly liveSessions = new BatchedReads<string, LiveSession>((tokenHashes) => this.store.findLiveSessions(tokenHashes, new Date(this.now())));
 
   constructor(
     private readonly store: UserStore & Pick<ChannelStore, 'userMemberships'>,
@@ -209,7 +217,7 @@ export class Identity {
     const now = this.now();
     const known = options.remembered ? this.recent.get(tokenHash) : undefined;
     if (known && known.session.expiresAt.getTime() > now) return this.principal(known, via, now, true);
-    const found = await this.store.findLiveSession(tokenHash, new Date(now));
+    const found = await this.liveSessions.read(tokenHash);
     if (!found) {
       this.recent.delete(tokenHash);
       return undefined;

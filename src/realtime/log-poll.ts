@@ -1,4 +1,5 @@
 import type { LogAnswer, LogFeed } from './log-feed.js';
+import type { ClientGone } from './realtime.js';
 
 /** How a per-log poll is answered: with a body (JSON text), or not at all (storage failed: the transport drops the request). */
 export interface PollReply {
@@ -34,7 +35,7 @@ export class ParkedLogPoll {
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  wait(waitMs: number, gone: AbortSignal): Promise<void> {
+  wait(waitMs: number, gone: ClientGone): Promise<void> {
     this.waiting = true;
     if (this.ended) {
       this.sessionEnded();

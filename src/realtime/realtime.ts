@@ -4,6 +4,7 @@ import { endsAccess } from '../log/event.js';
 import { toDelivery, type Delivery } from '../log/delivery.js';
 import type { LogReader } from '../log/log-reader.js';
 import type { Presence } from '../presence/presence.js';
+import { BatchedReads } from '../shared/batched-reads.js';
 import type { Store } from '../storage/store.js';
 import type { CloseReason } from './close-reasons.js';
 import { Feeds } from './feeds.js';
@@ -49,6 +50,16 @@ export interface LogStreamSink {
   ended(reason: EndReason, at?: { log: string; seq: number }): void;
   /** Backpressure for catch-ups: a promise to wait for before sending more, if any. */
   pace(): Promise<void> | undefined;
+}
+
+/**
+ * The client of a long-poll leaving: the part of `AbortSignal` a poll uses (an AbortSignal
+ * is one; a transport may pass something lighter than an AbortController per request).
+ */
+export interface ClientGone {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
 }
 
 /** A per-log long-poll: what came after `after`, at most `limit` events, waiting up to `waitMs` for the first. */
@@ -105,6 +116,8 @@ export class Realtime {
   /** Ends the wait of each long-poll being held (multiplexed and per-log). */
   private readonly heldPolls = new Set<() => void>();
   private shuttingDown = false;
+  /** The logs of users whose multiplexed polls and streams start together, read in one query. */
+  private readonly userLogs: BatchedReads<number, string[]>;
 
   constructor(
     bus: Bus<Delivery>,
@@ -117,6 +130,7 @@ export class Realtime {
   ) {
     this.feeds = new Feeds(bus, reader, { onError, checkIntervalMs: options.feedCheckIntervalMs, lingerMs: options.feedLingerMs });
     bus.onEvent((delivery) => stats.fanOut(delivery));
+    this.userLogs = new BatchedReads((userIds) => store.usersLogs(userIds));
   }
 
   get openStreams(): number {
@@ -226,7 +240,7 @@ export class Realtime {
    * poll is answered at once when the session ends. Resolves once answered, or when `gone`
    * aborts (the client left). Refusals are thrown before anything is answered.
    */
-  async pollLog(reader: Reader, poll: LogPollRequest, authorize: Authorize, reply: PollReply, gone: AbortSignal): Promise<void> {
+  async pollLog(reader: Reader, poll: LogPollRequest, authorize: Authorize, reply: PollReply, gone: ClientGone): Promise<void> {
     const { log, after, limit, waitMs } = poll;
     const feed = await this.feeds.acquire(log);
     const readStored = () => this.readStored(feed, after, limit, reader.userId);
@@ -263,7 +277,7 @@ export class Realtime {
    * The multiplexed long-poll. Answers the JSON text of `{events, cursor, resets?, ended?}`,
    * built from each event's JSON as serialised once for the bus.
    */
-  async pollUser(reader: Reader, cursor: UserCursor | undefined, waitMs: number, signal?: AbortSignal): Promise<string> {
+  async pollUser(reader: Reader, cursor: UserCursor | undefined, waitMs: number, signal?: ClientGone): Promise<string> {
     const answer = new UserPollAnswer();
     const subscription = new UserSubscription(
       reader.userId,
@@ -351,7 +365,7 @@ export class Realtime {
   }
 
   /** A multiplexed long-poll waits, holding a lease while it does. */
-  private async hold(reader: Reader, answer: UserPollAnswer, waitMs: number, signal?: AbortSignal): Promise<void> {
+  private async hold(reader: Reader, answer: UserPollAnswer, waitMs: number, signal?: ClientGone): Promise<void> {
     const release = await this.reserve(reader);
     try {
       // News, a session's end or a shutdown while the lease was taken answers at once.

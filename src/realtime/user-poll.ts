@@ -1,4 +1,5 @@
 import type { Delivery } from '../log/delivery.js';
+import type { ClientGone } from './realtime.js';
 
 /** The most events one multiplexed long-poll answer carries. */
 export const MAX_POLL_EVENTS = 1000;
@@ -45,7 +46,7 @@ export class UserPollAnswer {
   }
 
   /** Waits up to `waitMs` for news (`held` lets a shutdown end the wait); a client gone (`signal`) ends it too. */
-  hold(waitMs: number, held: Set<() => void>, signal?: AbortSignal): Promise<void> {
+  hold(waitMs: number, held: Set<() => void>, signal?: ClientGone): Promise<void> {
     return new Promise<void>((resolve) => {
       const timer = setTimeout(done, waitMs);
       function done() {

@@ -51,6 +51,8 @@ export class UserSubscription {
       reader: LogReader;
       store: Store;
       onError: (err: unknown) => void;
+      /** The user's logs (`Store.userLogs`), when the caller reads them another way (batched with other users'). */
+      userLogs?: (userId: number) => Promise<string[]>;
       /** Backpressure for catch-ups (see LogFollower). */
       pace?: () => Promise<void> | undefined;
     },
@@ -133,7 +135,8 @@ export class UserSubscription {
 
   /** The logs the user may read now: their channels and conversations, and the server log (everyone's). */
   private async allowedLogs(): Promise<Set<string>> {
-    return new Set([SERVER_LOG, ...(await this.deps.store.userLogs(this.userId))]);
+    const logs = await (this.deps.userLogs ?? ((userId: number) => this.deps.store.userLogs(userId)))(this.userId);
+    return new Set([SERVER_LOG, ...logs]);
   }
 
   /**

@@ -130,4 +130,6 @@ export interface ChannelStore {
    * name key) and their private conversations, read in one statement (one snapshot).
    */
   userLogs(userId: number): Promise<string[]>;
+  /** `userLogs` of several users in one statement (concurrent requests); every user asked for has an entry. */
+  usersLogs(userIds: number[]): Promise<Map<number, string[]>>;
 }

@@ -14,6 +14,9 @@ export interface UserRecord {
   awaySince: Date | null;
 }
 
+/** Who a session's user is, as a request needs it (`findLiveSessions`). */
+export type SessionUser = Pick<UserRecord, 'id' | 'nick' | 'role'>;
+
 export interface SessionRecord {
   id: number;
   userId: number;
@@ -48,6 +51,11 @@ export interface UserStore {
   findUserById(id: number): Promise<UserRecord | undefined>;
   /** The live session with this token hash and its user. */
   findLiveSession(tokenHash: string, now: Date): Promise<{ session: SessionRecord; user: UserRecord } | undefined>;
+  /**
+   * The live sessions of several token hashes in one read (concurrent requests), by token hash;
+   * a hash without a live session is absent. Only what a request needs of the user.
+   */
+  findLiveSessions(tokenHashes: string[], now: Date): Promise<Map<string, { session: SessionRecord; user: SessionUser }>>;
   /** The same, by session id. */
   findLiveSessionById(sessionId: number, now: Date): Promise<{ session: SessionRecord; user: UserRecord } | undefined>;
   /** Slides the session's expiry (reads do this too; idle time is `recordActivity`'s). */

@@ -103,6 +103,23 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect(await store.findUserByNickKey(freshNick().nickKey)).toBeUndefined();
       });
 
+      it('reads the live sessions of several token hashes at once, leaving out unknown and expired ones', async () => {
+        const soon = new Date(Date.now() + 60_000);
+        const a = await store.createUserWithSession(freshNick(), { tokenHash: hash(), expiresAt: new Date(Date.now() + HOUR) });
+        const b = await store.createUserWithSession(freshNick(), { tokenHash: hash(), expiresAt: soon });
+        const [hashA, hashB, unknown] = [hash(), hash(), hash()];
+        const sessionA = await store.createSession(a!.user.id, { tokenHash: hashA, expiresAt: new Date(Date.now() + HOUR) });
+        const sessionB = await store.createSession(b!.user.id, { tokenHash: hashB, expiresAt: soon });
+        const found = await store.findLiveSessions([hashA, hashB, unknown], new Date());
+        expect([...found.keys()].sort()).toEqual([hashA, hashB].sort());
+        const who = ({ id, nick, role }: { id: number; nick: string; role: string }) => ({ id, nick, role });
+        expect(found.get(hashA)).toEqual({ session: sessionA, user: who(a!.user) });
+        expect(found.get(hashB)).toEqual({ session: sessionB, user: who(b!.user) });
+        const later = await store.findLiveSessions([hashA, hashB], new Date(soon.getTime() + 1));
+        expect([...later.keys()]).toEqual([hashA]);
+        expect((await store.findLiveSessions([], new Date())).size).toBe(0);
+      });
+
       it('keeps the own idle timeout of a session, for a new user and for another session of one', async () => {
         const expiresAt = new Date(Date.now() + 300_000);
         const created = await store.createUserWithSession(freshNick(), { tokenHash: hash(), expiresAt, idleTimeoutSeconds: 300 });
@@ -423,6 +440,12 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         await store.removeMember(c2.id, a.user.id);
         expect((await store.userLogs(a.user.id)).sort()).toEqual([c1.nameKey, log].sort());
         expect(await store.userLogs((await user()).user.id)).toEqual([]);
+        const nobody = (await user()).user.id;
+        const all = await store.usersLogs([a.user.id, b.user.id, nobody]);
+        expect([...all.keys()].sort()).toEqual([a.user.id, b.user.id, nobody].sort());
+        expect(all.get(a.user.id)!.sort()).toEqual([c1.nameKey, log].sort());
+        expect(all.get(b.user.id)!.sort()).toEqual([c2.nameKey, log].sort());
+        expect(all.get(nobody)).toEqual([]);
       });
     });
 

@@ -158,5 +158,37 @@ describeWithServices('posting from remembered sessions, changed on another repli
     expect((await onA.delete('/api/sessions/current')).status).toBe(204);
     await expectProblem(await onB.get(`/api/events?wait=0`), 401, 'unauthenticated');
     await expectProblem(await onB.get(`/api/stream`), 401, 'unauthenticated');
+    await expectProblem(await poll(onB, 0), 401, 'unauthenticated');
+  });
+
+  it('polls that reach B together, one of a session that just quit through A: that one is refused, the others answered', async () => {
+    const { channel, onA, onB } = await setUp();
+    const others = await Promise.all([0, 1, 2].map(async () => new Client(b.url, (await suite.claim('bob')).token)));
+    for (const other of others) expect((await other.put(`/api/channels/${channel}/membership`)).status).toBe(200);
+    // B has read every one of these sessions before (its feeds confirmed them).
+    for (const client of [onB, ...others]) expect((await client.get(`/api/events?wait=0`)).status).toBe(200);
+    expect((await onA.delete('/api/sessions/current')).status).toBe(204);
+    // Sent at once, so B reads their sessions in one batch.
+    const [quitter, ...rest] = await Promise.all(
+      [onB, ...others].flatMap((client) => [client.get(`/api/channels/${channel}/events?after=0&wait=0`), client.get(`/api/events?wait=0`)]),
+    ).then((replies) => [replies.slice(0, 2), ...[1, 2, 3].map((i) => replies.slice(2 * i, 2 * i + 2))]);
+    for (const reply of quitter!) await expectProblem(reply, 401, 'unauthenticated');
+    for (const replies of rest) for (const reply of replies) expect(reply.status, JSON.stringify(reply.body)).toBe(200);
+  });
+
+  it('a multiplexed poll on B from its previous cursor has a channel joined through A meanwhile, at once', async () => {
+    const { onA, onB } = await setUp();
+    const first = await onB.get(`/api/events?wait=0`);
+    expect(first.status).toBe(200);
+    const later = uniqueChannel('later');
+    expect((await onA.put(`/api/channels/${later}/membership`)).status).toBe(200);
+    expect((await onA.post(`/api/channels/${later}/messages`, { text: 'in the new channel' })).status).toBe(201);
+    const next = await onB.get(`/api/events?cursor=${first.body.cursor}&wait=0`);
+    expect(next.status).toBe(200);
+    const ofLater = next.body.events.filter((e: { log: string }) => e.log === `#${later}`).map((e: { type: string; text: string }) => [e.type, e.text]);
+    expect(ofLater).toEqual([
+      ['join', ''],
+      ['message', 'in the new channel'],
+    ]);
   });
 });

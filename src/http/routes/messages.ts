@@ -39,8 +39,9 @@ const postToChannel = createRoute({
 /**
  * Posting a channel message re-checks the session and membership inside its commit, so it
  * may start from what this replica remembers of the session instead of reading it again.
- * (Streams and long-polls read the session each time: a quit on any replica is refused by
- * the next request at once, where a remembered session would lag by the bus.)
+ * (Streams and long-polls read the session each time, those that arrive together in one
+ * query: a quit on any replica is refused by the next request at once, where a remembered
+ * session would lag by the bus.)
  */
 export const messageRoutesOnRememberedSessions: readonly RememberedSessionRoute[] = [{ method: 'POST', path: '/api/channels/:name/messages' }];
 

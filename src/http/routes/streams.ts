@@ -3,6 +3,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { decodeUserCursor, parseSeqCursor } from '../../realtime/user-cursor.js';
 import { channelFromPath } from '../../shared/names.js';
 import type { AppEnv } from '../env.js';
+import { answerUserPoll } from '../long-poll.js';
 import { ChannelParam, ChatEventSchema, HistoryQuery, json, problems } from '../schemas.js';
 import { requirePrincipal } from '../session.js';
 import type { SseStreams } from '../sse/streams.js';
@@ -107,10 +108,10 @@ export function registerStreamRoutes(app: OpenAPIHono<AppEnv>, sse: SseStreams):
   app.openapi(userEvents, async (c) => {
     const principal = requirePrincipal(c);
     const { cursor, wait } = c.req.valid('query');
-    const result = await c
-      .get('services')
-      .realtime.pollUser(principal, cursor === undefined ? undefined : decodeUserCursor(cursor, principal.userId), waitMs(wait), c.req.raw.signal);
-    // Already JSON (the events as serialised once for the bus); the route documents its shape.
-    return c.body(result, 200, { 'content-type': 'application/json' }) as never;
+    const { realtime } = c.get('services');
+    const from = cursor === undefined ? undefined : decodeUserCursor(cursor, principal.userId);
+    // Already JSON (the events as serialised once for the bus), written to the socket; the route documents its shape.
+    await answerUserPoll(c.env.outgoing, (gone) => realtime.pollUser(principal, from, waitMs(wait), gone));
+    return RESPONSE_ALREADY_SENT as never;
   });
 }

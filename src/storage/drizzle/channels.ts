@@ -287,4 +287,12 @@ export class DrizzleChannelStore extends DrizzleAdapter implements ChannelStore 
       return rows.map((r) => r.log);
     });
   }
+
+  usersLogs(userIds: number[]): Promise<Map<number, string[]>> {
+    return this.run(async () => {
+      const logs = new Map<number, string[]>(userIds.map((id) => [id, []]));
+      for (const { userId, log } of await this.hot.usersLogs.execute({ userIds: userIds.join(',') })) logs.get(userId)?.push(log);
+      return logs;
+    });
+  }
 }

@@ -52,6 +52,15 @@ export function prepareHotQueries(db: Database) {
   return lazily({
     liveSession: () => liveSessionBy(eq(sessions.tokenHash, sql.placeholder('tokenHash')), 'canaduck_live_session'),
     liveSessionById: () => liveSessionBy(eq(sessions.id, sql.placeholder('sessionId')), 'canaduck_live_session_by_id'),
+    /** The sessions of concurrent requests, read together (`findLiveSessions`). */
+    liveSessions: () =>
+      db
+        .select({ tokenHash: sessions.tokenHash, session: sessionColumns, user: { id: users.id, nick: users.nick, role: users.role } })
+        .from(sessions)
+        .innerJoin(users, eq(users.id, sessions.userId))
+        // The hashes (hex) as one comma-separated text: the driver is set up without array types.
+        .where(and(sql`${sessions.tokenHash} = any(string_to_array(${sql.placeholder('tokenHashes')}, ','))`, gt(sessions.expiresAt, sql.placeholder('now'))))
+        .prepare('canaduck_live_sessions'),
     channelAccess: () =>
       db
         .select({
@@ -94,6 +103,21 @@ export function prepareHotQueries(db: Database) {
             .where(eq(conversations.userId, sql.placeholder('userId'))),
         )
         .prepare('canaduck_user_logs'),
+    /** `userLogs` of several users at once (concurrent multiplexed long-polls), tagged with their user. */
+    usersLogs: () =>
+      db
+        .select({ userId: memberships.userId, log: channels.nameKey })
+        .from(memberships)
+        .innerJoin(channels, eq(channels.id, memberships.channelId))
+        // The ids as one comma-separated text: the driver is set up without array types.
+        .where(sql`${memberships.userId} = any(string_to_array(${sql.placeholder('userIds')}, ',')::bigint[])`)
+        .unionAll(
+          db
+            .select({ userId: conversations.userId, log: conversations.log })
+            .from(conversations)
+            .where(sql`${conversations.userId} = any(string_to_array(${sql.placeholder('userIds')}, ',')::bigint[])`),
+        )
+        .prepare('canaduck_users_logs'),
     /** Catch-ups of streams and polls, and the log reader's pages. */
     eventsAfter: () =>
       db

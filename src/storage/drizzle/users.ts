@@ -41,6 +41,13 @@ export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
     });
   }
 
+  findLiveSessions(tokenHashes: string[], now: Date) {
+    return this.run(async () => {
+      const rows = await this.hot.liveSessions.execute({ tokenHashes: tokenHashes.join(','), now: now.toISOString() });
+      return new Map(rows.map(({ tokenHash, session, user }) => [tokenHash, { session, user }]));
+    });
+  }
+
   findLiveSessionById(sessionId: number, now: Date) {
     return this.run(async () => {
       const [row] = await this.hot.liveSessionById.execute({ sessionId, now: now.toISOString() });
