@@ -332,14 +332,18 @@ export class Realtime {
   }
 
   private deps() {
-    return { feeds: this.feeds, reader: this.reader, store: this.store, onError: this.onError };
+    return { feeds: this.feeds, reader: this.reader, store: this.store, onError: this.onError, userLogs: this.readUserLogs };
   }
+
+  private readonly readUserLogs = async (userId: number): Promise<string[]> => (await this.userLogs.read(userId)) ?? [];
 
   /** Ends a transport the moment its session ends (see SessionWatch). */
   private watch(reader: Reader, onEnd: () => void): SessionWatch {
-    const liveUntil = async () => (await this.store.findLiveSessionById(reader.sessionId, new Date()))?.session.expiresAt;
-    return new SessionWatch(this.feeds, { userId: reader.userId, sessionId: reader.sessionId, liveUntil }, onEnd);
+    return new SessionWatch(this.feeds, this.liveUntil, reader, onEnd);
   }
+
+  private readonly liveUntil = async (sessionId: number): Promise<Date | undefined> =>
+    (await this.store.findLiveSessionById(sessionId, new Date()))?.session.expiresAt;
 
   private counted(sent: boolean): void {
     if (sent) this.stats.framesDelivered(1);

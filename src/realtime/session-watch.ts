@@ -4,13 +4,14 @@ import { endsSession, personalLogName } from '../log/event.js';
 import type { Feeds } from './feeds.js';
 import type { FeedListener, LogFeed } from './log-feed.js';
 
-/** The session a transport serves, and how to read whether it still lives. */
+/** The session a transport serves. */
 export interface WatchedSession {
   userId: number;
   sessionId: number;
-  /** Its expiry from storage, or `undefined` once it has ended. */
-  liveUntil(): Promise<Date | undefined>;
 }
+
+/** A session's expiry from storage, or `undefined` once it has ended (one function for every watch). */
+export type LiveUntil = (sessionId: number) => Promise<Date | undefined>;
 
 /** Checks that come back this much after the expiry find it past, not on the edge. */
 const EXPIRY_MARGIN_MS = 50;
@@ -30,11 +31,19 @@ export class SessionWatch implements FeedListener {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
+  private readonly userId: number;
+  private readonly sessionId: number;
+
+  /** Keeps the two ids, not `session` itself: a watch lives as long as its stream. */
   constructor(
     private readonly feeds: Feeds,
-    private readonly session: WatchedSession,
+    private readonly liveUntil: LiveUntil,
+    session: WatchedSession,
     private readonly onEnd: () => void,
-  ) {}
+  ) {
+    this.userId = session.userId;
+    this.sessionId = session.sessionId;
+  }
 
   /**
    * Throws `unauthenticated` when the session has already ended. Storage is read only when
@@ -42,14 +51,14 @@ export class SessionWatch implements FeedListener {
    * (back-to-back long-polls of one session read it once).
    */
   async start(): Promise<void> {
-    const feed = await this.feeds.acquire(personalLogName(this.session.userId));
+    const feed = await this.feeds.acquire(personalLogName(this.userId));
     this.feed = feed;
     if (this.closed) return this.releaseFeed();
     feed.add(this);
-    const confirmed = feed.confirmedSession(this.session.sessionId);
+    const confirmed = feed.confirmedSession(this.sessionId);
     if (confirmed) return this.schedule(confirmed);
     const mark = feed.confirmationMark;
-    const expiresAt = await this.session.liveUntil().catch((err: unknown) => {
+    const expiresAt = await this.liveUntil(this.sessionId).catch((err: unknown) => {
       this.close();
       throw err;
     });
@@ -57,12 +66,12 @@ export class SessionWatch implements FeedListener {
       this.close();
       throw new CanaDuckError('unauthenticated', 'the session has ended');
     }
-    feed.confirmSession(this.session.sessionId, expiresAt, mark);
+    feed.confirmSession(this.sessionId, expiresAt, mark);
     this.schedule(expiresAt);
   }
 
   onEvent(_feed: LogFeed, delivery: Delivery): void {
-    if (endsSession(delivery.event, this.session.sessionId)) this.end();
+    if (endsSession(delivery.event, this.sessionId)) this.end();
   }
 
   close(): void {
@@ -83,7 +92,7 @@ export class SessionWatch implements FeedListener {
     // setTimeout holds at most 2^31 - 1 ms; a later expiry is looked at again then.
     const delay = Math.min(Math.max(0, expiresAt.getTime() - Date.now()) + EXPIRY_MARGIN_MS, 2 ** 31 - 1);
     this.timer = setTimeout(() => {
-      this.session.liveUntil().then(
+      this.liveUntil(this.sessionId).then(
         (next) => (next ? this.schedule(next) : this.end()),
         // Storage unreachable: look again shortly rather than end a session that may live.
         () => this.schedule(new Date(Date.now() + 1000)),

@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import type { CloseReason } from '../../realtime/close-reasons.js';
+import type { StreamHandle } from '../../realtime/realtime.js';
 import { HEARTBEAT } from './frames.js';
+import type { HeartbeatWheel, WheelMember } from './heartbeat-wheel.js';
 
 export interface SseOptions {
   /** Bytes Node may hold for a client that reads slowly before it is cut off. */
@@ -25,33 +27,51 @@ export const SSE_HEADERS = {
  * write never waits. Node's own buffer is the per-connection queue, bounded here: past
  * `maxBufferedBytes`, or undrained for `writeDeadlineMs`, the connection is closed and
  * the client resumes from its last id (losing nothing). Heartbeats keep proxies and
- * Node's fetch (300 s idle limit) from dropping a quiet stream.
+ * Node's fetch (300 s idle limit) from dropping a quiet stream. Heartbeats and deadlines
+ * are the shared wheel's: an idle stream holds no timer of its own.
  */
-export class SseConnection {
+export class SseConnection implements WheelMember {
   private closed = false;
-  private readonly heartbeat: NodeJS.Timeout;
-  private deadline: NodeJS.Timeout | undefined;
-  private readonly closeHandlers: Array<(reason: CloseReason) => void> = [];
+  /** Its writes are on the wheel's watch (see `send`). */
+  private writesWatched = false;
+  private readonly slot: number;
 
+  /** Writes the headers; the transport's own closes (client gone, too slow, stalled) close `handle`. */
   constructor(
     private readonly res: ServerResponse,
     private readonly options: SseOptions,
+    private readonly wheel: HeartbeatWheel<SseConnection>,
+    private readonly handle: StreamHandle,
   ) {
     res.writeHead(200, SSE_HEADERS);
     res.write(`retry: ${options.retryMs}\n\n`);
     // A half-open peer that only ever gets heartbeats fills no buffer: let TCP probe it.
     res.socket?.setKeepAlive(true, KEEPALIVE_MS);
     res.on('close', () => this.close('client'));
-    res.on('drain', () => {
-      clearTimeout(this.deadline);
-      this.deadline = undefined;
-    });
-    this.heartbeat = setInterval(() => this.send(HEARTBEAT), options.heartbeatMs);
-    this.heartbeat.unref();
+    this.slot = wheel.add(this);
   }
 
   get isOpen(): boolean {
     return !this.closed;
+  }
+
+  beat(): void {
+    this.send(HEARTBEAT);
+  }
+
+  /**
+   * Node corks a response's socket until the next tick, so a frame is "pending" right after
+   * every write; 'drain' only follows a write that hit the high-water mark. The deadline
+   * therefore checks whether data is still there, tick after tick, not whether 'drain' came.
+   */
+  writesPending(waitedMs: number): boolean {
+    if (this.closed || this.res.writableLength === 0) {
+      this.writesWatched = false;
+      return false;
+    }
+    if (waitedMs < this.options.writeDeadlineMs) return true;
+    this.close('stalled');
+    return false;
   }
 
   /**
@@ -73,10 +93,6 @@ export class SseConnection {
     });
   }
 
-  onClose(handler: (reason: CloseReason) => void): void {
-    this.closeHandlers.push(handler);
-  }
-
   /** Queues a frame; `false` once the connection is closed. */
   send(frame: string): boolean {
     if (this.closed) return false;
@@ -85,15 +101,9 @@ export class SseConnection {
       this.close('slow');
       return false;
     }
-    if (this.res.writableLength > 0 && !this.deadline) {
-      // Node corks a response's socket until the next tick, so a frame is "pending" right
-      // after every write; 'drain' only follows a write that hit the high-water mark. The
-      // deadline therefore checks whether the data is still there, not whether 'drain' came.
-      this.deadline = setTimeout(() => {
-        this.deadline = undefined;
-        if (this.res.writableLength > 0) this.close('stalled');
-      }, this.options.writeDeadlineMs);
-      this.deadline.unref();
+    if (!this.writesWatched && this.res.writableLength > 0) {
+      this.writesWatched = true;
+      this.wheel.watchWrites(this);
     }
     return true;
   }
@@ -101,8 +111,7 @@ export class SseConnection {
   close(reason: CloseReason, finalFrame?: string): void {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.heartbeat);
-    clearTimeout(this.deadline);
+    this.wheel.remove(this, this.slot);
     if (reason === 'stalled') {
       this.res.destroy(); // what is buffered will never drain in time
     } else if (reason === 'slow') {
@@ -110,16 +119,22 @@ export class SseConnection {
       // still reach the client, which then resumes from its last id and gets further on
       // every reconnect, even when a catch-up burst outgrew the bound within one tick.
       // Destroying instead would drop that too: a backlog larger than the bound could then
-      // never be caught up. A peer that does not take it within the deadline is dropped.
+      // never be caught up. The connection is not kept for another request: once Node has
+      // handed the rest to the kernel, the socket ends after it. A peer that has not taken
+      // it all within the deadline is dropped (closing the socket still lets the kernel send
+      // what it holds). Handed over is not taken: 'finish' must not cancel the drop.
+      const socket = this.res.socket;
       this.res.end();
-      const drop = setTimeout(() => this.res.destroy(), this.options.writeDeadlineMs);
-      drop.unref();
-      this.res.once('finish', () => clearTimeout(drop));
-      this.res.once('close', () => clearTimeout(drop));
+      if (socket) {
+        this.res.once('finish', () => socket.end());
+        const drop = setTimeout(() => socket.destroy(), this.options.writeDeadlineMs);
+        drop.unref();
+        socket.once('close', () => clearTimeout(drop));
+      }
     } else if (!this.res.writableEnded) {
       if (finalFrame) this.res.write(finalFrame);
       this.res.end();
     }
-    for (const handler of this.closeHandlers) handler(reason);
+    this.handle.close(reason);
   }
 }
