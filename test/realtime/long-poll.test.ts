@@ -1,6 +1,10 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimNick, httpJson, join, post, until } from '../support/delivery.js';
 import { allModes, describeInMode, startIsolatedServer } from '../support/server.js';
+
+const run = promisify(execFile);
 
 /**
  * Per-log long-polls are answered on the socket by the realtime layer when the event
@@ -45,6 +49,28 @@ for (const mode of allModes) {
         expect(reply.body).toEqual({ events: [sent.body], next: sent.body.seq });
       }
       await until(async () => (await openPolls()) === before, 'the answered polls to be uncounted');
+    });
+
+    it('HEAD of a long-poll answers its headers at once, and the connection serves the next request', async () => {
+      const { channel, user, after } = await setUp('lh');
+      const peer = await claimNick(base, 'lh');
+      // A private conversation, for the private long-poll route.
+      expect((await httpJson(`${base}/api/users/${user.nick}/messages`, { method: 'POST', token: peer.token, body: { text: 'hi' } })).status).toBe(201);
+      // curl keeps one connection for the transfers of one command (`--next`) while the server lets it.
+      const transfer = (method: string, path: string) => [...(method === 'HEAD' ? ['-I'] : []), '-s', '-o', '/dev/null', '-H', `authorization: Bearer ${user.token}`, '-w', '%{http_code} %{num_connects} %{content_type}\\n', `${base}${path}`];
+      const started = Date.now();
+      const { stdout } = await run('curl', [
+        ...transfer('HEAD', `/api/channels/${channel}/events?after=${after}&wait=20`),
+        '--next',
+        ...transfer('HEAD', '/api/events?wait=20'),
+        '--next',
+        ...transfer('HEAD', `/api/users/${peer.nick}/events?after=0&wait=20`),
+        '--next',
+        ...transfer('GET', `/api/channels/${channel}/events?limit=1`),
+      ]);
+      expect(Date.now() - started).toBeLessThan(10_000); // not held for the wait
+      // Each 200 JSON; one connection opened for all four: none of the answers broke it.
+      expect(stdout.trim().split('\n')).toEqual(['200 1 application/json', '200 0 application/json', '200 0 application/json', '200 0 application/json']);
     });
 
     it('answers an empty page when the wait runs out, and lets go of a poll whose client left', async () => {

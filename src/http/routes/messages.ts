@@ -106,7 +106,9 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
     const request = historyRequest(query);
     const { channels, messages, realtime } = c.get('services');
     const name = channelFromPath(c.req.valid('param').name);
-    if (query.wait === undefined) return c.json(await messages.channelHistory(principal, name, request), 200);
+    // HEAD gets the headers of an answer at once: Hono answers it from a GET it runs, so an
+    // answer written to the socket would be written twice.
+    if (query.wait === undefined || c.req.method === 'HEAD') return c.json(await messages.channelHistory(principal, name, request), 200);
     const log = await channels.logOf(name);
     await answerLogPoll(realtime, principal, log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing, () =>
       channels.readGrant(name, principal, request.after),
@@ -128,7 +130,7 @@ export function registerMessageRoutes(app: OpenAPIHono<AppEnv>): void {
     const request = historyRequest(query);
     const { messages, realtime } = c.get('services');
     const { nick } = c.req.valid('param');
-    if (query.wait === undefined) return c.json(await messages.privateHistory(principal, nick, request), 200);
+    if (query.wait === undefined || c.req.method === 'HEAD') return c.json(await messages.privateHistory(principal, nick, request), 200); // HEAD: as above
     const log = await messages.privateLog(principal, nick);
     await answerLogPoll(realtime, principal, log, request.after!, request.limit, waitMs(query.wait), c.env.outgoing, async () => {});
     return answeredOnSocket;

@@ -110,6 +110,9 @@ export function registerStreamRoutes(app: OpenAPIHono<AppEnv>, sse: SseStreams):
     const { cursor, wait } = c.req.valid('query');
     const { realtime } = c.get('services');
     const from = cursor === undefined ? undefined : decodeUserCursor(cursor, principal.userId);
+    // HEAD gets the headers of an answer at once, through Hono, which answers it from a GET
+    // it runs: an answer written to the socket would be written twice.
+    if (c.req.method === 'HEAD') return c.body(await realtime.pollUser(principal, from, 0), 200, { 'content-type': 'application/json' }) as never;
     // Already JSON (the events as serialised once for the bus), written to the socket; the route documents its shape.
     await answerUserPoll(c.env.outgoing, (gone) => realtime.pollUser(principal, from, waitMs(wait), gone));
     return RESPONSE_ALREADY_SENT as never;
