@@ -223,6 +223,15 @@ export class IrcConnection implements UserStreamSink {
     this.send({ source: this.serverName, command: code, params: [this.nick, ...params] });
   }
 
+  /**
+   * Numeric replies as one burst, in one write: a client gets them together. The welcome's
+   * 001–005 go so, since clients act on 005 (ISUPPORT) as soon as 001 has welcomed them.
+   */
+  numerics(...replies: Array<[code: string, ...params: string[]]>): void {
+    const messages = replies.map(([code, ...params]) => ({ source: this.serverName, command: code, params: [this.nick, ...params] }));
+    this.sendFormatted(messages, wireLines(messages));
+  }
+
   /** Sends ERROR and closes the connection (the session ends with it). */
   fail(reason: string): void {
     if (this.closed) return;

@@ -34,12 +34,16 @@ export function isupportTokens(maxChannels: number): string[] {
 
 /** 001–005, LUSERS and the MOTD: what a client expects right after registering. */
 export async function sendWelcome(connection: IrcConnection): Promise<void> {
-  connection.numeric(RPL.WELCOME, `Welcome to the ${NETWORK} IRC Network ${connection.mask()}`);
-  connection.numeric('002', `Your host is ${connection.serverName}, running version ${VERSION}`);
-  connection.numeric('003', `This server was created ${connection.context.created.toUTCString()}`);
-  connection.numeric(RPL.MYINFO, connection.serverName, VERSION, 'i', 'biklmot', 'bklo');
   const tokens = isupportTokens(connection.services.config.maxChannelsPerUser);
-  for (let i = 0; i < tokens.length; i += 12) connection.numeric(RPL.ISUPPORT, ...tokens.slice(i, i + 12), 'are supported by this server');
+  const isupport: Array<[string, ...string[]]> = [];
+  for (let i = 0; i < tokens.length; i += 12) isupport.push([RPL.ISUPPORT, ...tokens.slice(i, i + 12), 'are supported by this server']);
+  connection.numerics(
+    [RPL.WELCOME, `Welcome to the ${NETWORK} IRC Network ${connection.mask()}`],
+    ['002', `Your host is ${connection.serverName}, running version ${VERSION}`],
+    ['003', `This server was created ${connection.context.created.toUTCString()}`],
+    [RPL.MYINFO, connection.serverName, VERSION, 'i', 'biklmot', 'bklo'],
+    ...isupport,
+  );
   await sendLusers(connection);
   await sendMotd(connection);
 }
