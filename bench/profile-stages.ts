@@ -43,7 +43,7 @@ export const STAGES: Record<'post' | 'poll', Stage[]> = {
   poll: [
     ...SHARED_LEAVES,
     ['validation (zod query)', /zod|hono\/dist\/validator/],
-    ['authentication', /^\(anonymous\) src\/http\/session|clientAddress|authenticate |src\/identity\/tokens|principal src\/identity|findLiveSession |touchSession/],
+    ['authentication', /^\(anonymous\) src\/http\/session|clientAddress|authenticate |src\/identity\/tokens|principal src\/identity|findLiveSession |touchSessions/],
     ['flood control', /flood-control|src\/ratelimit\//],
     ['access check (grant, followed logs)', /readGrant|asReader|asMember|confirmReader|allowedLogs|userLogs|findChannelAccess|accessEndAfter/],
     ['session watch', /session-watch|findLiveSessionById/],

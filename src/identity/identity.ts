@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { CanaDuckError } from '../errors.js';
-import { BatchedReads } from '../shared/batched-reads.js';
+import { BatchedCalls } from '../shared/batched-calls.js';
 import { sessionEndDraft, type EventDraft } from '../log/event.js';
 import type { LogWriter } from '../log/log-writer.js';
 import { casefold, isValidNick } from '../shared/names.js';
@@ -98,7 +98,16 @@ export class Identity {
    * batch's time, after each of them arrived, so a session ended anywhere before a request is
    * refused as surely as by a read of its own.
    */
-  private readonly liveSessions = new BatchedReads<string, LiveSession>((tokenHashes) => this.store.findLiveSessions(tokenHashes, new Date(this.now())));
+  private readonly liveSessions = new BatchedCalls<string, LiveSession>((tokenHashes) => this.store.findLiveSessions(tokenHashes, new Date(this.now())));
+  /**
+   * Expiries slid forward by requests of the same turn, in one write: a thousand sessions
+   * polling again at once would otherwise cost a thousand UPDATEs (and, embedded, a thousand
+   * turns of PGlite's one connection). Each session's new times are read off the record.
+   */
+  private readonly touches = new BatchedCalls<SessionRecord, void>(async (touched) => {
+    await this.store.touchSessions(touched.map((s) => ({ sessionId: s.id, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt })));
+    return new Map<SessionRecord, void>();
+  });
 
   constructor(
     private readonly store: UserStore & Pick<ChannelStore, 'userMemberships'>,
@@ -217,7 +226,7 @@ export class Identity {
     const now = this.now();
     const known = options.remembered ? this.recent.get(tokenHash) : undefined;
     if (known && known.session.expiresAt.getTime() > now) return this.principal(known, via, now, true);
-    const found = await this.liveSessions.read(tokenHash);
+    const found = await this.liveSessions.call(tokenHash);
     if (!found) {
       this.recent.delete(tokenHash);
       return undefined;
@@ -256,7 +265,7 @@ export class Identity {
       // Updated before the write: concurrent requests of this session touch it once.
       session.lastSeenAt = new Date(now);
       session.expiresAt = new Date(now + idleTimeoutMs);
-      await this.store.touchSession(session.id, session.lastSeenAt, session.expiresAt);
+      await this.touches.call(session);
     }
     const principal: Principal = { userId: user.id, sessionId: session.id, nick: user.nick, role: user.role, expiresAt: session.expiresAt, via };
     if (remembered) principal.remembered = true;

@@ -4,7 +4,7 @@ import { endsAccess } from '../log/event.js';
 import { toDelivery, type Delivery } from '../log/delivery.js';
 import type { LogReader } from '../log/log-reader.js';
 import type { Presence } from '../presence/presence.js';
-import { BatchedReads } from '../shared/batched-reads.js';
+import { BatchedCalls } from '../shared/batched-calls.js';
 import type { Store } from '../storage/store.js';
 import type { CloseReason } from './close-reasons.js';
 import { Feeds } from './feeds.js';
@@ -117,7 +117,7 @@ export class Realtime {
   private readonly heldPolls = new Set<() => void>();
   private shuttingDown = false;
   /** The logs of users whose multiplexed polls and streams start together, read in one query. */
-  private readonly userLogs: BatchedReads<number, string[]>;
+  private readonly userLogs: BatchedCalls<number, string[]>;
 
   constructor(
     bus: Bus<Delivery>,
@@ -130,7 +130,7 @@ export class Realtime {
   ) {
     this.feeds = new Feeds(bus, reader, { onError, checkIntervalMs: options.feedCheckIntervalMs, lingerMs: options.feedLingerMs });
     bus.onEvent((delivery) => stats.fanOut(delivery));
-    this.userLogs = new BatchedReads((userIds) => store.usersLogs(userIds));
+    this.userLogs = new BatchedCalls((userIds) => store.usersLogs(userIds));
   }
 
   get openStreams(): number {
@@ -335,7 +335,7 @@ export class Realtime {
     return { feeds: this.feeds, reader: this.reader, store: this.store, onError: this.onError, userLogs: this.readUserLogs };
   }
 
-  private readonly readUserLogs = async (userId: number): Promise<string[]> => (await this.userLogs.read(userId)) ?? [];
+  private readonly readUserLogs = async (userId: number): Promise<string[]> => (await this.userLogs.call(userId)) ?? [];
 
   /** Ends a transport the moment its session ends (see SessionWatch). */
   private watch(reader: Reader, onEnd: () => void): SessionWatch {

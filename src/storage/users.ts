@@ -14,6 +14,13 @@ export interface UserRecord {
   awaySince: Date | null;
 }
 
+/** A session seen at `lastSeenAt`, now to expire at `expiresAt`. */
+export interface SessionTouch {
+  sessionId: number;
+  lastSeenAt: Date;
+  expiresAt: Date;
+}
+
 /** Who a session's user is, as a request needs it (`findLiveSessions`). */
 export type SessionUser = Pick<UserRecord, 'id' | 'nick' | 'role'>;
 
@@ -58,8 +65,8 @@ export interface UserStore {
   findLiveSessions(tokenHashes: string[], now: Date): Promise<Map<string, { session: SessionRecord; user: SessionUser }>>;
   /** The same, by session id. */
   findLiveSessionById(sessionId: number, now: Date): Promise<{ session: SessionRecord; user: UserRecord } | undefined>;
-  /** Slides the session's expiry (reads do this too; idle time is `recordActivity`'s). */
-  touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void>;
+  /** Slides the expiry of sessions in use, several in one write (reads do this too; idle time is `recordActivity`'s). */
+  touchSessions(touches: SessionTouch[]): Promise<void>;
   countLiveSessions(userId: number, now: Date): Promise<number>;
   deleteSession(sessionId: number): Promise<boolean>;
   /** Deletes the user's sessions but `keep` (a password change ends the others); their ids. */

@@ -182,15 +182,26 @@ export function runStoreContract(name: string, target: StoreTarget): void {
         expect(await store.countLiveSessions(u.id, new Date(now.getTime() + 120_000))).toBe(0);
       });
 
-      it('touchSession slides the expiry; only recordActivity (a command) moves the idle clock, never back', async () => {
+      it('touchSessions slides the expiry of each session it names, in one write; only recordActivity (a command) moves the idle clock, never back', async () => {
         const { user: u, session, tokenHash: token } = await user({ expiresAt: new Date(Date.now() + 1_000) });
+        const other = await user({ expiresAt: new Date(Date.now() + 1_000) });
+        const untouched = await user({ expiresAt: new Date(Date.now() + 1_000) });
         const activeBefore = (await store.findUserById(u.id))!.lastActiveAt;
         const later = new Date(Date.now() + 10 * HOUR);
-        await store.touchSession(session.id, later, new Date(later.getTime() + HOUR));
+        const otherLater = new Date(later.getTime() + 5_000);
+        await store.touchSessions([
+          { sessionId: session.id, lastSeenAt: later, expiresAt: new Date(later.getTime() + HOUR) },
+          { sessionId: other.session.id, lastSeenAt: otherLater, expiresAt: new Date(otherLater.getTime() + 2 * HOUR) },
+        ]);
+        await store.touchSessions([]);
         const found = await store.findLiveSession(token, later);
         expect(found?.session.lastSeenAt).toEqual(later);
         expect(found?.session.expiresAt).toEqual(new Date(later.getTime() + HOUR));
         expect(found?.user.lastActiveAt).toEqual(activeBefore);
+        const foundOther = await store.findLiveSession(other.tokenHash, later);
+        expect(foundOther?.session.lastSeenAt).toEqual(otherLater);
+        expect(foundOther?.session.expiresAt).toEqual(new Date(otherLater.getTime() + 2 * HOUR));
+        expect(await store.findLiveSession(untouched.tokenHash, later)).toBeUndefined();
         await store.recordActivity([{ userId: u.id, at: later }]);
         await store.recordActivity([{ userId: u.id, at: new Date(later.getTime() - HOUR) }]);
         expect((await store.findUserById(u.id))!.lastActiveAt).toEqual(later);

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Identity } from '../../src/identity/identity.js';
+import { hashToken } from '../../src/identity/tokens.js';
 import { Client } from '../support/client.js';
 import { allModes, describeInMode } from '../support/server.js';
 import { expectProblem, fullHistory, httpSuite, uniqueChannel, uniqueNick } from './support.js';
@@ -357,6 +358,23 @@ for (const mode of allModes) {
 
     // Last: it moves the clock of a second Identity past every session's expiry.
     describe('expiry', () => {
+      it('sessions in use slide their expiry forward, several at once, and outlive their first expiry', async () => {
+        const clients = await Promise.all([0, 1, 2].map(() => claimOk(uniqueNick('slide'))));
+        const { services } = suite.server;
+        const clockAt = (offsetMs: number) =>
+          new Identity(services.store, services.writer, services.channels, { ...services.identity.options, now: () => Date.now() + offsetMs });
+        const twoHours = 2 * 3600_000;
+        const used = await Promise.all(clients.map((c) => clockAt(twoHours).authenticate(c.token!, 'bearer')));
+        for (const [i, principal] of used.entries()) {
+          const stored = await services.store.findLiveSession(hashToken(clients[i]!.token!), new Date());
+          expect(stored?.session.expiresAt).toEqual(principal!.expiresAt);
+          expect(principal!.expiresAt.getTime()).toBeGreaterThanOrEqual(Date.now() + twoHours + services.config.sessionTtlMs - 5_000);
+        }
+        // Past the expiry they were claimed with, not past the slid one: still theirs.
+        const pastFirstExpiry = clockAt(services.config.sessionTtlMs + 60_000);
+        for (const c of clients) expect((await pastFirstExpiry.authenticate(c.token!, 'bearer'))?.nick).toBeDefined();
+      });
+
       it('expired sessions quit their channels, free their nicks and stop authenticating', async () => {
         const nick = uniqueNick('idle');
         const client = await claimOk(nick);

@@ -120,7 +120,7 @@ for (const mode of allModes) {
       const user = (await store.findUserByNickKey(casefold(sleeper.nick)))!;
       const sessionId = (await suite.server.services.identity.authenticate(sleeper.token!, 'bearer'))!.sessionId;
       const past = new Date(Date.now() - 1000);
-      await store.touchSession(sessionId, past, past);
+      await store.touchSessions([{ sessionId, lastSeenAt: past, expiresAt: past }]);
       await Promise.all(suite.servers.flatMap((server) => [server.services.identity.sweepExpired(), server.services.identity.sweepExpired()]));
       await sleep(300); // the periodic sweeps too
       const quits = (await fullHistory(founder, `/api/channels/${name}/events`)).filter((e) => e.type === 'quit');

@@ -161,12 +161,5 @@ export function prepareHotQueries(db: Database) {
         .orderBy(asc(events.seq))
         .limit(1)
         .prepare('canaduck_access_event_after'),
-    /** Every authenticated request that renews its session's idle expiry. */
-    touchSession: () =>
-      db
-        .update(sessions)
-        .set({ lastSeenAt: sql`${sql.placeholder('now')}::timestamptz`, expiresAt: sql`${sql.placeholder('expiresAt')}::timestamptz` })
-        .where(eq(sessions.id, sql.placeholder('sessionId')))
-        .prepare('canaduck_touch_session'),
   });
 }

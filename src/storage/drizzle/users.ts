@@ -1,6 +1,6 @@
 import { and, asc, count, eq, gt, inArray, lt, ne, sql } from 'drizzle-orm';
 import { sessions, users } from '../schema/index.js';
-import type { NewSession, Role, SessionRecord, UserRecord, UserStore } from '../users.js';
+import type { NewSession, Role, SessionRecord, SessionTouch, UserRecord, UserStore } from '../users.js';
 import { DrizzleAdapter, sqlState, UNIQUE_VIOLATION } from './database.js';
 import { sessionColumns, userColumns } from './queries.js';
 
@@ -55,9 +55,15 @@ export class DrizzleUserStore extends DrizzleAdapter implements UserStore {
     });
   }
 
-  touchSession(sessionId: number, now: Date, expiresAt: Date): Promise<void> {
+  touchSessions(touches: SessionTouch[]): Promise<void> {
+    if (touches.length === 0) return Promise.resolve();
     return this.run(async () => {
-      await this.hot.touchSession.execute({ sessionId, now: now.toISOString(), expiresAt: expiresAt.toISOString() });
+      // One statement for the batch; the rows as one JSON parameter (see insertEvents).
+      const batch = JSON.stringify(touches.map((t) => ({ id: t.sessionId, seen: t.lastSeenAt.toISOString(), expires: t.expiresAt.toISOString() })));
+      await this.db.execute(sql`
+        update ${sessions} set last_seen_at = t.seen, expires_at = t.expires
+        from jsonb_to_recordset(${batch}::jsonb) as t(id bigint, seen timestamptz, expires timestamptz)
+        where ${sessions.id} = t.id`);
     });
   }
 
