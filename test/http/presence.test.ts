@@ -45,7 +45,9 @@ for (const mode of allModes) {
         return { status: res.status, refusal, close: () => {} };
       }
       expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-      const open = { status: 200, close: () => controller.abort() };
+      // Holds the response: undici cancels the body of a response that was garbage-collected unread,
+      // which would end the stream (and free its lease) in the middle of the test.
+      const open = { status: 200, close: () => controller.abort(), response: res };
       held.push(open);
       return open;
     }
