@@ -2,10 +2,11 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * Files that load the machine on their own (the bench's smoke run starts a dozen servers and
- * drives them flat out) run after the rest, one at a time, so no other file's timing shares
- * the cores with them.
+ * drives them flat out; the rolling restart runs 3 replicas behind two balancers with a
+ * writer and clients of every kind, on drain timings) run after the rest, one at a time, so
+ * no other file's timing shares the cores with them.
  */
-const ALONE = ['test/bench.test.ts'];
+const ALONE = ['test/bench.test.ts', 'test/deploy/rolling-restart.test.ts'];
 
 export default defineConfig({
   test: {

@@ -67,6 +67,13 @@ class ResumingIrc {
   failures: string[] = [];
   private readonly seen = new Set<number>();
   private readonly seenLive = new Set<number>();
+  /**
+   * Where the next connection's history starts: everything up to here arrived, by history or
+   * live on a connection that had caught up. A connection that drops before its history is in
+   * does not move it, though messages may have reached it live after its JOIN: resuming after
+   * those would skip what was sent while the client was away.
+   */
+  private resumeAfter = 0;
   private current: RawIrc | undefined;
   private stopped = false;
   private loop?: Promise<void>;
@@ -89,10 +96,6 @@ class ResumingIrc {
     this.stopped = true;
     this.current?.destroy();
     await this.loop;
-  }
-
-  private get last(): number {
-    return this.received.length === 0 ? 0 : Math.max(...this.received.slice(-200));
   }
 
   private record(seq: number): void {
@@ -122,6 +125,7 @@ class ResumingIrc {
     this.current = irc;
     try {
       let lastLive = 0;
+      let caughtUp = false;
       // Live messages are counted as they arrive, history ones from the batch below.
       const onLine = (line: Line) => {
         if (line.command === 'ERROR') this.errors++;
@@ -133,6 +137,7 @@ class ResumingIrc {
         lastLive = Math.max(lastLive, seq);
         this.seenLive.add(seq);
         this.record(seq);
+        if (caughtUp) this.resumeAfter = Math.max(this.resumeAfter, seq);
       };
       const push = irc.log.push.bind(irc.log);
       irc.log.push = (line: Line) => {
@@ -151,7 +156,8 @@ class ResumingIrc {
       this.connections++;
       this.joined();
       // What was missed while away, page by page.
-      for (let after = this.last; after > 0; ) {
+      let newest = this.resumeAfter;
+      for (let after = this.resumeAfter; after > 0; ) {
         const before = irc.mark();
         const token = `h${after}`;
         irc.send(`CHATHISTORY AFTER ${this.channel} msgid=${this.channel}/${after} 100`, `PING :${token}`);
@@ -162,8 +168,12 @@ class ResumingIrc {
           .map((l) => seqOf(l.tags.msgid))
           .filter((seq): seq is number => seq !== undefined);
         for (const seq of page) this.record(seq);
+        newest = Math.max(newest, ...page);
         after = page.length >= 100 ? page.at(-1)! : 0;
       }
+      // History up to now, live from the JOIN on: nothing before the newest seen is missing.
+      this.resumeAfter = Math.max(newest, lastLive);
+      caughtUp = true;
       await irc.closed;
     } finally {
       irc.destroy();
@@ -274,7 +284,7 @@ function rollingRestart(name: string, available: boolean, start: (backends: Load
         `  restarts: ${restarts.map((r) => `exit ${r.code} after ${r.exitMs} ms`).join('; ')}\n` +
         `  drained: ${restarts.map((r) => r.drained?.replace(/^.*"msg":"drained",/, '{')).join(' ')}\n` +
         `  SSE reconnect frames per subscriber: ${sseReconnects.join(',')}; long-poll answers: ${subscribers.filter((s) => !(s instanceof SseSubscriber)).map((s) => s.connects).join(',')}\n` +
-        `  IRC: ${ircClients.map((c) => `${c.nick} connections=${c.connections} ERRORs=${c.errors} messages=${c.received.length}/${messages.get(c.channel)!.length} liveDup=${c.liveDuplicates.length} liveOutOfOrder=${c.liveOutOfOrder.length} failures=${c.failures.length}`).join('; ')}`;
+        `  IRC: ${ircClients.map((c) => `${c.nick} connections=${c.connections} ERRORs=${c.errors} messages=${c.received.length}/${messages.get(c.channel)!.length} liveDup=${c.liveDuplicates.length} liveOutOfOrder=${c.liveOutOfOrder.length} failures=${JSON.stringify(c.failures)}`).join('; ')}`;
       console.info(summary);
 
       expect(restarts.map((r) => r.code)).toEqual([0, 0, 0]);
