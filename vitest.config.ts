@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 /**
  * Files that load the machine on their own (the bench's smoke run starts a dozen servers and
@@ -21,7 +21,7 @@ export default defineConfig({
         test: {
           name: 'together',
           include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
-          exclude: ALONE,
+          exclude: [...configDefaults.exclude, ...ALONE],
           // Each file has its own database, Redis prefix and servers; most of a file's time is
           // spent waiting on them, so two files at once on two cores.
           maxWorkers: 2,

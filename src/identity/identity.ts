@@ -104,10 +104,9 @@ export class Identity {
    * polling again at once would otherwise cost a thousand UPDATEs (and, embedded, a thousand
    * turns of PGlite's one connection). Each session's new times are read off the record.
    */
-  private readonly touches = new BatchedCalls<SessionRecord, void>(async (touched) => {
-    await this.store.touchSessions(touched.map((s) => ({ sessionId: s.id, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt })));
-    return new Map<SessionRecord, void>();
-  });
+  private readonly touches = new BatchedCalls<SessionRecord, never>((touched) =>
+    this.store.touchSessions(touched.map((s) => ({ sessionId: s.id, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt }))),
+  );
 
   constructor(
     private readonly store: UserStore & Pick<ChannelStore, 'userMemberships'>,

@@ -18,8 +18,11 @@ export class BatchedCalls<K, V> {
   private pending = new Map<K, Array<Waiter<V>>>();
   private scheduled = false;
 
-  /** `runBatch` returns the value of each key it has one for; a key it leaves out gets `undefined`. */
-  constructor(private readonly runBatch: (keys: K[]) => Promise<Map<K, V>>) {}
+  /**
+   * `runBatch` returns the value of each key it has one for; a key it leaves out gets
+   * `undefined`, as does every key of a batch that returns nothing (a write).
+   */
+  constructor(private readonly runBatch: (keys: K[]) => Promise<Map<K, V> | void>) {}
 
   call(key: K): Promise<V | undefined> {
     return new Promise((resolve, reject) => {
@@ -41,7 +44,7 @@ export class BatchedCalls<K, V> {
   };
 
   private async runChunk(keys: K[], batch: Map<K, Array<Waiter<V>>>): Promise<void> {
-    let found: Map<K, V>;
+    let found: Map<K, V> | void;
     try {
       found = await this.runBatch(keys);
     } catch (err) {
@@ -49,7 +52,7 @@ export class BatchedCalls<K, V> {
       return;
     }
     for (const key of keys) {
-      const value = found.get(key);
+      const value = found?.get(key);
       for (const waiter of batch.get(key)!) waiter.resolve(value);
     }
   }

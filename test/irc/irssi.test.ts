@@ -18,7 +18,7 @@ if (!haveIrssi) {
   console.warn(`[canaduck] SKIPPING irssi tests: ${IRSSI} or ${TMUX} not found (apt-get install irssi tmux; set CANADUCK_REQUIRE_SERVICES=1 to fail instead)`);
 }
 
-const describeIrssi = (mode: Mode, name: string, fn: () => void) => (haveIrssi ? describeInMode(mode, name, fn) : describe.skip(name, fn));
+const describeIrssi = (mode: Mode, name: string, fn: () => void) => (haveIrssi ? describeInMode(mode, name, fn) : describe.skip(`${name} — SKIPPED: ${IRSSI} or ${TMUX} not found`, fn));
 
 /** `HH:MM:SS` of an event's time, as irssi (TZ=UTC) shows it. */
 const clockOf = (event: HttpEvent) => event.ts.slice(11, 19);

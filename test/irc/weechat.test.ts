@@ -16,7 +16,7 @@ if (!haveWeechat) {
   console.warn(`[canaduck] SKIPPING weechat tests: ${WEECHAT} not found (apt-get install weechat-headless; set CANADUCK_REQUIRE_SERVICES=1 to fail instead)`);
 }
 
-const describeWeechat = (mode: Mode, name: string, fn: () => void) => (haveWeechat ? describeInMode(mode, name, fn) : describe.skip(name, fn));
+const describeWeechat = (mode: Mode, name: string, fn: () => void) => (haveWeechat ? describeInMode(mode, name, fn) : describe.skip(`${name} — SKIPPED: ${WEECHAT} not found`, fn));
 
 for (const mode of allModes) {
   describeWeechat(mode, `weechat-headless and HTTP users in one channel (${mode})`, () => {
